@@ -1,0 +1,298 @@
+"""The `audioworkout` command: a thin click layer over :mod:`audioworkout.api`.
+
+Every error a user can cause is printed as one line (`Error: …`) with a non-zero exit, never a
+traceback: 2 for bad content or arguments, 1 for everything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import AudioworkoutError
+
+LEVEL_CHOICE = click.Choice(["beginner", "intermediate", "advanced"])
+ENGINE_CHOICE = click.Choice(["piper", "pico", "gtts"])
+
+
+def friendly_errors(func):
+    """Turn our errors into one line and an exit status."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except AudioworkoutError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; nothing partial was left behind.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def minutes_option(func):
+    return click.option("--minutes", "-m", type=click.FloatRange(5, 60), default=None,
+                        help="Session length in minutes, 5 to 60 (default: the routine's own).")(func)
+
+
+def level_option(func):
+    return click.option("--level", "-l", type=LEVEL_CHOICE, default=None,
+                        help="beginner, intermediate or advanced (default: the routine's own).")(func)
+
+
+def speech_options(func):
+    """The options that choose a voice; shared by `script` and `build`."""
+    options = [
+        click.option("--engine", type=ENGINE_CHOICE, default="piper", show_default=True,
+                     help="Speech engine: piper (offline, default), pico (offline, small) or gtts (online)."),
+        click.option("--voice", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="A Piper voice file (.onnx, with its .onnx.json beside it)."),
+        click.option("--lang", default=None, help="Language: pico en-US|en-GB; gtts e.g. en."),
+        click.option("--tld", default=None, help="gTTS accent by Google domain, e.g. co.uk, com.au."),
+        click.option("--pace", type=click.FloatRange(0.6, 1.6), default=1.0, show_default=True,
+                     help="Speaking rate (1.0 normal; 0.8 slower; 1.2 faster)."),
+        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     envvar="AUDIOWORKOUT_CACHE_DIR", help="Phrase cache folder (env AUDIOWORKOUT_CACHE_DIR)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def make_speaker(engine: str, voice, lang, tld, pace, cache_dir):
+    from .speech import PhraseCache, Speaker, make_engine
+
+    return Speaker(make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld), PhraseCache(cache_dir))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="audioworkout")
+def main():
+    """Turn a workout routine into a voice-guided MP3 you can follow without a screen."""
+
+
+@main.command("list")
+@friendly_errors
+def list_routines():
+    """The bundled routines, their sections and the session lengths each supports."""
+    from . import api
+
+    for name in api.routine_names():
+        summary = api.summarise(api.load_routine(name))
+        click.echo(f"{summary.id}")
+        click.echo(f"  {summary.title}")
+        click.echo(f"  sections: {', '.join(summary.sections)}")
+        click.echo(f"  length: {summary.shortest_minutes} to {summary.longest_minutes} minutes at "
+                   f"{summary.default_level} (default {summary.default_minutes:g} min, {summary.default_level})")
+
+
+@main.command()
+@click.argument("routine")
+@friendly_errors
+def show(routine):
+    """A routine's sections, exercises and settings. ROUTINE is a name or a path to a .yaml file."""
+    from . import api
+
+    r = api.load_routine(routine)
+    click.echo(f"{r.title}  ({r.id})")
+    click.echo(r.description)
+    click.echo(f"Default: {r.minutes:g} minutes, {r.level}")
+    rest = r.rest
+    click.echo("Rest between exercises: " + ", ".join(f"{lv} {s:g} s" for lv, s in rest.between_exercises.items()))
+    click.echo("Rest between sets: " + ", ".join(f"{lv} {s:g} s" for lv, s in rest.between_sets.items())
+               + f"; switching sides {rest.switch_sides:g} s")
+    click.echo("Safety:")
+    for note in r.safety:
+        click.echo(f"  - {note}")
+    for section in r.sections:
+        rounds = "" if max(section.rounds.values()) == 1 else "  rounds " + "/".join(str(v) for v in section.rounds.values())
+        click.echo(f"\n{section.name}  (chimes: {section.chimes}){rounds}")
+        for item in section.items:
+            ex = item.exercise
+            amounts = "/".join(str(ex.amounts[lv]) for lv in ("beginner", "intermediate", "advanced"))
+            sets = "/".join(str(ex.sets[lv]) for lv in ("beginner", "intermediate", "advanced"))
+            sides = "" if ex.sides == "none" else f", {ex.sides} side"
+            click.echo(f"  {ex.name} [{ex.kind}{sides}] {amounts} {ex.unit}, sets {sets} "
+                       f"(beginner/intermediate/advanced), priority {item.priority}")
+            click.echo(f"    setup: {ex.setup}")
+
+
+@main.command()
+@click.argument("routine")
+@minutes_option
+@level_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option("--estimate", is_flag=True, help="Estimate phrase lengths from the text instead of synthesising.")
+@speech_options
+@friendly_errors
+def script(routine, minutes, level, fmt, estimate, engine, voice, lang, tld, pace, cache_dir):
+    """The timed script: every cue with its time, and the total length."""
+    from . import api
+    from .sidecars import script_markdown
+    from .script import print_text
+
+    r = api.load_routine(routine)
+    speaker = None if estimate else make_speaker(engine, voice, lang, tld, pace, cache_dir)
+    _, s = api.plan_session(r, minutes, level, speaker=speaker)
+    if fmt == "json":
+        click.echo(s.to_json())
+    elif fmt == "markdown":
+        click.echo(script_markdown(s))
+    else:
+        for line in print_text(s):
+            click.echo(line)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@friendly_errors
+def validate(files):
+    """Check routine or exercise files; prints one line per file."""
+    from . import api
+
+    for path in files:
+        kind = api.validate_file(path)
+        click.echo(f"{path}: ok ({kind})")
+
+
+@main.command()
+def voices():
+    """The speech engines and voices on this machine, the default, and each voice's licence."""
+    from .speech import list_voices
+
+    for v in list_voices():
+        mark = "*" if v.default else " "
+        state = "available" if v.available else "not available"
+        click.echo(f"{mark} {v.engine:6} {v.voice:28} {v.language:6} {v.sample_rate:>6} Hz  {state}")
+        click.echo(f"         licence: {v.licence}" + (f"; {v.note}" if v.note else ""))
+    click.echo("* default")
+
+
+@main.group()
+def cache():
+    """The phrase cache: synthesised speech kept on disk."""
+
+
+@cache.command("info")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="AUDIOWORKOUT_CACHE_DIR")
+def cache_info(cache_dir):
+    """Where the cache is, its entries and size."""
+    from .speech import PhraseCache
+
+    c = PhraseCache(cache_dir)
+    entries, size = c.info()
+    click.echo(f"{c.directory}: {entries} phrases, {size / 1e6:.1f} MB")
+
+
+@cache.command("clear")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              envvar="AUDIOWORKOUT_CACHE_DIR")
+def cache_clear(cache_dir):
+    """Delete every cached phrase."""
+    from .speech import PhraseCache
+
+    c = PhraseCache(cache_dir)
+    click.echo(f"Removed {c.clear()} phrases from {c.directory}")
+
+
+def _chime_files(values: tuple[str, ...]) -> dict[str, Path]:
+    out = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise click.BadParameter(f"got {value!r}; expected NAME=FILE, e.g. start=bell.wav", param_hint="--chime")
+        out[name.strip()] = Path(path).expanduser()
+    return out
+
+
+class StageProgress:
+    """One progress bar through synthesis, mixing, mastering and encoding (stderr, TTY only)."""
+
+    STAGES = {"synthesising": (0, 55), "mixing": (55, 70), "mastering": (70, 80), "encoding": (80, 100)}
+
+    def __init__(self):
+        self.bar = click.progressbar(length=100, label="building", file=sys.stderr, width=30,
+                                     show_eta=False, show_percent=True)
+        self.bar.__enter__()
+        self.done = 0
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        lo, hi = self.STAGES.get(stage, (0, 100))
+        target = int(lo + (hi - lo) * min(max(fraction, 0.0), 1.0))
+        self.bar.label = f"{stage:12}"
+        if target > self.done:
+            self.bar.update(target - self.done)
+            self.done = target
+
+    def close(self) -> None:
+        self.bar.__exit__(None, None, None)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM behaves like Ctrl-C, so temporary files are cleaned up on the way out."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@main.command()
+@click.argument("routine")
+@minutes_option
+@level_option
+@speech_options
+@click.option("--music", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Background music: a file or a folder of files, looped and ducked under speech.")
+@click.option("--chime", "chime_values", multiple=True, metavar="NAME=FILE",
+              help="Use your own sound for a chime (get_ready, start, halfway, switch, countdown, end, finish).")
+@click.option("--chimes", "chime_set", type=click.Choice(["auto", "bright", "soft"]), default="auto",
+              show_default=True, help="Chime set: each section's own (auto), or bright or soft everywhere.")
+@click.option("--cover", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Cover art (PNG or JPEG) for the MP3 tags.")
+@click.option("--output", "-o", "output_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("output"), show_default=True, help="Folder for the MP3 and its sidecars.")
+@click.option("--bitrate", type=click.Choice(["64", "96", "128", "160", "192"]), default="96", show_default=True,
+              help="MP3 bitrate in kbps (constant).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and its length; write nothing.")
+@friendly_errors
+def build(routine, minutes, level, engine, voice, lang, tld, pace, cache_dir, music, chime_values, chime_set,
+          cover, output_dir, bitrate, dry_run):
+    """Build the MP3 for ROUTINE with its cue sheet, transcript, chapters and plan."""
+    from . import api
+    from .script import clock
+
+    _stop_on_sigterm()
+    r = api.load_routine(routine)
+    bar = StageProgress() if not dry_run and sys.stderr.isatty() else None
+    try:
+        result = api.build(r, minutes, level, engine=engine, voice=voice, lang=lang, tld=tld, pace=pace,
+                           cache_dir=cache_dir, music=music, chime_files=_chime_files(chime_values),
+                           chime_set=chime_set, cover=cover, output_dir=output_dir, bitrate_kbps=int(bitrate),
+                           dry_run=dry_run, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    if dry_run:
+        for span in result.script.spans:
+            indent = "" if span.kind == "section" else "  "
+            amount = f"  {span.amount}" if span.amount else ""
+            click.echo(f"{clock(span.start)}  {indent}{span.title}{amount}")
+        click.echo(f"Total: {clock(result.seconds)} ({result.seconds / 60:.1f} minutes); nothing written (dry run)")
+        return
+    click.echo(f"Wrote {result.mp3}  {clock(result.seconds)} ({result.seconds / 60:.1f} min), "
+               f"{result.loudness_lufs:.1f} LUFS, true peak {result.true_peak_dbtp:.1f} dBTP")
+    for path in result.sidecars:
+        click.echo(f"  {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
