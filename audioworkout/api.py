@@ -42,6 +42,7 @@ class PhraseDurations:
         self.chimes = chimes or ChimeBank()
         self._known: dict[str, float] = {}
         self._unknown: set[str] = set()
+        self._estimates: dict[str, float] = {}
 
     def known(self, text: str) -> float | None:
         if text in self._known:
@@ -57,7 +58,11 @@ class PhraseDurations:
 
     def duration(self, text: str) -> float:
         seconds = self.known(text)
-        return estimate_duration(text) if seconds is None else seconds
+        if seconds is None:
+            seconds = self._estimates.get(text)
+            if seconds is None:
+                seconds = self._estimates[text] = estimate_duration(text)
+        return seconds
 
     def chime_duration(self, name: str, chime_set: str = "bright") -> float:
         return self.chimes.duration(name, chime_set)

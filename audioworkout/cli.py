@@ -88,8 +88,11 @@ def list_routines():
         click.echo(f"{summary.id}")
         click.echo(f"  {summary.title}")
         click.echo(f"  sections: {', '.join(summary.sections)}")
-        click.echo(f"  length: {summary.shortest_minutes} to {summary.longest_minutes} minutes at "
-                   f"{summary.default_level} (default {summary.default_minutes:g} min, {summary.default_level})")
+        if summary.shortest_minutes <= summary.longest_minutes:
+            length = f"{summary.shortest_minutes} to {summary.longest_minutes} minutes"
+        else:
+            length = "no length from 5 to 60 minutes"
+        click.echo(f"  length: {length} at {summary.default_level} (default {summary.default_minutes:g} min)")
 
 
 @main.command()

@@ -229,8 +229,8 @@ def _exercise_fields(r: _Reader, kind: str) -> dict[str, Any]:
     """The fields a routine may override (amounts, sets, limits), validated."""
     out: dict[str, Any] = {}
     if "amounts" in r.data:
-        minimum = 0 if kind in ("reps", "breaths") else 5
-        out["amounts"] = r.per_level("amounts", minimum=minimum)
+        counted = kind in ("reps", "breaths")
+        out["amounts"] = r.per_level("amounts", minimum=0 if counted else 5, strictly_positive=counted)
     if "sets" in r.data:
         out["sets"] = r.per_level("sets", minimum=0)
     if "limits" in r.data:

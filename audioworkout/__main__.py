@@ -1,0 +1,5 @@
+"""`python -m audioworkout` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,213 @@
+"""A small static file server for the output folder (`audioworkout serve`).
+
+So the feed and page can be tried on a phone on the same network before
+publishing. Unlike `python -m http.server` it never lists folders, never leaves
+the folder (no `..`, no symlinks pointing out), answers Range requests (podcast
+apps and browsers need them to seek in MP3s) and sends the MIME types and
+CORS headers podcast apps expect for feeds, chapters and transcripts.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import mimetypes
+import os
+import re
+import sys
+from functools import partial
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from .errors import AudioworkoutError
+
+MIME_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".vtt": "text/vtt; charset=utf-8",
+    ".json": "application/json",
+    ".xml": "application/xml",
+    ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".svg": "image/svg+xml",
+}
+CORS_SUFFIXES = (".vtt", ".json")  # fetched cross-origin by web players
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CHUNK = 64 * 1024
+
+
+def content_type(name: str) -> str:
+    """The MIME type for a file name; feed.xml is announced as an RSS feed."""
+    if name == "feed.xml":
+        return "application/rss+xml; charset=utf-8"
+    suffix = os.path.splitext(name)[1].lower()
+    return MIME_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+    """(first, last) byte for a single Range header; None to ignore it; False if unsatisfiable.
+
+    Multiple ranges and malformed headers are ignored (RFC 9110 lets a server
+    answer those with the whole file).
+    """
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    first, last = m.group(1), m.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            return None  # invalid range: ignore it
+        if start >= size:
+            return False
+        return start, end
+    suffix = int(last)
+    if suffix == 0 or size == 0:
+        return False
+    return max(size - suffix, 0), size - 1
+
+
+class Handler(BaseHTTPRequestHandler):
+    """GET and HEAD for regular files inside one folder; nothing else."""
+
+    server_version = "audioworkout"
+    protocol_version = "HTTP/1.1"
+
+    def __init__(self, *args, directory: Path, **kwargs):
+        self.root = directory
+        super().__init__(*args, **kwargs)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Quiet: a media player makes many requests; only the start banner is printed."""
+
+    def do_GET(self) -> None:
+        self._respond(body=True)
+
+    def do_HEAD(self) -> None:
+        self._respond(body=False)
+
+    def _resolve(self) -> tuple[Path | None, HTTPStatus | None]:
+        """The file a request path names, or the error status to answer with."""
+        raw = urlsplit(self.path).path
+        parts = [unquote(p) for p in raw.split("/")]
+        if any(p == ".." or "\\" in p or "\x00" in p or "/" in p for p in parts):
+            return None, HTTPStatus.FORBIDDEN
+        if any(p.startswith(".") for p in parts if p):
+            return None, HTTPStatus.NOT_FOUND  # hidden files (temp files, .git...) stay private
+        candidate = self.root.joinpath(*[p for p in parts if p])
+        try:
+            real = candidate.resolve(strict=True)
+        except (OSError, RuntimeError):
+            return None, HTTPStatus.NOT_FOUND
+        if not real.is_relative_to(self.root):
+            return None, HTTPStatus.FORBIDDEN  # a symlink pointing out of the folder
+        if real.is_dir():
+            if not raw.endswith("/"):
+                return real, HTTPStatus.MOVED_PERMANENTLY
+            real = real / "index.html"
+            if not real.is_file():
+                return None, HTTPStatus.NOT_FOUND  # no directory listings
+        if not real.is_file():
+            return None, HTTPStatus.NOT_FOUND
+        return real, None
+
+    def _respond(self, body: bool) -> None:
+        path, status = self._resolve()
+        if status == HTTPStatus.MOVED_PERMANENTLY:
+            self.send_response(status)
+            self.send_header("Location", quote(urlsplit(self.path).path) + "/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if status is not None:
+            self.send_error(status)
+            return
+        try:
+            f = open(path, "rb")
+        except OSError:
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        with f:
+            stat = os.fstat(f.fileno())
+            size = stat.st_size
+            wanted = parse_range(self.headers.get("Range"), size)
+            if wanted is False:
+                self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
+                self.send_header("Content-Range", f"bytes */{size}")
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            start, end = wanted if wanted else (0, size - 1)
+            length = end - start + 1 if size else 0
+            self.send_response(HTTPStatus.PARTIAL_CONTENT if wanted else HTTPStatus.OK)
+            self.send_header("Content-Type", content_type(path.name))
+            self.send_header("Content-Length", str(length))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Last-Modified", email.utils.formatdate(stat.st_mtime, usegmt=True))
+            self.send_header("Cache-Control", "no-cache")
+            if wanted:
+                self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+            if path.name.endswith(CORS_SUFFIXES):
+                self.send_header("Access-Control-Allow-Origin", "*")
+            self.end_headers()
+            if not body:
+                return
+            f.seek(start)
+            remaining = length
+            try:
+                while remaining > 0:
+                    chunk = f.read(min(_CHUNK, remaining))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    remaining -= len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # players drop connections when seeking
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """Dropped connections are normal with media players: no tracebacks."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+def make_server(directory: Path, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+    """A ready (bound, not yet serving) server for directory; port 0 picks a free one."""
+    root = Path(directory).resolve()
+    if not root.is_dir():
+        raise AudioworkoutError(f"{directory}: no such folder to serve")
+    try:
+        return _Server((host, port), partial(Handler, directory=root))
+    except OSError as exc:
+        raise AudioworkoutError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def serve(directory: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve directory until Ctrl-C, then close the socket and return."""
+    import click
+
+    server = make_server(directory, host, port)
+    shown_host = host if host not in ("", "0.0.0.0", "::") else "localhost"
+    url = f"http://{shown_host}:{server.server_address[1]}/"
+    click.echo(f"Serving {directory} at {url} (feed: {url}feed.xml); press Ctrl-C to stop.",
+               err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("\nStopped.", err=True)
+    finally:
+        server.server_close()

