@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from .content import Routine, load_routine, routine_names, validate_file  # noqa: F401  (re-exported)
+from .content import Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import UsageError
 from .mastering import dual_mono_loudness, true_peak_dbtp
 from .mp3 import Chapter, TrackTags, write_mp3

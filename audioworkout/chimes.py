@@ -8,7 +8,6 @@ them apart and tests can find them again in a decoded MP3 with
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,47 +141,10 @@ def _rms(x: np.ndarray) -> float:
 
 
 def load_chime_file(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Decode a user's own chime (any format ffmpeg reads) to mono float32 at sample_rate.
+    """Decode a user's own chime (any format ffmpeg reads) to mono float32 at sample_rate."""
+    from .ffmpeg import decode_audio
 
-    Runs ffmpeg directly rather than through pydub: pydub probes non-WAV files
-    with ffprobe, which the imageio-ffmpeg wheel does not ship.
-    """
-    from .ffmpeg import ffmpeg_exe
-
-    path = Path(path)
-    if not path.is_file():
-        reason = "it is a folder" if path.is_dir() else "no such file"
-        raise AudioworkoutError(f"cannot read chime file {path}: {reason}")
-    cmd = [
-        ffmpeg_exe(),
-        "-nostdin",
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-vn",
-        "-af",
-        "aresample=rematrix_maxval=1.0",  # stereo -> mono as the average, never +3 dB
-        "-ac",
-        "1",
-        "-ar",
-        str(int(sample_rate)),
-        "-f",
-        "f32le",
-        "pipe:1",
-    ]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, check=False)
-    except OSError as exc:
-        raise AudioworkoutError(f"cannot read chime file {path}: {exc}") from exc
-    if proc.returncode != 0:
-        lines = proc.stderr.decode(errors="replace").strip().splitlines()
-        reason = lines[-1] if lines else f"ffmpeg exit status {proc.returncode}"
-        raise AudioworkoutError(f"cannot read chime file {path}: {reason[:200]}")
-    samples = np.frombuffer(proc.stdout, dtype="<f4")
-    if samples.size == 0:
-        raise AudioworkoutError(f"cannot read chime file {path}: it holds no audio")
-    return np.clip(samples, -1.0, 1.0).astype(np.float32)
+    return decode_audio(path, sample_rate, what="chime file")
 
 
 def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:

@@ -297,5 +297,39 @@ def build(routine, minutes, level, engine, voice, lang, tld, pace, cache_dir, mu
         click.echo(f"  {path}")
 
 
+@main.command()
+@click.option("--output", "-o", "output_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("output"), show_default=True, help="The folder of built tracks.")
+@click.option("--base-url", default=None,
+              help="Where the folder will be published, e.g. https://example.org/workouts/ (default: the show "
+                   "file's, else http://localhost:8000/ for `audioworkout serve`).")
+@click.option("--config", "show_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Show settings (title, author, owner, description, language, category, cover…) in YAML.")
+@friendly_errors
+def feed(output_dir, base_url, show_file):
+    """Write feed.xml (a podcast feed) and index.html (a web page) for every track in the folder."""
+    from .feed import build_feed
+
+    result = build_feed(output_dir, base_url=base_url, show_file=show_file)
+    click.echo(f"Wrote {result.feed} ({result.items} episodes) and {result.page}")
+    cover = "generated" if result.cover_generated else "from the show file"
+    click.echo(f"  cover: {result.cover} ({cover})")
+    click.echo(f"  subscribe at: {result.feed_url}")
+
+
+@main.command()
+@click.option("--output", "-o", "output_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("output"), show_default=True, help="The folder to serve.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 lets other devices on your network in.")
+@click.option("--port", "-p", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@friendly_errors
+def serve(output_dir, host, port):
+    """Serve the output folder over HTTP (range requests, so players can seek) until Ctrl-C."""
+    from .serve import serve as run_server
+
+    run_server(output_dir, host=host, port=port)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -8,6 +8,10 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
 
 from .errors import AudioworkoutError
 
@@ -41,3 +45,34 @@ def configure_pydub() -> None:
 
     AudioSegment.converter = ffmpeg_exe()
     AudioSegment.ffmpeg = ffmpeg_exe()
+
+
+def decode_audio(source: str | Path | bytes, sample_rate: int, what: str = "audio file") -> np.ndarray:
+    """Decode any file (or bytes) ffmpeg reads to mono float32 at sample_rate.
+
+    Runs ffmpeg directly rather than through pydub: pydub probes non-WAV input with ffprobe,
+    which the imageio-ffmpeg wheel does not ship. Stereo becomes the average of the channels.
+    """
+    data = source if isinstance(source, bytes) else None
+    name = "the downloaded audio" if data is not None else str(source)
+    if data is None:
+        path = Path(source)
+        if not path.is_file():
+            reason = "it is a folder" if path.is_dir() else "no such file"
+            raise AudioworkoutError(f"cannot read {what} {name}: {reason}")
+    cmd = [ffmpeg_exe(), "-nostdin" if data is None else "-hide_banner", "-v", "error",
+           "-i", "pipe:0" if data is not None else name, "-vn",
+           "-af", "aresample=rematrix_maxval=1.0",  # stereo -> mono as the average, never +3 dB
+           "-ac", "1", "-ar", str(int(sample_rate)), "-f", "f32le", "pipe:1"]
+    try:
+        proc = subprocess.run(cmd, input=data, capture_output=True, check=False)
+    except OSError as exc:
+        raise AudioworkoutError(f"cannot read {what} {name}: {exc}") from exc
+    if proc.returncode != 0:
+        lines = proc.stderr.decode(errors="replace").strip().splitlines()
+        reason = lines[-1] if lines else f"ffmpeg exit status {proc.returncode}"
+        raise AudioworkoutError(f"cannot read {what} {name}: {reason[:200]}")
+    samples = np.frombuffer(proc.stdout, dtype="<f4")
+    if samples.size == 0:
+        raise AudioworkoutError(f"cannot read {what} {name}: it holds no audio")
+    return np.clip(samples, -1.0, 1.0).astype(np.float32)

@@ -209,30 +209,6 @@ def fit(routine: Routine, minutes: float, level: str, measure: Callable[[Plan], 
         if abs(measured - target) <= tol:
             return plan
         break
-        # Largest volume whose plain-rest length stays at or under the target…
-        a, b = lo_v, hi_v
-        for _ in range(22):
-            mid = math.sqrt(a * b)
-            if total(mid, 0.0, priority)[0] <= target:
-                a = mid
-            else:
-                b = mid
-        for volume in (a, b):
-            # …then the extra rest (continuous) that lands on it.
-            lo_e, hi_e = floor, EXTRA_REST_MAX
-            for _ in range(24):
-                mid_e = (lo_e + hi_e) / 2
-                if total(volume, mid_e, priority)[0] <= target:
-                    lo_e = mid_e
-                else:
-                    hi_e = mid_e
-            for extra in (lo_e, hi_e):
-                measured, plan = total(volume, extra, priority)
-                if best is None or abs(measured - target) < abs(best[0] - target):
-                    best = (measured, plan)
-        if best is not None and abs(best[0] - target) <= tol:
-            return best[1]
-        break
     shortest, longest = supported_range(routine, level, measure)
     low, high = minutes_range(shortest, longest)
     can = (f"this routine supports {low} to {high} minutes at this level" if low <= high else

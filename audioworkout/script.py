@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Protocol
 
-from .plan import Plan, PlannedExercise, PlannedSection
+from .plan import Plan, PlannedExercise
 
 GAP = 0.3  # silence after every spoken phrase or chime, so nothing runs together
 LEAD_IN = 0.5

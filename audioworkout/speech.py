@@ -26,7 +26,7 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-from .errors import EngineError
+from .errors import AudioworkoutError, EngineError
 from .textnorm import normalise
 
 log = logging.getLogger(__name__)
@@ -287,18 +287,13 @@ class GttsEngine:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def synthesize(self, text: str) -> np.ndarray:
-        from .ffmpeg import configure_pydub
+        from .ffmpeg import decode_audio
 
         mp3 = self._fetch(text)
-        configure_pydub()
-        from pydub import AudioSegment
-
         try:
-            seg = AudioSegment.from_file(io.BytesIO(mp3), format="mp3")
-        except Exception as exc:
+            samples = decode_audio(mp3, self.sample_rate, what="gtts MP3")
+        except AudioworkoutError as exc:
             raise EngineError(f"gtts: could not decode the MP3 from Google: {exc}") from None
-        seg = seg.set_channels(1).set_frame_rate(self.sample_rate).set_sample_width(2)
-        samples = np.frombuffer(seg.raw_data, dtype="<i2").astype(np.float32) / 32768.0
         return trim_silence(samples, self.sample_rate)
 
 

@@ -78,22 +78,11 @@ def music_files(source: Path) -> list[Path]:
 
 
 def _load_music(source: Path, length: int, sample_rate: int) -> np.ndarray:
-    """Music chained (a folder) and looped to the track's length, as float32 mono."""
-    from .ffmpeg import configure_pydub
+    """Music chained (a folder, in name order) and looped to the track's length, as float32 mono."""
+    from .ffmpeg import decode_audio
 
-    configure_pydub()
-    from pydub import AudioSegment
-
-    pieces = []
-    for path in music_files(source):
-        try:
-            seg = AudioSegment.from_file(path).set_channels(1).set_frame_rate(sample_rate).set_sample_width(2)
-        except Exception as exc:
-            raise AudioworkoutError(f"--music: {path}: cannot be decoded ({exc.__class__.__name__})") from None
-        pieces.append(np.frombuffer(seg.raw_data, dtype=np.int16).astype(np.float32) / 32768.0)
+    pieces = [decode_audio(path, sample_rate, what="--music file") for path in music_files(source)]
     chained = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-    if chained.size == 0:
-        raise AudioworkoutError(f"--music: {source}: the audio is empty")
     return np.resize(chained, length)  # np.resize repeats the array to fill
 
 

@@ -306,3 +306,29 @@ def test_base_url_argument_is_checked(tmp_path):
     with pytest.raises(ContentError) as info:
         build_feed(tmp_path, "file:///tmp/x", None)
     assert info.value.field == "base_url"
+
+
+def test_feed_from_three_real_builds(tmp_path, cli):
+    """Three tracks built through the CLI (Pico voice, for speed), then `audioworkout feed`."""
+    from mutagen.mp3 import MP3
+
+    out = tmp_path / "out"
+    for routine, minutes in (("desk-break", 5), ("seven-minute-circuit", 7), ("back-pain", 8)):
+        result = cli("build", routine, "--minutes", minutes, "--engine", "pico", "--output", out)
+        assert result.exit_code == 0, result.output
+    result = cli("feed", "--output", out, "--base-url", "https://example.org/workouts/")
+    assert result.exit_code == 0, result.output
+    assert "3 episodes" in result.output
+    xml = (out / "feed.xml").read_bytes()
+    parsed = feedparser.parse(xml)
+    assert parsed.bozo == 0 and len(parsed.entries) == 3
+    episodes = podcastparser.parse("https://example.org/workouts/feed.xml", io.BytesIO(xml))["episodes"]
+    assert len(episodes) == 3
+    for episode in episodes:
+        enclosure = episode["enclosures"][0]
+        mp3 = out / enclosure["url"].rsplit("/", 1)[1]
+        assert enclosure["file_size"] == mp3.stat().st_size
+        assert episode["total_time"] == round(MP3(mp3).info.length)
+        assert enclosure["mime_type"] == "audio/mpeg"
+    page = (out / "index.html").read_text()
+    assert page.count("<audio") == 3 and "Back Pain Relief" in page

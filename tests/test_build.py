@@ -1,0 +1,287 @@
+"""The whole path as a user runs it: `audioworkout build` with the real Piper voice and real ffmpeg,
+the MP3 decoded back and measured against the cue sheet."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mutagen.id3 import ID3
+from mutagen.mp3 import MP3, BitrateMode
+
+from audioworkout import api
+from audioworkout.chimes import CHIME_FREQUENCIES, dominant_frequency
+from audioworkout.mastering import dual_mono_loudness, true_peak_dbtp
+from audioworkout.mp3 import decode_mp3, read_chapters
+
+MINUTES = 20
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """One 20-minute back-pain build through the CLI, as the README's main command makes it."""
+    out = tmp_path_factory.mktemp("out")
+    from click.testing import CliRunner
+
+    from audioworkout.cli import main
+
+    result = CliRunner().invoke(main, ["build", "back-pain", "--minutes", str(MINUTES), "--output", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    stem = out / f"back-pain-{MINUTES}min-beginner"
+    sheet = json.loads(stem.with_suffix(".json").read_text())
+    samples, rate = decode_mp3(stem.with_suffix(".mp3"))
+    return {"out": out, "stem": stem, "mp3": stem.with_suffix(".mp3"), "sheet": sheet, "samples": samples,
+            "rate": rate, "output": result.output}
+
+
+def _window(built, start: float, end: float) -> np.ndarray:
+    rate = built["rate"]
+    return built["samples"][max(0, int(start * rate)): int(end * rate)]
+
+
+def _db(x: np.ndarray) -> float:
+    return 20 * np.log10(np.sqrt(np.mean(np.square(x, dtype=np.float64))) + 1e-12)
+
+
+def test_mp3_format_and_length(built):
+    info = MP3(built["mp3"]).info
+    assert info.sample_rate == 44100 and info.channels == 1
+    assert info.bitrate == 96000 and info.bitrate_mode in (BitrateMode.CBR, BitrateMode.UNKNOWN)
+    decoded_seconds = len(built["samples"]) / built["rate"]
+    assert abs(decoded_seconds - MINUTES * 60) <= 0.02 * MINUTES * 60
+    assert decoded_seconds == pytest.approx(built["sheet"]["total_seconds"], abs=0.05)
+    assert abs(info.length - decoded_seconds) < 0.06
+    with open(built["mp3"], "rb") as fh:
+        head = fh.read(20000)
+    assert b"Info" in head or b"Xing" in head  # the LAME/Xing header players use for length and seeking
+
+
+def test_loudness_and_true_peak(built):
+    loudness = dual_mono_loudness(built["samples"], built["rate"])
+    assert -17.0 <= loudness <= -15.0
+    assert true_peak_dbtp(built["samples"], built["rate"]) <= -1.0
+    assert re.search(r"-1[56]\.\d LUFS", built["output"])
+
+
+def test_tags_and_chapters(built):
+    tags = ID3(built["mp3"], translate=False)  # as stored: v2.3 frames (TYER), not upgraded
+    assert tags.version == (2, 3, 0)
+    assert "Back Pain" in str(tags["TIT2"]) and f"{MINUTES} min" in str(tags["TIT2"])
+    assert str(tags["TPE1"]) and str(tags["TALB"]) and str(tags["TCON"]) == "Fitness" and str(tags["TYER"])
+    comment = str(tags.getall("COMM")[0])
+    assert "Bridges" in comment and "sharp pain" in comment
+    chapters = read_chapters(built["mp3"])
+    spans = built["sheet"]["chapters"]
+    assert [c.title for c in chapters][: 3] and len(chapters) == len(spans)
+    sections = [c for c in chapters if c.title in {"Warm-up", "Stretch", "Strength", "Cool-down"}]
+    assert len(sections) == 4
+    exercises = [s for s in spans if s["kind"] == "exercise"]
+    assert any("Bridges" in c.title for c in chapters)
+    for chapter, span in zip(sorted(chapters, key=lambda c: c.start), spans):
+        assert chapter.start == pytest.approx(span["start"], abs=0.002)
+    assert len(exercises) >= 10
+    ctoc = tags.getall("CTOC")
+    assert len(ctoc) == 1 and len(ctoc[0].child_element_ids) == len(chapters)
+
+
+def test_chimes_found_by_frequency_at_their_times(built):
+    cues = [c for c in built["sheet"]["cues"] if "chime" in c]
+    checked = set()
+    for cue in cues:
+        if cue["chime_set"] != "bright" or cue["chime"] in checked and cue["chime"] != "start":
+            continue
+        window = _window(built, cue["time"], cue["time"] + cue["duration"])
+        expected = CHIME_FREQUENCIES[cue["chime"]]
+        assert dominant_frequency(window, built["rate"]) == pytest.approx(expected, abs=15), cue
+        checked.add(cue["chime"])
+    assert checked == set(CHIME_FREQUENCIES)
+
+
+def _onset(x: np.ndarray, rate: int, threshold_db: float) -> float:
+    """Seconds to the first 2 ms frame louder than threshold."""
+    frame = int(0.002 * rate)
+    n = len(x) // frame
+    energy = 10 * np.log10(np.mean(np.square(x[: n * frame].reshape(n, frame), dtype=np.float64), axis=1) + 1e-12)
+    loud = np.nonzero(energy > threshold_db)[0]
+    return loud[0] * frame / rate if loud.size else float("inf")
+
+
+def test_every_cue_lands_on_its_time(built):
+    """Each chime starts within 20 ms of its cue time; each phrase within 20 ms plus the voice's own lead-in."""
+    rate = built["rate"]
+    for cue in built["sheet"]["cues"]:
+        before = 0.1
+        window = _window(built, cue["time"] - before, cue["time"] + 0.25)
+        onset = _onset(window, rate, -45) - before
+        if "chime" in cue:
+            assert abs(onset) <= 0.02, cue
+        else:
+            assert -0.02 <= onset <= 0.02 + 0.05, cue  # Piper keeps ≤ 30 ms of its own lead-in
+
+
+def test_speech_where_the_sheet_says_and_silence_elsewhere(built):
+    cues = built["sheet"]["cues"]
+    spoken = [c for c in cues if "text" in c and c["duration"] > 0.6]
+    for cue in spoken[::7]:
+        assert _db(_window(built, cue["time"], cue["time"] + cue["duration"])) > -40, cue
+    gaps = [(a["time"] + a["duration"] + 0.1, b["time"] - 0.1) for a, b in zip(cues, cues[1:])
+            if b["time"] - (a["time"] + a["duration"]) > 1.5]
+    assert len(gaps) > 20
+    for start, end in gaps:
+        assert _db(_window(built, start, end)) < -60, (start, end)
+
+
+def test_sidecars_match_the_audio(built):
+    stem = built["stem"]
+    sheet = built["sheet"]
+    assert sheet["routine"] == "back-pain" and sheet["minutes"] == MINUTES and sheet["level"] == "beginner"
+    vtt = Path(f"{stem}.vtt").read_text()
+    assert vtt.startswith("WEBVTT")
+    first_spoken = next(c for c in sheet["cues"] if "text" in c)
+    stamp = re.search(r"(\d\d):(\d\d):(\d\d)\.(\d\d\d) --> ", vtt)
+    h, m, s, ms = map(int, stamp.groups())
+    assert h * 3600 + m * 60 + s + ms / 1000 == pytest.approx(first_spoken["time"], abs=0.001)
+    assert vtt.count(" --> ") == sum(1 for c in sheet["cues"] if "text" in c)
+    chapters = json.loads(Path(f"{stem}.chapters.json").read_text())
+    assert chapters["version"] and chapters["chapters"][0]["startTime"] >= 0
+    assert [c["startTime"] for c in chapters["chapters"]] == sorted(c["startTime"] for c in chapters["chapters"])
+    plan = Path(f"{stem}.plan.html").read_text()
+    assert "Bridges" in plan and "<table>" in plan
+    assert "| exercise |" in Path(f"{stem}.plan.md").read_text()
+    assert not list(built["out"].glob(".*"))  # no temporary files left
+
+
+def test_rebuild_synthesises_nothing(built):
+    routine = api.load_routine("back-pain")
+    result = api.build(routine, MINUTES, "beginner", output_dir=built["out"] / "again")
+    assert result.phrases_synthesised == 0
+    assert result.seconds == pytest.approx(built["sheet"]["total_seconds"], abs=0.01)
+
+
+def test_dry_run_writes_nothing(cli, tmp_path):
+    result = cli("build", "back-pain", "--minutes", 10, "--output", tmp_path / "out", "--dry-run")
+    assert result.exit_code == 0
+    assert "Bridges" in result.output and "nothing written" in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def _tone_level(x: np.ndarray, rate: int, freq: float) -> float:
+    """Level (dB) of one pure tone in a window: its FFT bin, so speech around it hardly counts."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    k = int(round(freq * len(x) / rate))
+    return 20 * np.log10(spectrum[k - 2: k + 3].max() + 1e-12)
+
+
+def test_music_ducked_under_speech_and_chime_override(cli, tmp_path):
+    rate = 22050
+    t = np.arange(rate * 20) / rate
+    music = tmp_path / "music.wav"
+    _write_wav(music, 0.3 * np.sin(2 * np.pi * 1700 * t), rate)  # 20 s, looped to the track's length
+    bell = tmp_path / "bell.wav"
+    _write_wav(bell, 0.5 * np.sin(2 * np.pi * 1500 * t[: rate // 2]) * np.hanning(rate // 2), rate)
+    out = tmp_path / "out"
+    result = cli("build", "desk-break", "--minutes", 10, "--engine", "pico", "--music", music,
+                 "--chime", f"start={bell}", "--output", out)
+    assert result.exit_code == 0, result.output
+    stem = out / "desk-break-10min-beginner"
+    samples, sr = decode_mp3(stem.with_suffix(".mp3"))
+    sheet = json.loads(stem.with_suffix(".json").read_text())
+    cues = sheet["cues"]
+    under = [_tone_level(samples[int(c["time"] * sr): int((c["time"] + 1.0) * sr)], sr, 1700)
+             for c in cues if "text" in c and c["duration"] > 1.5]
+    gaps = [(a["time"] + a["duration"] + 0.6, b["time"] - 0.3) for a, b in zip(cues, cues[1:])
+            if b["time"] - (a["time"] + a["duration"]) > 3]
+    clear = [_tone_level(samples[int(s * sr): int((s + 1.0) * sr)], sr, 1700) for s, e in gaps if e - s >= 1.0]
+    assert under and clear
+    assert np.median(clear) - np.median(under) >= 12
+    starts = [c for c in cues if c.get("chime") == "start"]
+    for cue in starts[:3]:
+        window = samples[int(cue["time"] * sr): int((cue["time"] + 0.4) * sr)]
+        assert dominant_frequency(window, sr) == pytest.approx(1500, abs=15)
+        assert cue["duration"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_bad_build_options_are_one_line(cli, tmp_path):
+    result = cli("build", "back-pain", "--chime", "bong=x.wav", "--output", tmp_path)
+    assert result.exit_code != 0 and "bong" in result.output and "Traceback" not in result.output
+    result = cli("build", "back-pain", "--voice", tmp_path / "missing.onnx", "--output", tmp_path, "--minutes", 5)
+    assert result.exit_code == 1 and "missing.onnx" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_offline_gtts_fails_fast_and_writes_nothing(tmp_path):
+    env = dict(os.environ, https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
+               AUDIOWORKOUT_CACHE_DIR=str(tmp_path / "cache"))
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "audioworkout", "build", "desk-break", "--engine", "gtts",
+                           "--output", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=60)
+    assert time.monotonic() - start < 15
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--engine piper" in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _build_process(out: Path, cache: Path, minutes: int = 30) -> subprocess.Popen:
+    env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(cache))
+    return subprocess.Popen([sys.executable, "-m", "audioworkout", "build", "back-pain", "--engine", "pico",
+                             "--minutes", str(minutes), "--output", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_part(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if list(out.glob(".*.mp3.*.part")):
+            return
+        if proc.poll() is not None:
+            pytest.fail("the build finished before it could be interrupted")
+        time.sleep(0.01)
+    pytest.fail("no temporary MP3 appeared")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_build_leaves_no_partial_files(tmp_path, sig):
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / "back-pain-30min-beginner.mp3"
+    target.write_bytes(b"previous good file")
+    proc = _build_process(out, tmp_path / "cache")
+    _wait_for_part(out, proc)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert target.read_bytes() == b"previous good file"
+    assert sorted(p.name for p in out.iterdir()) == [target.name]
+
+
+def test_killed_build_leftovers_are_removed_by_the_next_build(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = _build_process(out, tmp_path / "cache")
+    _wait_for_part(out, proc)
+    proc.kill()  # SIGKILL: nothing can clean up in the dying process
+    proc.wait(timeout=60)
+    assert not list(out.glob("*.mp3"))  # the partial file is hidden, never at the target name
+    proc = _build_process(out, tmp_path / "cache", minutes=10)
+    assert proc.wait(timeout=300) == 0
+    assert not list(out.glob(".*"))
+    assert (out / "back-pain-10min-beginner.mp3").is_file()
