@@ -144,7 +144,7 @@ def _with_chime_set(routine: Routine, chime_set: str) -> Routine:
 
 def build(routine: Routine, minutes: float | None = None, level: str | None = None, *,
           engine: str = "piper", voice: Path | None = None, lang: str | None = None, tld: str | None = None,
-          pace: float = 1.0, cache_dir: Path | None = None, music: Path | None = None,
+          pace: float = 1.0, sentence_pause: float = 0.25, cache_dir: Path | None = None, music: Path | None = None,
           chime_files: dict[str, Path] | None = None, chime_set: str = "auto", cover: Path | None = None,
           output_dir: Path = Path("output"), bitrate_kbps: int = 96, artist: str = "audioworkout",
           dry_run: bool = False, progress: Callable[[str, float], None] | None = None) -> BuildResult:
@@ -159,7 +159,8 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     if music is not None:
         music_files(music)  # fail on a bad --music before any work
     cover_bytes, cover_mime = _cover(cover or routine.cover)
-    speaker = Speaker(make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld), PhraseCache(cache_dir))
+    voice_engine = make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld, sentence_pause=sentence_pause)
+    speaker = Speaker(voice_engine, PhraseCache(cache_dir))
     chimes = ChimeBank(chime_files or {})
     plan, script = plan_session(routine, minutes, level, speaker, chimes,
                                 progress=lambda done, total, *_: report("synthesising", done / max(total, 1)))

@@ -57,6 +57,8 @@ def speech_options(func):
         click.option("--tld", default=None, help="gTTS accent by Google domain, e.g. co.uk, com.au."),
         click.option("--pace", type=click.FloatRange(0.6, 1.6), default=1.0, show_default=True,
                      help="Speaking rate (1.0 normal; 0.8 slower; 1.2 faster)."),
+        click.option("--sentence-pause", type=click.FloatRange(0, 2), default=0.25, show_default=True,
+                     help="Seconds of silence between sentences of one phrase (piper, pico)."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      envvar="AUDIOWORKOUT_CACHE_DIR", help="Phrase cache folder (env AUDIOWORKOUT_CACHE_DIR)."),
     ]
@@ -65,10 +67,11 @@ def speech_options(func):
     return func
 
 
-def make_speaker(engine: str, voice, lang, tld, pace, cache_dir):
+def make_speaker(engine: str, voice, lang, tld, pace, sentence_pause, cache_dir):
     from .speech import PhraseCache, Speaker, make_engine
 
-    return Speaker(make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld), PhraseCache(cache_dir))
+    return Speaker(make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld, sentence_pause=sentence_pause),
+                   PhraseCache(cache_dir))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,14 +137,14 @@ def show(routine):
 @click.option("--estimate", is_flag=True, help="Estimate phrase lengths from the text instead of synthesising.")
 @speech_options
 @friendly_errors
-def script(routine, minutes, level, fmt, estimate, engine, voice, lang, tld, pace, cache_dir):
+def script(routine, minutes, level, fmt, estimate, engine, voice, lang, tld, pace, sentence_pause, cache_dir):
     """The timed script: every cue with its time, and the total length."""
     from . import api
     from .sidecars import script_markdown
     from .script import print_text
 
     r = api.load_routine(routine)
-    speaker = None if estimate else make_speaker(engine, voice, lang, tld, pace, cache_dir)
+    speaker = None if estimate else make_speaker(engine, voice, lang, tld, pace, sentence_pause, cache_dir)
     _, s = api.plan_session(r, minutes, level, speaker=speaker)
     if fmt == "json":
         click.echo(s.to_json())
@@ -267,8 +270,8 @@ def _stop_on_sigterm() -> None:
               help="MP3 bitrate in kbps (constant).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and its length; write nothing.")
 @friendly_errors
-def build(routine, minutes, level, engine, voice, lang, tld, pace, cache_dir, music, chime_values, chime_set,
-          cover, output_dir, bitrate, dry_run):
+def build(routine, minutes, level, engine, voice, lang, tld, pace, sentence_pause, cache_dir, music, chime_values,
+          chime_set, cover, output_dir, bitrate, dry_run):
     """Build the MP3 for ROUTINE with its cue sheet, transcript, chapters and plan."""
     from . import api
     from .script import clock
@@ -278,7 +281,7 @@ def build(routine, minutes, level, engine, voice, lang, tld, pace, cache_dir, mu
     bar = StageProgress() if not dry_run and sys.stderr.isatty() else None
     try:
         result = api.build(r, minutes, level, engine=engine, voice=voice, lang=lang, tld=tld, pace=pace,
-                           cache_dir=cache_dir, music=music, chime_files=_chime_files(chime_values),
+                           sentence_pause=sentence_pause, cache_dir=cache_dir, music=music, chime_files=_chime_files(chime_values),
                            chime_set=chime_set, cover=cover, output_dir=output_dir, bitrate_kbps=int(bitrate),
                            dry_run=dry_run, progress=bar)
     finally:

@@ -22,9 +22,9 @@ CHIME_SETS = ("bright", "soft")
 
 
 def content_root() -> Path:
-    """The bundled content folder: the source checkout's content/, else the installed copy."""
+    """The bundled content folder: the installed copy (audioworkout/bundled), else the checkout's content/."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "content", here / "content"):
+    for candidate in (here / "bundled", here.parent / "content"):
         if (candidate / "routines").is_dir():
             return candidate
     return here.parent / "content"

@@ -337,15 +337,18 @@ class FakeEngine:
 # ---------------------------------------------------------------- factory and voice list
 
 def make_engine(name: str, voice: Path | str | None = None, pace: float = 1.0,
-                lang: str | None = None, tld: str | None = None) -> Engine:
-    """Engine by CLI name. For pico, `voice` may name the language ("en-GB") instead of `lang`."""
+                lang: str | None = None, tld: str | None = None, sentence_pause: float = 0.25) -> Engine:
+    """Engine by CLI name. For pico, `voice` may name the language ("en-GB") instead of `lang`.
+
+    gTTS places its own pauses, so `sentence_pause` applies to piper and pico.
+    """
     name = (name or "").strip().lower()
     if name == "piper":
         if lang or tld:
             raise EngineError("piper: --lang/--tld do not apply; choose another voice file with --voice PATH.onnx")
-        return PiperEngine(voice, pace=pace)
+        return PiperEngine(voice, pace=pace, sentence_pause=sentence_pause)
     if name == "pico":
-        return PicoEngine(lang or (str(voice) if voice else "en-US"), pace=pace)
+        return PicoEngine(lang or (str(voice) if voice else "en-US"), pace=pace, sentence_pause=sentence_pause)
     if name == "gtts":
         if voice:
             raise EngineError("gtts: --voice does not apply; use --lang and --tld")

@@ -285,3 +285,16 @@ def test_killed_build_leftovers_are_removed_by_the_next_build(tmp_path):
     assert proc.wait(timeout=300) == 0
     assert not list(out.glob(".*"))
     assert (out / "back-pain-10min-beginner.mp3").is_file()
+
+
+def test_pace_and_sentence_pause_change_real_durations(cli):
+    def safety_cue(*options):
+        result = cli("script", "desk-break", "--engine", "pico", "--format", "json", *options)
+        assert result.exit_code == 0, result.output
+        return next(c for c in json.loads(result.output)["cues"] if c["kind"] == "safety")
+
+    plain = safety_cue("--sentence-pause", 0)
+    paused = safety_cue("--sentence-pause", 1.0)
+    sentences = plain["text"].count(". ") + 1
+    assert paused["duration"] - plain["duration"] == pytest.approx(sentences - 1, abs=0.3 * sentences)
+    assert safety_cue("--pace", 1.3)["duration"] < safety_cue("--pace", 0.8)["duration"] * 0.8
