@@ -175,6 +175,7 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
         return speaker.audio(text), speaker.engine.sample_rate
 
     mix = render(script, speech_audio, chimes, music=music, progress=lambda f: report("mixing", f))
+    speaker.forget_audio()  # the phrases are in the mix now; free them before mastering
     report("mastering", 0.0)
     master_mix(mix)
     loudness = dual_mono_loudness(mix.samples, mix.sample_rate)

@@ -18,7 +18,7 @@ import numpy as np
 from scipy.signal import resample_poly, sosfilt
 
 DUAL_MONO_OFFSET = 10 * np.log10(2.0)  # 3.0103 LU
-_CHUNK = 1 << 20  # samples per processing chunk
+_CHUNK = 1 << 18  # samples per processing chunk: small, so temporaries stay a few MB
 _OVERSAMPLE = 4
 _TP_PAD = 32  # input samples of context each side of a chunk for the resampling filter
 _SAFETY_DB = 0.3  # MP3 encoding overshoots true peak by a few tenths of a dB
@@ -126,12 +126,20 @@ def _limiter_db(
     need = np.maximum(peak_db - ceiling_db, 0.0)
     if not need.any():
         return need
-    idx = np.arange(need.size, dtype=np.float64)
-    ra = _ATTACK_DB_PER_S * block_seconds
-    rr = _RELEASE_DB_PER_S * block_seconds
-    attack = np.maximum.accumulate((need - idx * ra)[::-1])[::-1] + idx * ra
-    release = np.maximum.accumulate(need + idx * rr) - idx * rr
-    red = np.maximum(np.maximum(attack, release), 0.0)
+    # In-place steps: an hour of audio has about 1.3 M blocks, and each temporary costs 10 MB.
+    tilt = np.arange(need.size, dtype=np.float64)
+    tilt *= _ATTACK_DB_PER_S * block_seconds
+    red = need - tilt
+    np.maximum.accumulate(red[::-1], out=red[::-1])
+    red += tilt  # the attack ramp
+    tilt *= _RELEASE_DB_PER_S / _ATTACK_DB_PER_S
+    need += tilt
+    np.maximum.accumulate(need, out=need)
+    need -= tilt  # the release ramp
+    del tilt
+    np.maximum(red, need, out=red)
+    del need
+    np.maximum(red, 0.0, out=red)
     # Hold each block's value over its neighbours so per-sample interpolation
     # between block centres never undercuts a block's own requirement.
     red[1:] = np.maximum(red[1:], red[:-1].copy())
@@ -141,13 +149,14 @@ def _limiter_db(
 
 def _apply_gain(x: np.ndarray, gain_db: float, red_db: np.ndarray, block: int) -> None:
     """x *= gain * limiter curve, in place, chunk by chunk (linear interpolation between blocks)."""
-    g = (10 ** ((gain_db - red_db) / 20)).astype(np.float64)
-    centres = np.arange(g.size) * block + (block - 1) / 2
     for start in range(0, x.shape[0], _CHUNK):
         end = min(x.shape[0], start + _CHUNK)
-        x[start:end] *= np.interp(
-            np.arange(start, end, dtype=np.float64), centres, g
-        ).astype(np.float32)
+        # Only the blocks around this chunk (one beyond each side), so no whole-length temporaries.
+        b0 = max(0, (start - block) // block)
+        b1 = min(red_db.size, end // block + 2)
+        centres = np.arange(b0, b1) * block + (block - 1) / 2
+        g = 10 ** ((gain_db - red_db[b0:b1]) / 20)
+        x[start:end] *= np.interp(np.arange(start, end, dtype=np.float64), centres, g).astype(np.float32)
 
 
 def master(
@@ -177,7 +186,8 @@ def master(
         if not np.isfinite(loud):
             return x  # silence: nothing to normalise
         with np.errstate(divide="ignore"):
-            peak_db = 20 * np.log10(p)
+            peak_db = np.log10(p, out=p)  # in place: p is not needed as amplitudes again
+        peak_db *= 20
         tp = float(peak_db.max())
         if abs(loud - target) <= 0.2 and tp <= aim + 0.1:
             return x
@@ -185,12 +195,15 @@ def master(
         for _ in range(
             10
         ):  # limiting lowers loudness: raise the gain until the prediction lands
+            red = None  # free the last try before the next
             red = _limiter_db(peak_db + gain, aim, block / sample_rate)
             predicted = _gated_loudness(e * 10 ** ((gain - red) / 10), block, step)
             if abs(predicted - target) <= 0.05:
                 break
             gain += target - predicted
+        del e, peak_db
         _apply_gain(x, gain, red, block)
+        del red
     return x
 
 

@@ -609,6 +609,11 @@ class Speaker:
             self._counts[spoken] = len(samples)
             return samples
 
+    def forget_audio(self) -> None:
+        """Drop the phrase audio held in memory (durations stay known); the cache still has it."""
+        with self._lock:
+            self._audio.clear()
+
     def _synthesise(self, spoken: str) -> np.ndarray:
         started = time.perf_counter()
         raw = self.engine.synthesize(spoken)
