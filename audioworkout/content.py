@@ -98,6 +98,7 @@ class Routine:
     sections: tuple[Section, ...]
     path: Path | None = None
     cover: Path | None = None
+    outro: str = "That is the end of the session. Well done."
 
     @property
     def exercises(self) -> list[Exercise]:
@@ -317,7 +318,7 @@ class ExerciseLibrary:
 
 # --------------------------------------------------------------------------- routines
 
-_ROUTINE_KEYS = {"title", "description", "minutes", "level", "safety", "tips", "rest", "sections", "cover"}
+_ROUTINE_KEYS = {"title", "description", "minutes", "level", "safety", "tips", "rest", "sections", "cover", "outro"}
 _SECTION_KEYS = {"name", "intro", "chimes", "rounds", "exercises"}
 _ITEM_KEYS = {"exercise", "priority"} | _OVERRIDE_KEYS
 
@@ -385,6 +386,7 @@ def parse_routine(path: Path, data: Any, library: ExerciseLibrary) -> Routine:
         sections=tuple(sections),
         path=path,
         cover=cover,
+        outro=r.text("outro", default=Routine.outro),
     )
 
 

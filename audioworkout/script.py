@@ -141,10 +141,6 @@ class _Timeline:
         return True
 
 
-def _count_word(n: int) -> str:
-    return str(n)
-
-
 def lay_out(plan: Plan, durations: Durations) -> Script:
     """Turn a plan into timed cues."""
     routine = plan.routine
@@ -178,8 +174,7 @@ def lay_out(plan: Plan, durations: Durations) -> Script:
         spans.append(Span(title, section_start, tl.free_at, "section"))
     tl.section = tl.exercise = None
     tl.chime_set = "bright"
-    outro = "That is the end of the session. Well done. Take a moment to notice how your back feels."
-    tl.say(outro, "outro")
+    tl.say(routine.outro, "outro")
     if routine.tips:
         tip = routine.tips[_tip_index(plan) % len(routine.tips)]
         tl.say(f"A tip before you go: {tip}", "tip")
@@ -271,7 +266,7 @@ def _timed(tl: _Timeline, planned: PlannedExercise, start: float, side: str | No
     else:
         _spread(tl, reminders[:1], tl.free_at, countdown_at)
     for k in range(countdown_from, 0, -1):
-        tl.say(_count_word(k), "countdown", at=max(end - k, tl.free_at))
+        tl.say(str(k), "countdown", at=max(end - k, tl.free_at))
     tl.chime("end", at=max(end, tl.free_at))
 
 
@@ -294,7 +289,7 @@ def _reps(tl: _Timeline, planned: PlannedExercise, side: str | None, first: bool
             text = phase.say
             kind = "pace"
             if p_index == 0:
-                lead = "Last one" if rep == planned.amount and planned.amount > 1 else _count_word(rep)
+                lead = "Last one" if rep == planned.amount and planned.amount > 1 else str(rep)
                 if rep == planned.amount and planned.amount > 1:
                     kind = "last"
                 if ex.sides == "alternating":
