@@ -16,7 +16,6 @@ from typing import Callable
 
 from .content import Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import UsageError
-from .mastering import dual_mono_loudness, true_peak_dbtp
 from .mp3 import Chapter, TrackTags, write_mp3
 from .plan import Plan, fit, minutes_range, supported_range
 from .script import Script, lay_out
@@ -178,8 +177,7 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     speaker.forget_audio()  # the phrases are in the mix now; free them before mastering
     report("mastering", 0.0)
     master_mix(mix)
-    loudness = dual_mono_loudness(mix.samples, mix.sample_rate)
-    peak = true_peak_dbtp(mix.samples, mix.sample_rate)
+    loudness, peak = mix.loudness_lufs, mix.true_peak_dbtp
     report("mastering", 1.0)
     mp3_path = output_dir / f"{stem}.mp3"
     tags = TrackTags(

@@ -166,13 +166,25 @@ def master(
     ceiling_dbtp: float = -1.0,
     inplace: bool = False,
 ) -> np.ndarray:
-    """Bring a mix to the target loudness with true peaks under the ceiling.
+    """Bring a mix to the target loudness with true peaks under the ceiling (see master_measured)."""
+    return master_measured(samples, sample_rate, target_lufs_dual_mono, ceiling_dbtp, inplace)[0]
+
+
+def master_measured(
+    samples: np.ndarray,
+    sample_rate: int,
+    target_lufs_dual_mono: float = -16.0,
+    ceiling_dbtp: float = -1.0,
+    inplace: bool = False,
+) -> tuple[np.ndarray, float, float]:
+    """Master, and return (samples, loudness dual mono LUFS, true peak dBTP) as last verified.
 
     The gain and limiter are solved on per-block data from one analysis pass
     (block peaks scale with gain; loudness is predicted from block energies
     times the block gain), applied in one pass, then verified exactly; a
     further round only runs if the verification misses. Aims 0.3 dB under the
     ceiling to leave room for MP3 overshoot. `inplace=True` saves one copy.
+    The verification pass is also the measurement, so callers need no extra pass.
     """
     x = np.asarray(samples, dtype=np.float32)
     if not inplace or x is not samples:
@@ -184,17 +196,15 @@ def master(
         e, p = _analyse(x, sample_rate, block)
         loud = _gated_loudness(e, block, step)
         if not np.isfinite(loud):
-            return x  # silence: nothing to normalise
+            return x, float("-inf"), float("-inf")  # silence: nothing to normalise
         with np.errstate(divide="ignore"):
             peak_db = np.log10(p, out=p)  # in place: p is not needed as amplitudes again
         peak_db *= 20
         tp = float(peak_db.max())
         if abs(loud - target) <= 0.2 and tp <= aim + 0.1:
-            return x
+            return x, loud + DUAL_MONO_OFFSET, tp
         gain = target - loud
-        for _ in range(
-            10
-        ):  # limiting lowers loudness: raise the gain until the prediction lands
+        for _ in range(10):  # limiting lowers loudness: raise the gain until the prediction lands
             red = None  # free the last try before the next
             red = _limiter_db(peak_db + gain, aim, block / sample_rate)
             predicted = _gated_loudness(e * 10 ** ((gain - red) / 10), block, step)
@@ -204,7 +214,7 @@ def master(
         del e, peak_db
         _apply_gain(x, gain, red, block)
         del red
-    return x
+    return x, dual_mono_loudness(x, sample_rate), true_peak_dbtp(x, sample_rate)
 
 
 def duck_envelope(

@@ -280,23 +280,23 @@ def _spread(tl: _Timeline, reminders: list[str], start: float, deadline: float) 
 
 
 def _reps(tl: _Timeline, planned: PlannedExercise, side: str | None, first: bool) -> None:
+    """Each rep's phases at the tempo; the first phase is led by the count (or "Last one").
+
+    The count, the side and the phase word are separate phrases ("3" "Lift"), so one
+    "Lift" and one "3" serve every exercise: far fewer distinct phrases to synthesise.
+    """
     ex = planned.exercise
     _opening(tl, planned, side, first, float("inf"))
-    labels = ex.side_labels
     for rep in range(1, planned.amount + 1):
         for p_index, phase in enumerate(ex.tempo):
             phase_start = tl.free_at
-            text = phase.say
-            kind = "pace"
             if p_index == 0:
-                lead = "Last one" if rep == planned.amount and planned.amount > 1 else str(rep)
-                if rep == planned.amount and planned.amount > 1:
-                    kind = "last"
+                last = rep == planned.amount and planned.amount > 1
+                tl.say("Last one." if last else str(rep), "last" if last else "pace", at=phase_start)
                 if ex.sides == "alternating":
-                    lead += f", {labels[(rep - 1) % 2]}"
-                text = f"{lead}. {phase.say[0].upper()}{phase.say[1:]}"
-            cue = tl.say(text, kind, at=phase_start)
-            tl.free_at = max(tl.free_at, cue.time + phase.seconds)
+                    tl.say(ex.side_labels[(rep - 1) % 2].capitalize(), "pace")
+            cue = tl.say(phase.say[0].upper() + phase.say[1:], "pace")
+            tl.free_at = max(tl.free_at, phase_start + phase.seconds, cue.end + GAP)
     tl.chime("end")
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import chimes as chime_synth
 from .errors import AudioworkoutError
-from .mastering import duck_envelope, fade, master
+from .mastering import duck_envelope, fade, master_measured
 from .script import Script
 
 MIX_RATE = 22050
@@ -95,6 +95,8 @@ class Mix:
     samples: np.ndarray
     sample_rate: int
     speech_rms: float
+    loudness_lufs: float | None = None  # integrated, dual mono, once mastered
+    true_peak_dbtp: float | None = None
 
 
 def render(script: Script, speech_audio: Callable[[str], tuple[np.ndarray, int]], chimes: ChimeBank,
@@ -136,6 +138,7 @@ def render(script: Script, speech_audio: Callable[[str], tuple[np.ndarray, int]]
 
 
 def master_mix(mix: Mix, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0) -> Mix:
-    """Loudness to −16 LUFS (dual mono) and true peak under −1 dBTP, in place."""
-    master(mix.samples, mix.sample_rate, target_lufs_dual_mono=target_lufs, ceiling_dbtp=ceiling_dbtp, inplace=True)
+    """Loudness to −16 LUFS (dual mono) and true peak under −1 dBTP, in place; records both as measured."""
+    _, mix.loudness_lufs, mix.true_peak_dbtp = master_measured(
+        mix.samples, mix.sample_rate, target_lufs_dual_mono=target_lufs, ceiling_dbtp=ceiling_dbtp, inplace=True)
     return mix

@@ -106,13 +106,16 @@ def test_every_cue_kind_appears():
 def test_cue_details():
     script = _script()
     cues = script.cues
-    text = [c.text or "" for c in cues]
     assert cues[0].kind == "intro"
     assert any(c.kind == "safety" and "professional" in c.text.lower() for c in cues)
     assert cues[-1].chime == "finish"
-    # Rep pacing: counted reps with the tempo words, and "Last one" on the final rep.
-    assert any(re.match(r"^\d+\. Lift", t) for t in text)
-    assert any(t.startswith("Last one.") for t in text)
+    # Rep pacing: each rep counted, then its tempo words; "Last one" on the final rep.
+    counted = [(a, b) for a, b in zip(cues, cues[1:]) if a.kind == "pace" and a.text.isdigit()]
+    assert any(b.text == "Lift" for a, b in counted)
+    numbers = [int(a.text) for a, b in counted if a.exercise == "Bridges"]
+    assert numbers[:3] == [1, 2, 3]
+    lasts = [i for i, c in enumerate(cues) if c.kind == "last" and c.text == "Last one."]
+    assert lasts and all(cues[i + 1].kind == "pace" for i in lasts)
     # Breathing cues for cat-cow.
     breath = [c for c in cues if c.kind == "breath" and c.exercise == "Cat-Cow"]
     assert breath and any("in" in c.text.lower() for c in breath)
