@@ -20,13 +20,15 @@ from .mp3 import Chapter, TrackTags, write_mp3
 from .plan import Plan, fit, minutes_range, supported_range
 from .script import Script, lay_out
 from .sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt, write_atomic
-from .track import ChimeBank, music_files
+from .speech import PhraseCache, Speaker, estimate_duration, make_engine
+from .track import ChimeBank, master_mix, music_files, render
 
 
-def estimate_duration(text: str) -> float:
-    from .speech import estimate_duration as estimate
-
-    return estimate(text)
+def make_speaker(engine: str = "piper", voice: Path | None = None, lang: str | None = None, tld: str | None = None,
+                 pace: float = 1.0, sentence_pause: float = 0.25, cache_dir: Path | None = None) -> Speaker:
+    """A speaker for the named engine, with the phrase cache (default: the user cache dir)."""
+    voice_engine = make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld, sentence_pause=sentence_pause)
+    return Speaker(voice_engine, PhraseCache(cache_dir))
 
 
 class PhraseDurations:
@@ -148,8 +150,6 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
           output_dir: Path = Path("output"), bitrate_kbps: int = 96, artist: str = "audioworkout",
           dry_run: bool = False, progress: Callable[[str, float], None] | None = None) -> BuildResult:
     """Plan, script, synthesise, mix, master and encode one track with its sidecars."""
-    from .speech import PhraseCache, Speaker, make_engine
-    from .track import master_mix, render
 
     report = progress or (lambda stage, fraction: None)
     minutes = routine.minutes if minutes is None else minutes
@@ -158,8 +158,8 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     if music is not None:
         music_files(music)  # fail on a bad --music before any work
     cover_bytes, cover_mime = _cover(cover or routine.cover)
-    voice_engine = make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld, sentence_pause=sentence_pause)
-    speaker = Speaker(voice_engine, PhraseCache(cache_dir))
+    speaker = make_speaker(engine, voice=voice, lang=lang, tld=tld, pace=pace, sentence_pause=sentence_pause,
+                           cache_dir=cache_dir)
     chimes = ChimeBank(chime_files or {})
     plan, script = plan_session(routine, minutes, level, speaker, chimes,
                                 progress=lambda done, total, *_: report("synthesising", done / max(total, 1)))

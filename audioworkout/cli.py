@@ -67,13 +67,6 @@ def speech_options(func):
     return func
 
 
-def make_speaker(engine: str, voice, lang, tld, pace, sentence_pause, cache_dir):
-    from .speech import PhraseCache, Speaker, make_engine
-
-    return Speaker(make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld, sentence_pause=sentence_pause),
-                   PhraseCache(cache_dir))
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="audioworkout")
 def main():
@@ -144,7 +137,7 @@ def script(routine, minutes, level, fmt, estimate, engine, voice, lang, tld, pac
     from .script import print_text
 
     r = api.load_routine(routine)
-    speaker = None if estimate else make_speaker(engine, voice, lang, tld, pace, sentence_pause, cache_dir)
+    speaker = None if estimate else api.make_speaker(engine, voice, lang, tld, pace, sentence_pause, cache_dir)
     _, s = api.plan_session(r, minutes, level, speaker=speaker)
     if fmt == "json":
         click.echo(s.to_json())

@@ -130,9 +130,6 @@ class _Timeline:
         self.free_at = cue.end + GAP
         return cue
 
-    def fits(self, text: str, deadline: float) -> bool:
-        return self.free_at + self.durations.duration(text) + GAP <= deadline
-
     def say_if_fits(self, text: str, kind: str, deadline: float, at: float | None = None) -> bool:
         start = max(self.free_at, at if at is not None else 0.0)
         if start + self.durations.duration(text) + GAP > deadline:
@@ -147,28 +144,27 @@ def lay_out(plan: Plan, durations: Durations) -> Script:
     tl = _Timeline(durations, plan.level)
     tl.free_at = LEAD_IN
     tl.say(f"Welcome to {routine.title}. {routine.description}", "intro")
-    level_minutes = f"This session is about {round(plan.target_seconds / 60) if plan.target_seconds else ''} minutes at {plan.level} level."
     if plan.target_seconds:
-        tl.say(level_minutes, "intro")
+        tl.say(f"This session is about {round(plan.target_seconds / 60)} minutes at {plan.level} level.", "intro")
     tl.say("Before we start: " + " ".join(routine.safety), "safety")
     tl.say("A bell starts each exercise, and a low tone ends it. Three short beeps count you in.", "intro")
     spans: list[Span] = []
-    planned_sections = plan.sections
-    for s_index, section in enumerate(planned_sections):
+    number = 0  # sections are numbered once, however many rounds they repeat
+    for section in plan.sections:
         section_start = tl.free_at
         tl.section, tl.exercise, tl.chime_set = section.name, None, section.chimes
-        number = sum(1 for s in planned_sections[: s_index + 1] if s.round == 1)
         if section.round == 1:
+            number += 1
             intro = f"Section {number}: {section.name}. {section.intro}"
         else:
             intro = f"{section.name}, round {section.round} of {section.rounds}."
         if section.rounds > 1 and section.round == 1:
             intro += f" We will go through it {section.rounds} times."
         tl.say(intro, "section")
-        for e_index, planned in enumerate(section.exercises):
+        for planned in section.exercises:
             start = tl.free_at
             tl.exercise = planned.name
-            _exercise(tl, planned, first_in_section=e_index == 0)
+            _exercise(tl, planned)
             spans.append(Span(planned.name, start, tl.free_at, "exercise", section.name, planned.amount_text()))
         title = section.name if section.rounds == 1 else f"{section.name}, round {section.round}"
         spans.append(Span(title, section_start, tl.free_at, "section"))
@@ -190,7 +186,7 @@ def _tip_index(plan: Plan) -> int:
     return int(plan.target_seconds // 60) + ("beginner", "intermediate", "advanced").index(plan.level)
 
 
-def _exercise(tl: _Timeline, planned: PlannedExercise, first_in_section: bool) -> None:
+def _exercise(tl: _Timeline, planned: PlannedExercise) -> None:
     ex = planned.exercise
     # The transition: what is next, how to set up, then 3-2-1 beeps into the start bell.
     t0 = tl.free_at
@@ -209,7 +205,7 @@ def _exercise(tl: _Timeline, planned: PlannedExercise, first_in_section: bool) -
                 switch = tl.chime("switch")
                 tl.say(f"Switch sides. Now your {side}.", "switch")
                 tl.chime("start", at=max(tl.free_at, switch.time + planned.switch_sides))
-            _work(tl, planned, set_no, side, first=set_no == 1 and side_no == 0)
+            _work(tl, planned, side, first=set_no == 1 and side_no == 0)
         if set_no < planned.sets:
             rest_start = tl.free_at
             tl.say(f"Rest. Set {set_no + 1} of {planned.sets} is next.", "rest")
@@ -223,13 +219,11 @@ def _count_in(tl: _Timeline, start_at: float) -> None:
     tl.chime("start", at=start_at)
 
 
-def _work(tl: _Timeline, planned: PlannedExercise, set_no: int, side: str | None, first: bool) -> None:
+def _work(tl: _Timeline, planned: PlannedExercise, side: str | None, first: bool) -> None:
     """One set (or one side of a set) of work, starting at the bell just placed."""
     ex = planned.exercise
-    bell = tl.cues[-1]
-    start = bell.time
     if ex.kind in ("timed", "hold"):
-        _timed(tl, planned, start, side, first)
+        _timed(tl, planned, tl.cues[-1].time, side, first)
     elif ex.kind == "reps":
         _reps(tl, planned, side, first)
     else:

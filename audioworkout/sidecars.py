@@ -12,6 +12,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from .content import Exercise
 from .plan import Plan
 from .script import Script, clock
 
@@ -83,9 +84,14 @@ def script_markdown(script: Script) -> str:
     return "\n".join(out)
 
 
-def _plan_rows(script: Script, plan: Plan) -> list[tuple[str, str, str, str]]:
+def _plan_rows(script: Script) -> list[tuple[str, str, str, str]]:
     """(time, section, exercise, amount) for each exercise in order."""
     return [(clock(s.start), s.section or "", s.title, s.amount or "") for s in script.spans if s.kind == "exercise"]
+
+
+def _distinct_exercises(plan: Plan) -> list[Exercise]:
+    """Each exercise once, in the order it first comes (rounds and sets repeat them)."""
+    return list({ex.exercise.id: ex.exercise for ex in plan.exercises}.values())
 
 
 def plan_markdown(script: Script, plan: Plan) -> str:
@@ -94,14 +100,9 @@ def plan_markdown(script: Script, plan: Plan) -> str:
            f"**{plan.level.capitalize()} · {clock(script.total_seconds)}**", "", "## Safety", ""]
     out += [f"- {note}" for note in routine.safety]
     out += ["", "## The workout", "", "| time | section | exercise | amount |", "| --- | --- | --- | --- |"]
-    out += [f"| {t} | {s} | {e} | {a} |" for t, s, e, a in _plan_rows(script, plan)]
+    out += [f"| {t} | {s} | {e} | {a} |" for t, s, e, a in _plan_rows(script)]
     out += ["", "## How to do each exercise", ""]
-    seen = set()
-    for ex in plan.exercises:
-        if ex.exercise.id in seen:
-            continue
-        seen.add(ex.exercise.id)
-        e = ex.exercise
+    for e in _distinct_exercises(plan):
         out += [f"### {e.name}", "", f"**Set up:** {e.setup}", ""] + [f"- {c}" for c in e.cues + e.form]
         out += ["", f"**Breathing:** {e.breathing}", f"**Easier:** {e.easier}", f"**Harder:** {e.harder}", ""]
     return "\n".join(out)
@@ -112,14 +113,10 @@ def plan_html(script: Script, plan: Plan) -> str:
     esc = html.escape
     routine = plan.routine
     rows = "".join(f"<tr><td>{esc(t)}</td><td>{esc(s)}</td><td>{esc(e)}</td><td>{esc(a)}</td></tr>"
-                   for t, s, e, a in _plan_rows(script, plan))
+                   for t, s, e, a in _plan_rows(script))
     safety = "".join(f"<li>{esc(n)}</li>" for n in routine.safety)
-    how, seen = [], set()
-    for ex in plan.exercises:
-        e = ex.exercise
-        if e.id in seen:
-            continue
-        seen.add(e.id)
+    how = []
+    for e in _distinct_exercises(plan):
         cues = "".join(f"<li>{esc(c)}</li>" for c in e.cues + e.form)
         how.append(f"<section><h3>{esc(e.name)}</h3><p><b>Set up:</b> {esc(e.setup)}</p><ul>{cues}</ul>"
                    f"<p><b>Breathing:</b> {esc(e.breathing)}<br><b>Easier:</b> {esc(e.easier)}<br>"
