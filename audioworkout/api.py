@@ -25,9 +25,11 @@ from .track import ChimeBank, master_mix, music_files, render
 
 
 def make_speaker(engine: str = "piper", voice: Path | None = None, lang: str | None = None, tld: str | None = None,
-                 pace: float = 1.0, sentence_pause: float = 0.25, cache_dir: Path | None = None) -> Speaker:
+                 pace: float = 1.0, sentence_pause: float = 0.25, cache_dir: Path | None = None,
+                 jobs: int | None = None) -> Speaker:
     """A speaker for the named engine, with the phrase cache (default: the user cache dir)."""
-    voice_engine = make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld, sentence_pause=sentence_pause)
+    voice_engine = make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld, sentence_pause=sentence_pause,
+                               jobs=jobs)
     return Speaker(voice_engine, PhraseCache(cache_dir))
 
 
@@ -145,7 +147,8 @@ def _with_chime_set(routine: Routine, chime_set: str) -> Routine:
 
 def build(routine: Routine, minutes: float | None = None, level: str | None = None, *,
           engine: str = "piper", voice: Path | None = None, lang: str | None = None, tld: str | None = None,
-          pace: float = 1.0, sentence_pause: float = 0.25, cache_dir: Path | None = None, music: Path | None = None,
+          pace: float = 1.0, sentence_pause: float = 0.25, cache_dir: Path | None = None, jobs: int | None = None,
+          music: Path | None = None,
           chime_files: dict[str, Path] | None = None, chime_set: str = "auto", cover: Path | None = None,
           output_dir: Path = Path("output"), bitrate_kbps: int = 96, artist: str = "audioworkout",
           dry_run: bool = False, progress: Callable[[str, float], None] | None = None) -> BuildResult:
@@ -159,7 +162,7 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
         music_files(music)  # fail on a bad --music before any work
     cover_bytes, cover_mime = _cover(cover or routine.cover)
     speaker = make_speaker(engine, voice=voice, lang=lang, tld=tld, pace=pace, sentence_pause=sentence_pause,
-                           cache_dir=cache_dir)
+                           cache_dir=cache_dir, jobs=jobs)
     chimes = ChimeBank(chime_files or {})
     plan, script = plan_session(routine, minutes, level, speaker, chimes,
                                 progress=lambda done, total, *_: report("synthesising", done / max(total, 1)))

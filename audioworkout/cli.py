@@ -61,6 +61,8 @@ def speech_options(func):
                      help="Seconds of silence between sentences of one phrase (piper, pico)."),
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      envvar="AUDIOWORKOUT_CACHE_DIR", help="Phrase cache folder (env AUDIOWORKOUT_CACHE_DIR)."),
+        click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
+                     help="Phrases piper synthesises at once (default: one per CPU core, at most 8)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -130,14 +132,14 @@ def show(routine):
 @click.option("--estimate", is_flag=True, help="Estimate phrase lengths from the text instead of synthesising.")
 @speech_options
 @friendly_errors
-def script(routine, minutes, level, fmt, estimate, engine, voice, lang, tld, pace, sentence_pause, cache_dir):
+def script(routine, minutes, level, fmt, estimate, engine, voice, lang, tld, pace, sentence_pause, cache_dir, jobs):
     """The timed script: every cue with its time, and the total length."""
     from . import api
     from .sidecars import script_markdown
     from .script import print_text
 
     r = api.load_routine(routine)
-    speaker = None if estimate else api.make_speaker(engine, voice, lang, tld, pace, sentence_pause, cache_dir)
+    speaker = None if estimate else api.make_speaker(engine, voice, lang, tld, pace, sentence_pause, cache_dir, jobs)
     _, s = api.plan_session(r, minutes, level, speaker=speaker)
     if fmt == "json":
         click.echo(s.to_json())
@@ -263,7 +265,7 @@ def _stop_on_sigterm() -> None:
               help="MP3 bitrate in kbps (constant).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and its length; write nothing.")
 @friendly_errors
-def build(routine, minutes, level, engine, voice, lang, tld, pace, sentence_pause, cache_dir, music, chime_values,
+def build(routine, minutes, level, engine, voice, lang, tld, pace, sentence_pause, cache_dir, jobs, music, chime_values,
           chime_set, cover, output_dir, bitrate, dry_run):
     """Build the MP3 for ROUTINE with its cue sheet, transcript, chapters and plan."""
     from . import api
@@ -274,7 +276,7 @@ def build(routine, minutes, level, engine, voice, lang, tld, pace, sentence_paus
     bar = StageProgress() if not dry_run and sys.stderr.isatty() else None
     try:
         result = api.build(r, minutes, level, engine=engine, voice=voice, lang=lang, tld=tld, pace=pace,
-                           sentence_pause=sentence_pause, cache_dir=cache_dir, music=music, chime_files=_chime_files(chime_values),
+                           sentence_pause=sentence_pause, cache_dir=cache_dir, jobs=jobs, music=music, chime_files=_chime_files(chime_values),
                            chime_set=chime_set, cover=cover, output_dir=output_dir, bitrate_kbps=int(bitrate),
                            dry_run=dry_run, progress=bar)
     finally:

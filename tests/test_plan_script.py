@@ -75,6 +75,12 @@ def test_unreachable_length_is_refused_with_the_range(cli):
     assert result.exit_code == 2 and "5<=x<=60" in result.output.replace(" ", "")
 
 
+def test_jobs_option_is_checked(cli):
+    result = cli("script", "back-pain", "--minutes", 5, "--jobs", 0)
+    assert result.exit_code == 2 and "--jobs" in result.output and "1<=x<=64" in result.output.replace(" ", "")
+    assert cli("script", "back-pain", "--minutes", 5, "--jobs", 2, "--estimate").exit_code == 0
+
+
 def _check_script(script):
     cues = script.cues
     times = [c.time for c in cues]

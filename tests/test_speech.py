@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -230,6 +231,88 @@ def test_known_duration_and_prefetch(cache):
     assert fresh.known_duration("Stop") == pytest.approx(0.34, abs=1e-4)
     fresh.prefetch(["Go", "Stop"])
     assert fresh.engine.calls == []
+
+
+class Slow:
+    """A fake engine that takes 50 ms a phrase, may fail on one, and records how many ran at once."""
+
+    def __init__(self, jobs, fail_on=None):
+        self.inner, self.jobs, self.fail_on = FakeEngine(), jobs, fail_on
+        self.name, self.sample_rate = "fake", self.inner.sample_rate
+        self.calls, self.running, self.most = [], 0, 0
+        self._lock = threading.Lock()
+
+    def cache_key(self):
+        return self.inner.cache_key()
+
+    def synthesize(self, text):
+        with self._lock:
+            self.calls.append(text)
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            time.sleep(0.05)
+            if text == self.fail_on:
+                raise EngineError(f"fake: cannot say {text!r}")
+            return self.inner.synthesize(text)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_parallel_prefetch_synthesises_each_phrase_once_with_its_own_audio(cache):
+    engine = Slow(jobs=3)
+    sp = Speaker(engine, cache)
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    texts = [f"Phrase {w}" + " and more" * (i % 4) for i, w in enumerate(words)]
+    seen = []
+    sp.prefetch(texts + texts[::-1], progress=lambda d, t, x: seen.append((d, t, x)))
+    assert sorted(engine.calls) == sorted(texts) and engine.most == 3
+    assert [d for d, _, _ in seen] == list(range(1, 13)) and {t for _, t, _ in seen} == {12}
+    assert sorted(x for _, _, x in seen) == sorted(texts)
+    for text in texts:  # each phrase kept its own audio, not a neighbour's
+        assert sp.known_duration(text) == pytest.approx(FakeEngine.expected_duration(text), abs=1e-4)
+        assert len(sp.audio(text)) == round(FakeEngine.expected_duration(text) * engine.sample_rate)
+    assert sp.stats.synthesised == 12
+    again = Speaker(Counting(FakeEngine()), cache)
+    again.prefetch(texts)
+    assert again.engine.calls == []  # all twelve reached the disk cache
+
+
+def test_parallel_prefetch_stops_at_the_first_failure(cache):
+    texts = [f"Phrase {w}" for w in "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima "
+             "mike november oscar papa quebec romeo sierra tango".split()]
+    engine = Slow(jobs=2, fail_on=sorted(texts, key=len, reverse=True)[1])  # among the first started
+    sp = Speaker(engine, cache)
+    with pytest.raises(EngineError, match="cannot say"):
+        sp.prefetch(texts)
+    assert len(engine.calls) <= 6  # the queued phrases were cancelled, not synthesised
+    assert engine.running == 0  # and no worker is left running
+
+
+def test_piper_parallel_jobs_give_each_phrase_its_own_speech(tmp_path):
+    """Two phrases at a time through one real Piper model: every phrase's audio is its own."""
+    texts = ["Go.", "Hold it there.", "Rest.", "Switch sides and repeat on the other leg.",
+             "Lie on your back with your knees bent and your feet flat on the floor.",
+             "Breathe in slowly through your nose, and out through your mouth."]
+    serial = PiperEngine(jobs=1)
+    reference = {t: len(serial.synthesize(t)) / serial.sample_rate for t in texts}
+    parallel = Speaker(PiperEngine(jobs=2), PhraseCache(tmp_path / "cache"))
+    parallel.prefetch(texts)
+    assert parallel.stats.synthesised == len(texts)
+    for text in texts:
+        audio = parallel.audio(text)
+        # VITS draws its phoneme lengths with noise, so a phrase varies by a few per cent run to run;
+        # a phrase given a neighbour's audio would be off by 50 % or more.
+        assert len(audio) / 22050 == pytest.approx(reference[text], rel=0.2), text
+        assert rms(audio) > 0.03 and np.abs(audio).max() <= 1.0
+    assert (str(Path(serial.model).resolve()), 1) in speech._PIPER_VOICES  # a single-threaded session
+
+
+def test_jobs_must_be_positive():
+    with pytest.raises(EngineError, match="jobs"):
+        make_engine("piper", jobs=0)
+    assert PiperEngine().jobs == speech.default_jobs() >= 1
 
 
 def _entry(cache, engine, text):
