@@ -20,6 +20,8 @@ from audioworkout.chimes import (
 )
 from audioworkout.errors import AudioworkoutError
 from audioworkout.mastering import (
+    TruePeaks,
+    _block_size,
     dual_mono_loudness,
     duck_envelope,
     fade,
@@ -171,6 +173,27 @@ def test_true_peak_sees_intersample_peaks():
     )  # samples at +-0.354
     assert abs(true_peak_dbtp(x, rate) - 20 * np.log10(0.5)) < 0.2
     assert 20 * np.log10(np.abs(x).max()) < -8.5
+
+
+def test_true_peaks_exact_where_refined_and_an_upper_bound_elsewhere():
+    from scipy.signal import resample_poly
+
+    rate = 22050
+    x = _speechlike(20, rate, level=0.5, seed=3)
+    block, _ = _block_size(rate)
+    up = np.abs(resample_poly(x.astype(np.float64), 4, 1))
+    full = np.concatenate([up, np.zeros(-up.size % (block * 4))]).reshape(-1, block * 4).max(axis=1)
+    floor = 0.25 * np.abs(x).max()
+    peaks = TruePeaks(x, block).refine(floor)
+    assert 0.05 < peaks.exact.mean() < 0.8  # it oversampled some blocks and skipped others
+    np.testing.assert_allclose(peaks.values[peaks.exact], full[peaks.exact], rtol=1e-5, atol=1e-7)
+    skipped = ~peaks.exact
+    assert (peaks.values[skipped] >= full[skipped] * (1 - 1e-6)).all()  # a bound never under-reads
+    assert (peaks.values[skipped] < floor).all()
+    assert peaks.max() == pytest.approx(full.max(), rel=1e-5)
+    peaks.refine(0.0)  # refining further makes every block exact
+    assert peaks.exact.all()
+    np.testing.assert_allclose(peaks.values, full, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("rate", [44100, 48000, 22050])
