@@ -113,11 +113,14 @@ class TruePeaks:
         self.x, self.block = x, block
         taps, gain = _interpolator()
         self._taps = taps
-        near = _sample_peaks(x, block)
-        self.loudest_sample = float(near.max()) if near.size else 0.0
-        near[1:] = np.maximum(near[1:], near[:-1].copy())
-        near[:-1] = np.maximum(near[:-1], near[1:].copy())  # reach (10 samples) < one block
-        self.values = near.astype(np.float64) * gain
+        own = _sample_peaks(x, block)
+        self.loudest_sample = float(own.max()) if own.size else 0.0
+        near = own.copy()  # the loudest sample within reach (10 samples < one block)
+        np.maximum(near[1:], own[:-1], out=near[1:])
+        np.maximum(near[:-1], own[1:], out=near[:-1])
+        del own
+        near *= np.float32(gain)
+        self.values = near  # float32: an hour is 1.3 M blocks
         self.exact = np.zeros(self.values.size, dtype=bool)
 
     def refine(self, floor: float) -> "TruePeaks":
@@ -183,31 +186,49 @@ def true_peak_dbtp(samples: np.ndarray, sample_rate: int) -> float:
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
-def _limiter_db(
-    peak_db: np.ndarray, ceiling_db: float, block_seconds: float
-) -> np.ndarray:
-    """Per-block gain reduction (dB, >= 0) that keeps every block under the ceiling.
+def _limiter_db(peak_db: np.ndarray, gain_db: float, ceiling_db: float, block_seconds: float) -> np.ndarray:
+    """Per-block gain reduction (dB, >= 0, float32) that keeps every block of `peak_db + gain_db` under the ceiling.
 
     The reduction ramps in linearly (in dB) *before* each peak and recovers
     linearly after it; both ramps are a running max of a tilted sequence, i.e.
-    one np.maximum.accumulate each way instead of a per-sample loop.
+    one np.maximum.accumulate each way instead of a per-sample loop. Only the
+    stretches around blocks over the ceiling are solved (elsewhere the reduction
+    is exactly zero), so an hour of audio costs one float32 array, not several
+    float64 temporaries of 1.3 M blocks each.
     """
-    need = np.maximum(peak_db - ceiling_db, 0.0)
-    if not need.any():
-        return need
-    # In-place steps: an hour of audio has about 1.3 M blocks, and each temporary costs 10 MB.
-    tilt = np.arange(need.size, dtype=np.float64)
-    tilt *= _ATTACK_DB_PER_S * block_seconds
+    red = np.zeros(peak_db.size, dtype=np.float32)
+    over = np.flatnonzero(peak_db > ceiling_db - gain_db)
+    if over.size == 0:
+        return red
+    need = peak_db[over].astype(np.float64) + (gain_db - ceiling_db)
+    attack = _ATTACK_DB_PER_S * block_seconds  # dB per block
+    release = _RELEASE_DB_PER_S * block_seconds
+    # Each ramp reaches need/attack blocks before its peak and need/release after; one more
+    # block each side for the hold below. Overlapping reaches merge into one stretch.
+    lo = np.maximum(over - np.ceil(need / attack).astype(np.int64) - 2, 0)
+    hi = np.minimum(over + np.ceil(need / release).astype(np.int64) + 3, peak_db.size)
+    reach = np.maximum.accumulate(hi)
+    starts = np.flatnonzero(np.concatenate([[True], lo[1:] >= reach[:-1]]))
+    ends = np.concatenate([starts[1:], [over.size]])
+    for first, last in zip(starts, ends):
+        s0, s1 = int(lo[first:last].min()), int(reach[last - 1])
+        local = np.zeros(s1 - s0)
+        local[over[first:last] - s0] = need[first:last]
+        red[s0:s1] = _ramped(local, attack, release)
+    return red
+
+
+def _ramped(need: np.ndarray, attack: float, release: float) -> np.ndarray:
+    """Attack and release ramps around each needed reduction, held over each block's neighbours."""
+    tilt = np.arange(need.size, dtype=np.float64) * attack
     red = need - tilt
     np.maximum.accumulate(red[::-1], out=red[::-1])
     red += tilt  # the attack ramp
-    tilt *= _RELEASE_DB_PER_S / _ATTACK_DB_PER_S
-    need += tilt
-    np.maximum.accumulate(need, out=need)
-    need -= tilt  # the release ramp
-    del tilt
-    np.maximum(red, need, out=red)
-    del need
+    tilt *= release / attack
+    after = need + tilt
+    np.maximum.accumulate(after, out=after)
+    after -= tilt  # the release ramp
+    np.maximum(red, after, out=red)
     np.maximum(red, 0.0, out=red)
     # Hold each block's value over its neighbours so per-sample interpolation
     # between block centres never undercuts a block's own requirement.
@@ -277,8 +298,8 @@ def master_measured(
         while True:
             for _ in range(10):  # limiting lowers loudness: raise the gain until the prediction lands
                 red = None  # free the last try before the next
-                red = _limiter_db(peak_db + gain, aim, block / sample_rate)
-                predicted = _gated_loudness(e * 10 ** ((gain - red) / 10), block, step)
+                red = _limiter_db(peak_db, gain, aim, block / sample_rate)
+                predicted = _gated_loudness(_gained(e, gain, red), block, step)
                 if abs(predicted - target) <= 0.05:
                     break
                 gain += target - predicted
@@ -295,7 +316,17 @@ def master_measured(
 
 def _peaks_db(peaks: TruePeaks) -> np.ndarray:
     with np.errstate(divide="ignore"):
-        return 20 * np.log10(peaks.values)
+        db = np.log10(peaks.values)
+    db *= 20
+    return db
+
+
+def _gained(energy: np.ndarray, gain_db: float, red_db: np.ndarray) -> np.ndarray:
+    """Block energies after the gain and the (sparse) limiter reduction."""
+    out = energy * 10 ** (gain_db / 10)
+    limited = np.flatnonzero(red_db)
+    out[limited] *= 10 ** (-red_db[limited].astype(np.float64) / 10)
+    return out
 
 
 def duck_envelope(

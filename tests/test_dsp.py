@@ -22,6 +22,7 @@ from audioworkout.errors import AudioworkoutError
 from audioworkout.mastering import (
     TruePeaks,
     _block_size,
+    _limiter_db,
     dual_mono_loudness,
     duck_envelope,
     fade,
@@ -194,6 +195,38 @@ def test_true_peaks_exact_where_refined_and_an_upper_bound_elsewhere():
     peaks.refine(0.0)  # refining further makes every block exact
     assert peaks.exact.all()
     np.testing.assert_allclose(peaks.values, full, rtol=1e-5, atol=1e-7)
+
+
+def _dense_limiter(peak_db, ceiling_db, attack, release):
+    """The limiter's definition, block by block: every block's reduction is the largest of
+    each peak's need minus `attack` dB per block before it and `release` dB per block after,
+    then held over its neighbours."""
+    n = peak_db.size
+    need = np.maximum(peak_db - ceiling_db, 0.0)
+    red = np.zeros(n)
+    for i in np.flatnonzero(need):
+        j = np.arange(n)
+        ramp = np.where(j <= i, need[i] - (i - j) * attack, need[i] - (j - i) * release)
+        red = np.maximum(red, ramp)
+    red = np.maximum(red, 0.0)
+    held = red.copy()
+    held[1:] = np.maximum(held[1:], red[:-1])
+    held[:-1] = np.maximum(held[:-1], red[1:])
+    return held
+
+
+def test_limiter_matches_its_definition_around_sparse_peaks():
+    rng = np.random.default_rng(7)
+    peak_db = rng.uniform(-40, -8, 3000)
+    peak_db[[0, 5, 9, 400, 401, 1500, 1530, 2999]] = [-1, 2, -3, 4, 6, -2, 1, 3]  # edges, overlaps, lone
+    block_seconds = 63 / 22050
+    for gain in (0.0, 3.0):
+        ours = _limiter_db(peak_db, gain, -1.3, block_seconds)
+        attack, release = 6.0 / 0.003 * block_seconds, 6.0 / 0.080 * block_seconds
+        want = _dense_limiter(peak_db + gain, -1.3, attack, release)
+        np.testing.assert_allclose(ours, want, atol=1e-4)
+        assert (peak_db + gain - ours <= -1.3 + 1e-4).all()
+    assert not _limiter_db(peak_db, -10.0, -1.3, block_seconds).any()
 
 
 @pytest.mark.parametrize("rate", [44100, 48000, 22050])
