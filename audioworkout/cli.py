@@ -62,7 +62,7 @@ def speech_options(func):
         click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      envvar="AUDIOWORKOUT_CACHE_DIR", help="Phrase cache folder (env AUDIOWORKOUT_CACHE_DIR)."),
         click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
-                     help="Phrases piper synthesises at once (default: one per CPU core, at most 8)."),
+                     help="Phrases piper synthesises at once (default: one per CPU core, at most 4)."),
     ]
     for option in reversed(options):
         func = option(func)
