@@ -283,6 +283,35 @@ def test_interrupted_build_leaves_no_partial_files(tmp_path, sig):
     assert sorted(p.name for p in out.iterdir()) == [target.name]
 
 
+def test_interrupt_during_parallel_piper_synthesis_stops_at_once(tmp_path):
+    """Ctrl-C while two real Piper phrases are being synthesised: the build stops within the
+    phrases in flight, writes no output, and leaves only whole entries in the phrase cache."""
+    from audioworkout.speech import HEADER_SIZE, _unpack_header
+
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(cache))
+    proc = subprocess.Popen([sys.executable, "-m", "audioworkout", "build", "back-pain", "--minutes", "20",
+                             "--jobs", "2", "--output", str(out)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(cache.glob("*/*"))) < 6:
+        assert proc.poll() is None and time.monotonic() < deadline, "synthesis never got going"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stopped = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - stopped < 10  # the longest phrase in flight, not the rest of the build
+    assert proc.returncode == 130 and "Interrupted" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+    entries = list(cache.glob("*/*"))
+    assert 6 <= len(entries) < 150  # stopped early: a 20-minute script has ~165 phrases
+    for entry in entries:
+        raw = entry.read_bytes()
+        head = _unpack_header(raw)
+        assert not entry.name.startswith(".") and head is not None
+        assert len(raw) == HEADER_SIZE + 2 * head[1]
+
+
 def test_killed_build_leftovers_are_removed_by_the_next_build(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
