@@ -115,7 +115,6 @@ def _check_pace(pace: float) -> float:
 _PIPER_VOICES: dict[tuple[str, int], object] = {}  # (model path, threads per run) -> PiperVoice, one per process
 _PIPER_LOCK = threading.Lock()
 _ESPEAK_LOCK = threading.Lock()  # espeak-ng (Piper's phonemiser) keeps global state: one caller at a time
-PIPER_LOAD_SECONDS: dict[str, float] = {}  # measured load time per model, for reports
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -188,13 +187,11 @@ class PiperEngine:
         key = (str(self.model.resolve()), threads)
         with _PIPER_LOCK:
             if key not in _PIPER_VOICES:
-                started = time.perf_counter()
                 try:
                     _PIPER_VOICES[key] = _load_piper(self.model, self.config, threads)
                 except Exception as exc:
                     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                     raise EngineError(f"piper: cannot load voice {self.model}: {first}") from None
-                PIPER_LOAD_SECONDS[key[0]] = time.perf_counter() - started
             return _PIPER_VOICES[key]
 
     def synthesize(self, text: str) -> np.ndarray:
@@ -371,9 +368,8 @@ class FakeEngine:
 
     name = "fake"
 
-    def __init__(self, sample_rate: int = 16000, jobs: int = 1):
+    def __init__(self, sample_rate: int = 16000):
         self.sample_rate = sample_rate
-        self.jobs = jobs
 
     def cache_key(self) -> str:
         return f"fake|{self.sample_rate}|v1"
