@@ -16,12 +16,13 @@ from typing import Callable
 
 from .content import Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import UsageError
-from .mp3 import Chapter, TrackTags, write_mp3
+from .audio.mp3 import Chapter, TrackTags, write_mp3
 from .plan import Plan, fit, minutes_range, supported_range
 from .script import Script, lay_out
-from .sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt, write_atomic
+from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
+from .fsutil import write_atomic
 from .speech import PhraseCache, Speaker, estimate_duration, make_engine
-from .track import ChimeBank, master_mix, music_files, render
+from .audio.mix import ChimeBank, master_mix, music_files, render
 
 
 def make_speaker(engine: str = "piper", voice: Path | None = None, lang: str | None = None, tld: str | None = None,

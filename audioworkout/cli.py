@@ -135,7 +135,7 @@ def show(routine):
 def script(routine, minutes, level, fmt, estimate, engine, voice, lang, tld, pace, sentence_pause, cache_dir, jobs):
     """The timed script: every cue with its time, and the total length."""
     from . import api
-    from .sidecars import script_markdown
+    from .audio.sidecars import script_markdown
     from .script import print_text
 
     r = api.load_routine(routine)
@@ -306,7 +306,7 @@ def build(routine, minutes, level, engine, voice, lang, tld, pace, sentence_paus
 @friendly_errors
 def feed(output_dir, base_url, show_file):
     """Write feed.xml (a podcast feed) and index.html (a web page) for every track in the folder."""
-    from .feed import build_feed
+    from .publish.feed import build_feed
 
     result = build_feed(output_dir, base_url=base_url, show_file=show_file)
     click.echo(f"Wrote {result.feed} ({result.items} episodes) and {result.page}")
@@ -324,7 +324,7 @@ def feed(output_dir, base_url, show_file):
 @friendly_errors
 def serve(output_dir, host, port):
     """Serve the output folder over HTTP (range requests, so players can seek) until Ctrl-C."""
-    from .serve import serve as run_server
+    from .publish.serve import serve as run_server
 
     run_server(output_dir, host=host, port=port)
 

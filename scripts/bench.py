@@ -51,7 +51,7 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 def bench_speech(lengths: list[int]) -> None:
     from audioworkout import api
     from audioworkout.speech import PhraseCache, PiperEngine, Speaker
-    from audioworkout.textnorm import normalise
+    from audioworkout.speech.textnorm import normalise
 
     routine = api.load_routine("back-pain")
     print("== speech (Piper joe, back-pain, beginner)")
@@ -86,7 +86,7 @@ def bench_speech(lengths: list[int]) -> None:
 
 
 def bench_build(lengths: list[int], cold_minutes: int) -> None:
-    from audioworkout.ffmpeg import ffmpeg_exe
+    from audioworkout.audio.ffmpeg import ffmpeg_exe
     from audioworkout.speech import default_jobs
 
     print(f"== builds (back-pain, beginner, Piper with {default_jobs()} jobs, warm cache unless said)")

@@ -10,7 +10,7 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from audioworkout.ffmpeg import ffmpeg_exe
+from audioworkout.audio.ffmpeg import ffmpeg_exe
 
 NASTY_TITLE = 'Tom & Jerry\'s "Core" <script>alert(1)</script>'
 BASE_TIME = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)

@@ -19,9 +19,9 @@ from mutagen.id3 import ID3
 from mutagen.mp3 import MP3, BitrateMode
 
 from audioworkout import api
-from audioworkout.chimes import CHIME_FREQUENCIES, dominant_frequency
-from audioworkout.mastering import dual_mono_loudness, true_peak_dbtp
-from audioworkout.mp3 import decode_mp3, read_chapters
+from audioworkout.audio.chimes import CHIME_FREQUENCIES, dominant_frequency
+from audioworkout.audio.mastering import dual_mono_loudness, true_peak_dbtp
+from audioworkout.audio.mp3 import decode_mp3, read_chapters
 
 MINUTES = 20
 
@@ -121,7 +121,7 @@ def test_every_cue_lands_on_its_time(built):
     from scipy.signal import correlate
 
     from audioworkout.speech import PhraseCache, Speaker, make_engine
-    from audioworkout.track import resample
+    from audioworkout.audio.mix import resample
 
     rate = built["rate"]
     speaker = Speaker(make_engine("piper"), PhraseCache())  # the cache the build filled
@@ -341,7 +341,7 @@ def test_pace_and_sentence_pause_change_real_durations(cli):
     # (one break more or fewer would be 2 s off), and the exact check is on the audio below.
     assert paused["duration"] - plain["duration"] == pytest.approx(2.0 * breaks, abs=1.5)
     from audioworkout.speech import PicoEngine
-    from audioworkout.textnorm import normalise
+    from audioworkout.speech.textnorm import normalise
 
     audio = PicoEngine(sentence_pause=1.0).synthesize(normalise(plain["text"]))
     silent = np.concatenate([[False], audio == 0, [False]]).astype(np.int8)

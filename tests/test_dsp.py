@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from audioworkout.chimes import (
+from audioworkout.audio.chimes import (
     CHIME_FREQUENCIES,
     CHIME_NAMES,
     CHIME_SETS,
@@ -19,7 +19,7 @@ from audioworkout.chimes import (
     load_chime_file,
 )
 from audioworkout.errors import AudioworkoutError
-from audioworkout.mastering import (
+from audioworkout.audio.mastering import (
     TruePeaks,
     _block_size,
     _limiter_db,
@@ -121,7 +121,7 @@ def test_load_chime_file_round_trip(tmp_path, channels):
 def test_load_chime_file_decodes_mp3_without_ffprobe(tmp_path):
     import subprocess
 
-    from audioworkout.ffmpeg import ffmpeg_exe
+    from audioworkout.audio.ffmpeg import ffmpeg_exe
 
     path = tmp_path / "ding.mp3"
     cmd = [

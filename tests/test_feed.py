@@ -17,9 +17,9 @@ from mutagen.mp3 import MP3
 from PIL import Image
 
 from audioworkout.errors import ContentError, UsageError
-from audioworkout.feed import (MAX_DESCRIPTION_BYTES, build_feed, item_guid, podcast_guid,
+from audioworkout.publish.feed import (MAX_DESCRIPTION_BYTES, build_feed, item_guid, podcast_guid,
                                truncate_utf8)
-from audioworkout.show import APPLE_CATEGORIES, DEFAULT_BASE_URL, Show, load_show
+from audioworkout.publish.podcast import APPLE_CATEGORIES, DEFAULT_BASE_URL, Show, load_show
 
 NS = {
     "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",

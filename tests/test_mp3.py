@@ -11,10 +11,10 @@ import pytest
 from mutagen.id3 import ID3, CTOCFlags
 from mutagen.mp3 import MP3, BitrateMode
 
-from audioworkout import ffmpeg as ffmpeg_mod
-from audioworkout import mp3
+from audioworkout.audio import ffmpeg as ffmpeg_mod
+from audioworkout.audio import mp3
 from audioworkout.errors import AudioworkoutError
-from audioworkout.mp3 import Chapter, TrackTags
+from audioworkout.audio.mp3 import Chapter, TrackTags
 
 SR = 44100
 TONE = (2.0, 5.0)  # seconds where the 440 Hz tone sounds; silence elsewhere

@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from audioworkout.errors import AudioworkoutError
-from audioworkout.serve import make_server, parse_range
+from audioworkout.publish.serve import make_server, parse_range
 
 DATA = bytes(range(256)) * 40  # 10240 bytes, every offset distinguishable
 
@@ -200,7 +200,7 @@ def test_busy_port_is_an_error(tmp_path):
 
 
 def test_serve_stops_cleanly_on_ctrl_c(tmp_path, monkeypatch, capsys):
-    from audioworkout import serve as serve_mod
+    from audioworkout.publish import serve as serve_mod
 
     def interrupted(self, poll_interval=0.5):
         raise KeyboardInterrupt

@@ -1,6 +1,6 @@
 import pytest
 
-from audioworkout.textnorm import normalise, number_words, ordinal_words
+from audioworkout.speech.textnorm import normalise, number_words, ordinal_words
 
 
 @pytest.mark.parametrize(

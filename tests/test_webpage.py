@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from feed_fixtures import NASTY_TITLE, make_track, make_tracks
 
-from audioworkout.feed import build_feed
-from audioworkout.serve import make_server
+from audioworkout.publish.feed import build_feed
+from audioworkout.publish.serve import make_server
 
 CHROMIUM = "/usr/bin/chromium"
 

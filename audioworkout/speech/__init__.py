@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
-from .errors import AudioworkoutError, EngineError
+from ..errors import AudioworkoutError, EngineError
 from .textnorm import normalise
 
 log = logging.getLogger(__name__)
@@ -337,7 +337,7 @@ class GttsEngine:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def synthesize(self, text: str) -> np.ndarray:
-        from .ffmpeg import decode_audio
+        from ..audio.ffmpeg import decode_audio
 
         mp3 = self._fetch(text)
         try:

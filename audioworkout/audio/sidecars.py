@@ -1,39 +1,17 @@
 """The files written beside each MP3: cue sheet, WebVTT transcript, chapters JSON, printable plan.
 
-All text renderers are pure functions of the script (and plan); `write_atomic` puts each file in
-place by a rename, so a reader never sees half a file.
+All text renderers are pure functions of the script (and plan); `fsutil.write_atomic` puts each
+file in place by a rename, so a reader never sees half a file.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
-import tempfile
-from pathlib import Path
 
-from .content import Exercise
-from .plan import Plan
-from .script import Script, clock
-
-
-def write_atomic(target: Path, data: str | bytes) -> None:
-    """Write beside the target under a temporary name, then rename over it."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=target.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would stick to the final file
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from ..content import Exercise
+from ..plan import Plan
+from ..script import Script, clock
 
 
 def _vtt_time(seconds: float) -> str:

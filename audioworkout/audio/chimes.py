@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioworkoutError
+from ..errors import AudioworkoutError
 
 CHIME_NAMES = ("get_ready", "start", "halfway", "switch", "countdown", "end", "finish")
 CHIME_SETS = ("bright", "soft")

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from .errors import ContentError
+from ..errors import ContentError
 
 DEFAULT_OWNER_EMAIL = "podcast@example.com"
 DEFAULT_BASE_URL = "http://localhost:8000/"  # where `serve` listens by default

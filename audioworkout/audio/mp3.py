@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import AudioworkoutError
+from ..errors import AudioworkoutError
 from .ffmpeg import ffmpeg_exe
 
 OUTPUT_RATE = 44100

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from .errors import AudioworkoutError
+from ..errors import AudioworkoutError
 
 MIME_TYPES = {
     ".mp3": "audio/mpeg",

@@ -16,9 +16,9 @@ from typing import Callable
 import numpy as np
 
 from . import chimes as chime_synth
-from .errors import AudioworkoutError
+from ..errors import AudioworkoutError
 from .mastering import duck_envelope, fade, master_measured
-from .script import Script
+from ..script import Script
 
 MIX_RATE = 22050
 MUSIC_LEVEL_DB = -14.0  # music bed relative to speech, before ducking

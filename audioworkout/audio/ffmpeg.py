@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioworkoutError
+from ..errors import AudioworkoutError
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,18 +33,6 @@ def ffmpeg_exe() -> str:
         raise AudioworkoutError(
             "ffmpeg not found: install it or `pip install imageio-ffmpeg`"
         ) from exc
-
-
-def configure_pydub() -> None:
-    """Point pydub at our ffmpeg (pydub otherwise only looks on PATH and warns)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        from pydub import AudioSegment
-
-    AudioSegment.converter = ffmpeg_exe()
-    AudioSegment.ffmpeg = ffmpeg_exe()
 
 
 def decode_audio(source: str | Path | bytes, sample_rate: int, what: str = "audio file") -> np.ndarray:

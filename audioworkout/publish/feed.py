@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from .errors import ContentError, UsageError
-from .show import Show, check_cover, load_show, normalize_base_url
+from ..errors import ContentError, UsageError
+from .podcast import Show, check_cover, load_show, normalize_base_url
 
 NS = {
     "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",

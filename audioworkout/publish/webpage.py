@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 if TYPE_CHECKING:
     from .feed import Track
-    from .show import Show
+    from .podcast import Show
 
 # Section colours cycle through this palette; exercises use a lighter tint of theirs.
 PALETTE = ("#2a9d8f", "#e76f51", "#457b9d", "#e9c46a", "#8e6fb5", "#6a994e", "#d1495b")

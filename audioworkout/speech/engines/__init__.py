@@ -1,0 +1,1 @@
+"""Speech engines, one file each; they register themselves by name."""
