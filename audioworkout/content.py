@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,69 @@ import yaml
 
 from .errors import ContentError
 
-LEVELS = ("beginner", "intermediate", "advanced")
-KINDS = ("timed", "hold", "reps", "breaths")
-SIDES = ("none", "each", "alternating")
-CHIME_SETS = ("bright", "soft")
+
+
+class Level(StrEnum):
+    BEGINNER = "beginner"
+    INTERMEDIATE = "intermediate"
+    ADVANCED = "advanced"
+
+
+class Kind(StrEnum):
+    """What the clock counts: seconds of movement, seconds held still, reps at a tempo, breath cycles."""
+
+    TIMED = "timed"
+    HOLD = "hold"
+    REPS = "reps"
+    BREATHS = "breaths"
+
+
+class Sides(StrEnum):
+    NONE = "none"
+    EACH = "each"
+    ALTERNATING = "alternating"
+
+
+class ChimeSet(StrEnum):
+    BRIGHT = "bright"
+    SOFT = "soft"
+
+
+class Register(StrEnum):
+    """How the coach sounds in a section: calm (stretching, breathing) or energetic (circuits, strength)."""
+
+    CALM = "calm"
+    ENERGETIC = "energetic"
+
+
+class Category(StrEnum):
+    """What an exercise trains; decides how a longer session may grow it (only strength gets sets)."""
+
+    STRENGTH = "strength"
+    CARDIO = "cardio"
+    MOBILITY = "mobility"
+    STRETCH = "stretch"
+    BREATHING = "breathing"
+
+
+class Position(StrEnum):
+    """Where the body is; flexible sections are ordered standing -> seated -> kneeling -> lying."""
+
+    STANDING = "standing"
+    SEATED = "seated"
+    KNEELING = "kneeling"
+    LYING = "lying"
+    ANY = "any"
+
+
+LEVELS: tuple[str, ...] = tuple(level.value for level in Level)
+KINDS: tuple[str, ...] = tuple(kind.value for kind in Kind)
+SIDES: tuple[str, ...] = tuple(side.value for side in Sides)
+CHIME_SETS: tuple[str, ...] = tuple(c.value for c in ChimeSet)
+REGISTERS: tuple[str, ...] = tuple(r.value for r in Register)
+CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
+POSITIONS: tuple[str, ...] = tuple(p.value for p in Position)
+DEFAULT_STRETCH_HOLD = (20, 30)  # ACSM: static stretches held 10-30 s for most adults; 20-30 s is the usual advice
 
 
 def content_root() -> Path:
@@ -47,8 +107,8 @@ class Exercise:
     cues: tuple[str, ...]
     breathing: str
     amounts: dict[str, int]  # per level: reps, seconds or breath cycles per set (per side)
-    easier: str
-    harder: str
+    easier: str = ""
+    harder: str = ""
     sides: str = "none"
     form: tuple[str, ...] = ()
     sets: dict[str, int] = field(default_factory=lambda: {lv: 1 for lv in LEVELS})
@@ -57,10 +117,28 @@ class Exercise:
     breath: tuple[Phase, ...] = ()  # inhale, exhale
     side_labels: tuple[str, str] = ("right side", "left side")
     safety: tuple[str, ...] = ()
+    category: str = ""  # Category; "" until parsed (derived from kind when the file gives none)
+    position: str = "any"  # Position
+    equipment: tuple[str, ...] = ()  # e.g. ("mat",), ("sturdy chair",)
+    stretch_hold: tuple[int, int] | None = None  # static stretch: (min, max) seconds per hold
+    direction_change: bool = False  # timed moves that reverse halfway ("Change direction")
+    intermediate_option: str = "none"  # which option intermediate hears: easier | harder | none
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # level -> validated field overrides
 
     @property
     def unit(self) -> str:
         return {"reps": "reps", "breaths": "breaths"}.get(self.kind, "seconds")
+
+    @property
+    def is_stretch(self) -> bool:
+        return self.stretch_hold is not None
+
+    def for_level(self, level: str) -> "Exercise":
+        """This exercise as done at `level`: its variant there (a progression or regression), else itself."""
+        overrides = self.variants.get(level)
+        if not overrides:
+            return self
+        return replace(self, variants={}, **overrides)
 
 
 @dataclass(frozen=True)
@@ -76,6 +154,9 @@ class Section:
     items: tuple[RoutineItem, ...]
     chimes: str = "bright"
     rounds: dict[str, int] = field(default_factory=lambda: {lv: 1 for lv in LEVELS})
+    register: str = "energetic"  # Register
+    order: str = "fixed"  # fixed | flexible (the planner may reorder to save position changes)
+    extras: tuple[RoutineItem, ...] = ()  # added, in order, when a longer session has room
 
 
 @dataclass(frozen=True)
@@ -83,6 +164,7 @@ class RestRules:
     between_exercises: dict[str, float]
     between_sets: dict[str, float]
     switch_sides: float = 5.0
+    between_rounds: dict[str, float] = field(default_factory=lambda: {lv: 60.0 for lv in LEVELS})
 
 
 @dataclass(frozen=True)
@@ -99,6 +181,8 @@ class Routine:
     path: Path | None = None
     cover: Path | None = None
     outro: str = "That is the end of the session. Well done."
+    fit: bool = True  # False: play amounts and rests exactly as written (exact mode)
+    sources: tuple[str, ...] = ()  # where the training facts come from
 
     @property
     def exercises(self) -> list[Exercise]:

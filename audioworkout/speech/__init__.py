@@ -772,3 +772,26 @@ def estimate_duration(text: str, wpm: float = ESTIMATE_WPM) -> float:
     words = len(spoken.split())
     breaks = max(0, len(_split_sentences(spoken)) - 1)
     return PHRASE_OVERHEAD * ESTIMATE_WPM / wpm + words * 60.0 / wpm + breaks * SENTENCE_BREAK
+
+
+# ---------------------------------------------------------------- settings
+
+@dataclass(frozen=True)
+class SpeechSettings:
+    """Everything that chooses the voice and how it speaks; built once (by the CLI) and passed down."""
+
+    engine: str = "piper"
+    voice: Path | None = None
+    lang: str | None = None
+    tld: str | None = None
+    pace: float = 1.0
+    sentence_pause: float = 0.25
+    jobs: int | None = None
+    cache_dir: Path | None = None
+
+
+def make_speaker(settings: SpeechSettings) -> Speaker:
+    """A speaker for the settings' engine, with the phrase cache (default: the user cache dir)."""
+    engine = make_engine(settings.engine, voice=settings.voice, pace=settings.pace, lang=settings.lang,
+                         tld=settings.tld, sentence_pause=settings.sentence_pause, jobs=settings.jobs)
+    return Speaker(engine, PhraseCache(settings.cache_dir))
