@@ -10,12 +10,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audioworkout import speech
 from audioworkout.errors import EngineError
 from audioworkout.speech import (
-    FakeEngine, GttsEngine, PhraseCache, PicoEngine, PiperEngine, Speaker,
-    estimate_duration, list_voices, make_engine,
+    PhraseCache,
+    Speaker,
+    SpeechSettings,
+    VoiceInfo,
+    default_jobs,
+    engine_names,
+    estimate_duration,
+    list_voices,
+    make_engine,
+    make_speaker,
 )
+from audioworkout.speech.engines import base
+from audioworkout.speech.engines import piper as piper_module
+from audioworkout.speech.engines.fake import FakeEngine
+from audioworkout.speech.engines.gtts import GttsEngine
+from audioworkout.speech.engines.pico import PicoEngine
+from audioworkout.speech.engines.piper import PiperEngine
+
+needs_gtts = pytest.mark.skipif(not base.importable("gtts"), reason="gtts is an optional extra: audioworkout[gtts]")
 
 
 class Counting:
@@ -61,6 +76,7 @@ def cache(tmp_path):
 
 # ------------------------------------------------------------ engines
 
+@pytest.mark.slow
 def test_piper_real_voice(piper):
     text = "Thirty seconds of squats, keep your back straight."
     audio = piper.synthesize(text)
@@ -72,11 +88,12 @@ def test_piper_real_voice(piper):
     assert rms(audio) > 0.05
     assert np.abs(audio).max() <= 1.0
     # edge silence trimmed to <= 30 ms
-    loud = np.flatnonzero(np.abs(audio) > speech.SILENCE_THRESHOLD)
+    loud = np.flatnonzero(np.abs(audio) > base.SILENCE_THRESHOLD)
     assert loud[0] <= 0.031 * piper.sample_rate
     assert len(audio) - 1 - loud[-1] <= 0.031 * piper.sample_rate
 
 
+@pytest.mark.slow
 def test_piper_pace(piper):
     text = "Next up, jumping jacks for thirty seconds."
     fast = PiperEngine(pace=1.3).synthesize(text)
@@ -84,6 +101,7 @@ def test_piper_pace(piper):
     assert len(fast) < 0.8 * len(slow)
 
 
+@pytest.mark.slow
 def test_piper_sentence_pause(piper):
     text = "Get ready. Next up is plank."
     none = longest_quiet_gap(PiperEngine(sentence_pause=0.0).synthesize(text), 22050)
@@ -163,16 +181,83 @@ def test_make_engine_and_voices():
     assert {v.licence for v in voices if v.engine == "pico"} == {"Apache-2.0"}
 
 
+# ------------------------------------------------------------ registry
+
+def test_registry_names_in_order_and_fake_hidden():
+    assert engine_names() == ("piper", "pico", "gtts")
+    assert engine_names(hidden=True) == ("piper", "pico", "gtts", "fake")
+    assert isinstance(make_engine(SpeechSettings(engine="fake")), FakeEngine)  # hidden, yet tests can use it
+    assert [v.engine for v in list_voices()] == ["piper", "pico", "pico", "gtts"]
+
+
+def test_unknown_engine_lists_the_public_choices():
+    with pytest.raises(EngineError) as info:
+        make_engine(SpeechSettings(engine="espeak"))
+    assert str(info.value) == "unknown speech engine 'espeak'; choose one of piper, pico, gtts"
+
+
+def test_make_engine_from_settings_keeps_each_engines_checks(tmp_path):
+    assert make_engine(SpeechSettings(engine="pico", lang="en-GB")).lang == "en-GB"
+    assert make_engine(SpeechSettings(engine="pico", voice=Path("en_gb"))).lang == "en-GB"  # a voice is a language
+    with pytest.raises(EngineError, match="piper: --lang/--tld do not apply"):
+        make_engine(SpeechSettings(engine="piper", tld="co.uk"))
+    with pytest.raises(EngineError, match="gtts: --voice does not apply"):
+        make_engine(SpeechSettings(engine="gtts", voice=Path("x.onnx")))
+    with pytest.raises(EngineError, match="jobs must be at least 1"):
+        make_engine(SpeechSettings(engine="fake", jobs=0))
+    assert make_engine(SpeechSettings(engine="pico"), pace=1.2).pace == 1.2  # keyword overrides
+    speaker = make_speaker(SpeechSettings(engine="fake", cache_dir=tmp_path / "c"))
+    assert isinstance(speaker.engine, FakeEngine) and speaker.cache.directory == tmp_path / "c"
+
+
+def test_gtts_missing_gives_the_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "gtts", None)  # what `import gtts` sees when the extra is not installed
+    with pytest.raises(EngineError) as info:
+        make_engine(SpeechSettings(engine="gtts"))
+    assert str(info.value) == "gtts: the online engine is not installed; pip install 'audioworkout[gtts]'"
+    (gtts_voice,) = [v for v in list_voices() if v.engine == "gtts"]
+    assert not gtts_voice.available
+    assert all(v.available for v in list_voices() if v.engine != "gtts")
+
+
+def test_speech_imports_neither_gtts_nor_requests():
+    code = ("import sys\nimport audioworkout.speech as s\ns.list_voices.__name__\n"
+            "assert 'gtts' not in sys.modules and 'requests' not in sys.modules, 'imported at import time'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_list_voices_comes_from_the_registry(monkeypatch):
+    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))  # registrations below are undone after the test
+
+    @base.register
+    class Beep(FakeEngine):
+        name, hidden = "beep", False
+
+        @classmethod
+        def voices(cls):
+            return [VoiceInfo("beep", "beep-1", "en", 8000, "MIT", False, True, "a test engine")]
+
+    assert engine_names() == ("piper", "pico", "gtts", "beep")
+    assert list_voices()[-1] == VoiceInfo("beep", "beep-1", "en", 8000, "MIT", False, True, "a test engine")
+    assert isinstance(make_engine(" Beep "), Beep)
+    with pytest.raises(ValueError, match="already registered"):
+        base.register(type("Other", (FakeEngine,), {"name": "beep"}))
+
+
 def test_cache_key_changes_with_settings(piper):
     assert PiperEngine(pace=1.2).cache_key() != piper.cache_key()
     assert PiperEngine(sentence_pause=0.5).cache_key() != piper.cache_key()
     assert PicoEngine(pace=1.2).cache_key() != PicoEngine().cache_key()
     assert PicoEngine("en-GB").cache_key() != PicoEngine().cache_key()
-    assert GttsEngine(tld="co.uk").cache_key() != GttsEngine().cache_key()
-    assert GttsEngine(pace=0.8).cache_key() != GttsEngine().cache_key()
     c = PhraseCache(Path("/nonexistent"))
     assert c.key(PiperEngine(pace=1.2), "Go") != c.key(piper, "Go")
     assert c.key(piper, "30 s") == c.key(piper, "thirty seconds")
+
+
+@needs_gtts
+def test_gtts_cache_key_changes_with_settings():
+    assert GttsEngine(tld="co.uk").cache_key() != GttsEngine().cache_key()
+    assert GttsEngine(pace=0.8).cache_key() != GttsEngine().cache_key()
 
 
 # ------------------------------------------------------------ cache and speaker
@@ -188,7 +273,7 @@ def test_second_speaker_hits_cache(cache):
     assert [s2.known_duration(t) for t in texts] == [len(a) / 16000 for a in audio1]
     audio2 = [s2.audio(t) for t in texts]
     assert second.calls == [] and s2.stats.cache_hits == 3
-    for a, b in zip(audio1, audio2):
+    for a, b in zip(audio1, audio2, strict=True):
         assert np.array_equal(a, b)  # what was played first time is exactly what the cache gives
     assert cache.info()[0] == 3
     assert cache.clear() == 3 and cache.info() == (0, 0)
@@ -290,6 +375,7 @@ def test_parallel_prefetch_stops_at_the_first_failure(cache):
     assert engine.running == 0  # and no worker is left running
 
 
+@pytest.mark.slow
 def test_piper_parallel_jobs_give_each_phrase_its_own_speech(tmp_path):
     """Two phrases at a time through one real Piper model: every phrase's audio is its own."""
     texts = ["Go.", "Hold it there.", "Rest.", "Switch sides and repeat on the other leg.",
@@ -306,13 +392,13 @@ def test_piper_parallel_jobs_give_each_phrase_its_own_speech(tmp_path):
         # a phrase given a neighbour's audio would be off by 50 % or more.
         assert len(audio) / 22050 == pytest.approx(reference[text], rel=0.2), text
         assert rms(audio) > 0.03 and np.abs(audio).max() <= 1.0
-    assert (str(Path(serial.model).resolve()), 1) in speech._PIPER_VOICES  # a single-threaded session
+    assert (str(Path(serial.model).resolve()), 1) in piper_module._PIPER_VOICES  # a single-threaded session
 
 
 def test_jobs_must_be_positive():
     with pytest.raises(EngineError, match="jobs"):
         make_engine("piper", jobs=0)
-    assert PiperEngine().jobs == speech.default_jobs() >= 1
+    assert PiperEngine().jobs == default_jobs() >= 1
 
 
 def _entry(cache, engine, text):
@@ -349,7 +435,7 @@ def test_corrupt_entry_resynthesised(cache, damage):
 
 def _writer(directory, who, rounds):
     cache, engine = PhraseCache(directory), FakeEngine()
-    for r in range(rounds):
+    for _ in range(rounds):
         for i in range(15):
             cache.put(engine, f"shared phrase {i}", engine.synthesize(f"shared phrase {i}"))
             cache.put(engine, f"own {who} {i}", engine.synthesize(f"own {who} {i}"))
@@ -369,18 +455,20 @@ def test_concurrent_writers(tmp_path):
         got = cache.get(engine, text)
         assert got is not None and np.allclose(got, engine.synthesize(text), atol=1e-4)
     assert cache.info()[0] == 45 and cache.discarded == 0
-    assert not list(tmp_path.glob("*/.tmp-*"))
+    assert not list(tmp_path.glob("*/.*"))  # no temp file left behind
 
 
+@pytest.mark.slow
 def test_cache_hit_never_loads_piper(tmp_path):
     cache = PhraseCache(tmp_path)
     Speaker(PiperEngine(), cache).audio("Well done")
     code = (
         "from audioworkout import speech as s\n"
+        "from audioworkout.speech.engines import piper\n"
         f"sp = s.Speaker(s.PiperEngine(), s.PhraseCache({str(tmp_path)!r}))\n"
         "a = sp.audio('Well done')\n"
         "assert len(a) > 0 and sp.stats.synthesised == 0 and sp.stats.cache_hits == 1\n"
-        "assert s._PIPER_VOICES == {}, 'model was loaded'\n"
+        "assert piper._PIPER_VOICES == {}, 'model was loaded'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -399,6 +487,7 @@ def test_unwritable_cache_does_not_fail(tmp_path):
     assert len(sp.audio("Go")) > 0
 
 
+@pytest.mark.slow
 def test_estimate_close_to_piper(piper):
     sp = Speaker(piper, None)
     texts = ["Get ready.", "Next up: jumping jacks.", "Rest for 15 seconds.",
@@ -421,6 +510,7 @@ def _google_reachable():
         return False
 
 
+@needs_gtts
 def test_gtts_offline_fails_fast(monkeypatch, tmp_path):
     # A proxy that refuses connections simulates "no network" whether or not there is one.
     for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
@@ -439,6 +529,7 @@ def test_gtts_offline_fails_fast(monkeypatch, tmp_path):
     assert cache.info() == (0, 0) and sp.stats.synthesised == 0
 
 
+@needs_gtts
 @pytest.mark.skipif(_google_reachable(), reason="network available; offline path covered above")
 def test_gtts_really_offline():
     started = time.monotonic()
@@ -447,6 +538,7 @@ def test_gtts_really_offline():
     assert time.monotonic() - started < 10
 
 
+@needs_gtts
 def test_gtts_retries_transient_then_gives_up(monkeypatch):
     import requests
     from gtts import gTTS, gTTSError
@@ -457,8 +549,8 @@ def test_gtts_retries_transient_then_gives_up(monkeypatch):
         attempts.append(1)
         try:
             raise requests.ConnectTimeout("connect timed out")
-        except requests.RequestException:
-            raise gTTSError(tts=self)
+        except requests.RequestException as exc:
+            raise gTTSError(tts=self) from exc
 
     monkeypatch.setattr(gTTS, "write_to_fp", timing_out)
     started = time.monotonic()
@@ -467,6 +559,7 @@ def test_gtts_retries_transient_then_gives_up(monkeypatch):
     assert len(attempts) == 3 and time.monotonic() - started < 5
 
 
+@needs_gtts
 @pytest.mark.skipif(not _google_reachable(), reason="needs translate.google.com")
 def test_gtts_online():
     engine = GttsEngine()

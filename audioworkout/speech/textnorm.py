@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 
-_ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-    "fourteen fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"))
-_DIGITS = _ONES[:10]
+from num2words import num2words
+
+_DIGITS = "zero one two three four five six seven eight nine".split()
+_HUGE = 10**12  # from here numbers are read digit by digit (no routine needs them)
 
 
+def _us_style(words: str) -> str:
+    """num2words writes British "one hundred and five" and "one thousand, two hundred"; engines get
+    the US form without "and" and commas, which keeps every existing cache key and test."""
+    return words.replace(",", "").replace(" and ", " ")
+
+
+@lru_cache(maxsize=4096)
 def number_words(n: int) -> str:
     """English words for an integer, US style: 105 -> "one hundred five", 21 -> "twenty-one".
 
@@ -27,41 +32,19 @@ def number_words(n: int) -> str:
     """
     if n < 0:
         return "minus " + number_words(-n)
-    if n >= 10**12:
+    if n >= _HUGE:
         return " ".join(_DIGITS[int(d)] for d in str(n))
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        tens, ones = divmod(n, 10)
-        return _TENS[tens] + ("-" + _ONES[ones] if ones else "")
-    if n < 1000:
-        hundreds, rest = divmod(n, 100)
-        return _ONES[hundreds] + " hundred" + (" " + number_words(rest) if rest else "")
-    for value, name in _SCALES:
-        if n >= value:
-            head, rest = divmod(n, value)
-            return number_words(head) + " " + name + (" " + number_words(rest) if rest else "")
-    raise AssertionError(n)  # pragma: no cover
+    return _us_style(num2words(n, lang="en"))
 
 
-_ORDINAL_IRREGULAR = {
-    "one": "first", "two": "second", "three": "third", "five": "fifth",
-    "eight": "eighth", "nine": "ninth", "twelve": "twelfth",
-}
-
-
+@lru_cache(maxsize=1024)
 def ordinal_words(n: int) -> str:
     """2 -> "second", 21 -> "twenty-first", 40 -> "fortieth"."""
-    words = number_words(n)
-    m = re.search(r"[a-z]+$", words)
-    head, last = words[: m.start()], m.group()
-    if last in _ORDINAL_IRREGULAR:
-        last = _ORDINAL_IRREGULAR[last]
-    elif last.endswith("y"):
-        last = last[:-1] + "ieth"
-    else:
-        last += "th"
-    return head + last
+    if n < 0:
+        return "minus " + ordinal_words(-n)
+    if n >= _HUGE:  # digit by digit, like number_words, with the last digit ordinal
+        return " ".join([_DIGITS[int(d)] for d in str(n)[:-1]] + [num2words(int(str(n)[-1]), lang="en", to="ordinal")])
+    return _us_style(num2words(n, lang="en", to="ordinal"))
 
 
 def _num(token: str) -> str:

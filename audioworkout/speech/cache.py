@@ -1,0 +1,183 @@
+"""The phrase cache: each synthesised phrase on disk, so a rebuild never has to load a model.
+
+A workout repeats the same few dozen phrases, so each distinct (engine settings, text) is
+synthesised once and kept. Entries carry checksums, because a cache is only worth having
+if a damaged entry is caught and re-made rather than played.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+import time
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..fsutil import write_atomic
+from .textnorm import normalise
+
+if TYPE_CHECKING:
+    from .engines.base import Engine
+
+log = logging.getLogger(__name__)
+
+_MAGIC = b"AWSC"
+_FORMAT_VERSION = 1
+_HEADER = struct.Struct("<4sHHIII")  # magic, version, header size, sample rate, samples, payload crc32
+HEADER_SIZE = 32  # _HEADER + crc32 of those bytes + zero padding
+_SUFFIX = ".pcm"
+_STALE_TEMP = 3600  # seconds after which a leftover temp file is surely not being written
+
+
+def _pack_header(sample_rate: int, count: int, payload_crc: int) -> bytes:
+    head = _HEADER.pack(_MAGIC, _FORMAT_VERSION, HEADER_SIZE, sample_rate, count, payload_crc)
+    head += struct.pack("<I", zlib.crc32(head))
+    return head.ljust(HEADER_SIZE, b"\0")
+
+
+def _unpack_header(raw: bytes) -> tuple[int, int, int] | None:
+    """(sample rate, sample count, payload crc) or None if the header is not intact."""
+    if len(raw) < HEADER_SIZE:
+        return None
+    magic, version, size, rate, count, crc = _HEADER.unpack_from(raw)
+    (head_crc,) = struct.unpack_from("<I", raw, _HEADER.size)
+    if magic != _MAGIC or version != _FORMAT_VERSION or size != HEADER_SIZE \
+            or head_crc != zlib.crc32(raw[: _HEADER.size]):
+        return None
+    return rate, count, crc
+
+
+def quantise(samples: np.ndarray) -> np.ndarray:
+    """float32 -> int16 PCM, the form stored in the cache."""
+    return np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("AUDIOWORKOUT_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("audioworkout")) / "speech"
+
+
+class PhraseCache:
+    """Synthesised phrases on disk, one file per (engine settings, normalised text).
+
+    File: 32-byte header (magic, version, sample rate, sample count, crc32 of the int16
+    payload, crc32 of the header) + int16 PCM. A truncated or corrupt entry is detected
+    on read, deleted and re-synthesised, never played. Writes go through `write_atomic`
+    (a temp file named by pid and a random part in the same shard directory, renamed into
+    place), so concurrent builds and threads never see half an entry.
+    """
+
+    def __init__(self, directory: Path | str | None = None):
+        self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.discarded = 0  # corrupt entries found and deleted
+        self._warned = False
+
+    @staticmethod
+    def key(engine: Engine, text: str) -> str:
+        return hashlib.sha256((engine.cache_key() + "\0" + normalise(text)).encode()).hexdigest()
+
+    def path(self, engine: Engine, text: str) -> Path:
+        key = self.key(engine, text)
+        return self.directory / key[:2] / (key + _SUFFIX)
+
+    def _discard(self, path: Path, why: str) -> None:
+        log.warning("speech cache: discarding %s (%s)", path, why)
+        self.discarded += 1
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+    def get(self, engine: Engine, text: str) -> np.ndarray | None:
+        path = self.path(engine, text)
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            return None
+        head = _unpack_header(raw)
+        if head is None:
+            self._discard(path, "bad header")
+            return None
+        rate, count, crc = head
+        payload = raw[HEADER_SIZE:]
+        if len(payload) != 2 * count or zlib.crc32(payload) != crc:
+            self._discard(path, "truncated or corrupt")
+            return None
+        if rate != engine.sample_rate:
+            self._discard(path, f"sample rate {rate} != {engine.sample_rate}")
+            return None
+        return np.frombuffer(payload, dtype="<i2").astype(np.float32) / 32767.0
+
+    def header(self, engine: Engine, text: str) -> tuple[int, int] | None:
+        """(sample rate, sample count) from the header alone (32 bytes read), or None."""
+        path = self.path(engine, text)
+        try:
+            with path.open("rb") as f:
+                head = _unpack_header(f.read(HEADER_SIZE))
+                size = os.fstat(f.fileno()).st_size
+        except OSError:
+            return None
+        if head is None or size != HEADER_SIZE + 2 * head[1] or head[0] != engine.sample_rate:
+            return None  # get() will discard it
+        return head[0], head[1]
+
+    def put(self, engine: Engine, text: str, samples: np.ndarray) -> None:
+        """Store samples; a cache that cannot be written only costs speed, so it warns once."""
+        path = self.path(engine, text)
+        payload = quantise(samples).tobytes()
+        data = _pack_header(engine.sample_rate, len(payload) // 2, zlib.crc32(payload)) + payload
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            if not self._warned:
+                log.warning("speech cache: cannot write %s: %s", self.directory, exc)
+                self._warned = True
+
+    def _entries(self) -> Iterable[Path]:
+        if not self.directory.is_dir():
+            return []
+        return (p for p in self.directory.glob("*/*" + _SUFFIX) if not p.name.startswith("."))  # "." = temp
+
+    def info(self) -> tuple[int, int]:
+        """(entries, bytes on disk)."""
+        entries = size = 0
+        for p in self._entries():
+            try:
+                size += p.stat().st_size
+                entries += 1
+            except OSError:
+                pass
+        return entries, size
+
+    def clear(self) -> int:
+        """Delete every entry (and stale temp files, empty shards); returns entries removed."""
+        removed = 0
+        for p in list(self._entries()):
+            try:
+                p.unlink()
+                removed += 1
+            except OSError:
+                pass
+        if self.directory.is_dir():
+            for p in self.directory.glob("*/.*"):  # temp files: a build may be writing the fresh ones
+                try:
+                    if time.time() - p.stat().st_mtime > _STALE_TEMP:
+                        p.unlink()
+                except OSError:
+                    pass
+            for shard in self.directory.iterdir():
+                try:
+                    shard.rmdir()
+                except OSError:
+                    pass
+        return removed

