@@ -9,15 +9,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 from .content import Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
-from .errors import UsageError
+from .errors import AudioworkoutError, UsageError
 from .audio.mp3 import Chapter, TrackTags, write_mp3
-from .plan import Plan, fit, minutes_range, supported_range
+from .content import LEVELS
+from .plan import MAX_MINUTES, MIN_MINUTES, Plan, exact_plan, fit, minutes_range, supported_range
+from .review import Finding, review, review_levels
 from .script import Script, lay_out
 from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
 from .fsutil import write_atomic
@@ -75,8 +77,8 @@ class PhraseDurations:
         self._unknown.clear()
 
 
-def measure_with(durations: PhraseDurations) -> Callable[[Plan], float]:
-    return lambda plan: lay_out(plan, durations).total_seconds
+def layout_with(durations: PhraseDurations) -> Callable[[Plan], Script]:
+    return lambda plan: lay_out(plan, durations)
 
 
 def plan_session(routine: Routine, minutes: float | None = None, level: str | None = None, speaker=None,
@@ -87,12 +89,13 @@ def plan_session(routine: Routine, minutes: float | None = None, level: str | No
     The search runs on known-or-estimated durations; the chosen plan's new phrases are then
     synthesised and the fit repeated, until every phrase in the script has its real duration.
     """
+    exact = minutes is None and not routine.fit
     minutes = routine.minutes if minutes is None else minutes
     level = level or routine.level
     durations = PhraseDurations(speaker, chimes)
-    measure = measure_with(durations)
+    layout = layout_with(durations)
     for _ in range(4):
-        plan = fit(routine, minutes, level, measure)
+        plan = exact_plan(routine, level) if exact else fit(routine, minutes, level, layout)
         script = lay_out(plan, durations)
         if speaker is None:
             return plan, script
@@ -118,9 +121,51 @@ class RoutineSummary:
 def summarise(routine: Routine, level: str | None = None) -> RoutineSummary:
     """What `audioworkout list` shows: the routine and the lengths it supports (estimated speech)."""
     level = level or routine.level
-    low, high = minutes_range(*supported_range(routine, level, measure_with(PhraseDurations())))
+    low, high = minutes_range(*supported_range(routine, level, layout_with(PhraseDurations())))
     names = list(dict.fromkeys(s.name for s in routine.sections))
     return RoutineSummary(routine.id, routine.title, names, routine.minutes, routine.level, low, high)
+
+
+@dataclass(frozen=True)
+class ReviewedSession:
+    minutes: float | None  # None: the routine's exact (unfitted) session
+    level: str
+    findings: list[Finding]
+
+
+def review_lengths(routine: Routine, level: str) -> list[float | None]:
+    """The lengths the review sweeps by default: every 5 minutes the routine supports, and its own default."""
+    low, high = minutes_range(*supported_range(routine, level, layout_with(PhraseDurations())))
+    lengths: list[float | None] = [float(m) for m in range(MIN_MINUTES, MAX_MINUTES + 1, 5) if low <= m <= high]
+    if routine.fit:
+        lengths.append(routine.minutes)
+    else:
+        lengths.insert(0, None)
+    return sorted(set(lengths), key=lambda m: -1 if m is None else m)
+
+
+def review_routine(routine: Routine, minutes: list[float] | None = None,
+                   levels: list[str] | None = None) -> list[ReviewedSession]:
+    """The coaching rules applied to every requested length and level (estimated speech: no synthesis)."""
+    out = []
+    levels = levels or list(LEVELS)
+    supported = {lv: review_lengths(routine, lv) for lv in levels}
+    lengths = minutes if minutes else sorted({m for lv in levels for m in supported[lv]},
+                                             key=lambda m: -1 if m is None else m)
+    for length in lengths:
+        sessions: dict[str, tuple[Plan, Script]] = {}
+        for level in levels:
+            if not minutes and length not in supported[level]:
+                continue  # a length this level cannot make is only reported when asked for
+            try:
+                sessions[level] = plan_session(routine, length, level)
+            except UsageError as exc:
+                out.append(ReviewedSession(length, level, [Finding(0.0, "length", str(exc), "length")]))
+        for level, (plan, script) in sessions.items():
+            out.append(ReviewedSession(length, level, review(plan, script)))
+        for finding in review_levels(sessions):
+            out.append(ReviewedSession(length, "all levels", [finding]))
+    return out
 
 
 @dataclass
@@ -146,29 +191,57 @@ def _with_chime_set(routine: Routine, chime_set: str) -> Routine:
     return replace(routine, sections=tuple(replace(s, chimes=chime_set) for s in routine.sections))
 
 
-def build(routine: Routine, minutes: float | None = None, level: str | None = None, *,
-          engine: str = "piper", voice: Path | None = None, lang: str | None = None, tld: str | None = None,
-          pace: float = 1.0, sentence_pause: float = 0.25, cache_dir: Path | None = None, jobs: int | None = None,
-          music: Path | None = None,
-          chime_files: dict[str, Path] | None = None, chime_set: str = "auto", cover: Path | None = None,
-          output_dir: Path = Path("output"), bitrate_kbps: int = 96, artist: str = "audioworkout",
-          dry_run: bool = False, progress: Callable[[str, float], None] | None = None) -> BuildResult:
+@dataclass(frozen=True)
+class BuildOptions:
+    """What a build makes beside the speech: music, chimes, cover, where and how the MP3 is written."""
+
+    music: Path | None = None
+    chime_files: dict[str, Path] = field(default_factory=dict)
+    chime_set: str = "auto"  # auto (each section's own) | bright | soft
+    cover: Path | None = None
+    output_dir: Path = Path("output")
+    bitrate_kbps: int = 96
+    artist: str = "audioworkout"
+    dry_run: bool = False
+
+
+def _check_inputs(options: BuildOptions) -> ChimeBank:
+    """Refuse a bad --music or --chime before any work (exit 2, like any bad argument)."""
+    if options.music is not None:
+        try:
+            files = music_files(options.music)
+        except AudioworkoutError as exc:
+            raise UsageError(str(exc)) from None
+        empty = [f for f in files if f.stat().st_size == 0]
+        if empty:
+            raise UsageError(f"--music: {empty[0]}: the file is empty")
+    for name, path in options.chime_files.items():
+        if not Path(path).is_file() or Path(path).stat().st_size == 0:
+            raise UsageError(f"--chime: {name}={path}: expected an existing, non-empty audio file")
+    try:
+        return ChimeBank(dict(options.chime_files))
+    except AudioworkoutError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def build(routine: Routine, minutes: float | None = None, level: str | None = None,
+          speech: SpeechSettings | None = None, options: BuildOptions | None = None,
+          progress: Callable[[str, float], None] | None = None) -> BuildResult:
     """Plan, script, synthesise, mix, master and encode one track with its sidecars."""
 
     report = progress or (lambda stage, fraction: None)
-    minutes = routine.minutes if minutes is None else minutes
+    speech = speech or SpeechSettings()
+    options = options or BuildOptions()
     level = level or routine.level
-    routine = _with_chime_set(routine, chime_set)
-    if music is not None:
-        music_files(music)  # fail on a bad --music before any work
-    cover_bytes, cover_mime = _cover(cover or routine.cover)
-    speaker = make_speaker(engine, voice=voice, lang=lang, tld=tld, pace=pace, sentence_pause=sentence_pause,
-                           cache_dir=cache_dir, jobs=jobs)
-    chimes = ChimeBank(chime_files or {})
+    routine = _with_chime_set(routine, options.chime_set)
+    chimes = _check_inputs(options)
+    music, output_dir, dry_run = options.music, Path(options.output_dir), options.dry_run
+    cover_bytes, cover_mime = _cover(options.cover or routine.cover)
+    speaker = make_speaker(speech)
     plan, script = plan_session(routine, minutes, level, speaker, chimes,
                                 progress=lambda done, total, *_: report("synthesising", done / max(total, 1)))
+    minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
     stem = track_stem(routine, minutes, level)
-    output_dir = Path(output_dir)
     if dry_run:
         return BuildResult(None, [], script, plan, script.total_seconds)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -186,13 +259,13 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     mp3_path = output_dir / f"{stem}.mp3"
     tags = TrackTags(
         title=f"{routine.title} ({minutes:g} min, {level})",
-        artist=artist, album=routine.title, genre="Fitness", year=str(datetime.now().year),
+        artist=options.artist, album=routine.title, genre="Fitness", year=str(datetime.now().year),
         comment=_comment(script, routine), length_ms=int(round(script.total_seconds * 1000)),
         cover=cover_bytes, cover_mime=cover_mime,
     )
     chapters = [Chapter(s.title if s.kind == "section" else f"{s.title} ({s.amount})", s.start, s.end,
                         0 if s.kind == "section" else 1) for s in script.spans]
-    write_mp3(mix.samples, mix.sample_rate, mp3_path, tags, chapters, bitrate_kbps=bitrate_kbps,
+    write_mp3(mix.samples, mix.sample_rate, mp3_path, tags, chapters, bitrate_kbps=options.bitrate_kbps,
               progress=lambda f: report("encoding", f))
     del mix
     created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()

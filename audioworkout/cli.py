@@ -6,34 +6,43 @@ traceback: 2 for bad content or arguments, 1 for everything else.
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from . import __version__
-from .errors import AudioworkoutError
+from .content import CHIME_SETS, LEVELS
+from .errors import AudioworkoutError, UsageError
+from .speech import SpeechSettings, engine_names
 
-LEVEL_CHOICE = click.Choice(["beginner", "intermediate", "advanced"])
-ENGINE_CHOICE = click.Choice(["piper", "pico", "gtts"])
+LEVEL_CHOICE = click.Choice(LEVELS)
+ENGINE_CHOICE = click.Choice(engine_names())
 
 
-def friendly_errors(func):
-    """Turn our errors into one line and an exit status."""
+def report(exc: AudioworkoutError) -> None:
+    """Our errors as `Error: …` lines on stderr: one per problem (a content file may have several)."""
+    for line in str(exc).splitlines() or [type(exc).__name__]:
+        click.echo(f"Error: {line}", err=True)
 
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+
+class Commands(click.Group):
+    """The command group; every command's errors pass through `invoke` once, so none can forget them."""
+
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return func(*args, **kwargs)
+            return super().invoke(ctx)
         except AudioworkoutError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            report(exc)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted; nothing partial was left behind.", err=True)
             sys.exit(130)
-
-    return wrapper
+        except OSError as exc:  # the environment: a full disk, a folder we may not write...
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
+            sys.exit(1)
 
 
 def minutes_option(func):
@@ -50,7 +59,7 @@ def speech_options(func):
     """The options that choose a voice; shared by `script` and `build`."""
     options = [
         click.option("--engine", type=ENGINE_CHOICE, default="piper", show_default=True,
-                     help="Speech engine: piper (offline, default), pico (offline, small) or gtts (online)."),
+                     help="Speech engine: piper (offline, default), pico (offline, small) or gtts (online extra)."),
         click.option("--voice", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="A Piper voice file (.onnx, with its .onnx.json beside it)."),
         click.option("--lang", default=None, help="Language: pico en-US|en-GB; gtts e.g. en."),
@@ -69,14 +78,19 @@ def speech_options(func):
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def speech_settings(kwargs: dict[str, Any]) -> SpeechSettings:
+    """The speech options, taken out of a command's keyword arguments once."""
+    names = ("engine", "voice", "lang", "tld", "pace", "sentence_pause", "jobs", "cache_dir")
+    return SpeechSettings(**{name: kwargs.pop(name) for name in names})
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="audioworkout")
 def main():
     """Turn a workout routine into a voice-guided MP3 you can follow without a screen."""
 
 
 @main.command("list")
-@friendly_errors
 def list_routines():
     """The bundled routines, their sections and the session lengths each supports."""
     from . import api
@@ -95,7 +109,6 @@ def list_routines():
 
 @main.command()
 @click.argument("routine")
-@friendly_errors
 def show(routine):
     """A routine's sections, exercises and settings. ROUTINE is a name or a path to a .yaml file."""
     from . import api
@@ -131,15 +144,15 @@ def show(routine):
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--estimate", is_flag=True, help="Estimate phrase lengths from the text instead of synthesising.")
 @speech_options
-@friendly_errors
-def script(routine, minutes, level, fmt, estimate, engine, voice, lang, tld, pace, sentence_pause, cache_dir, jobs):
+def script(routine, minutes, level, fmt, estimate, **speech):
     """The timed script: every cue with its time, and the total length."""
     from . import api
     from .audio.sidecars import script_markdown
     from .script import print_text
 
     r = api.load_routine(routine)
-    speaker = None if estimate else api.make_speaker(engine, voice, lang, tld, pace, sentence_pause, cache_dir, jobs)
+    settings = speech_settings(speech)
+    speaker = None if estimate else api.make_speaker(settings)
     _, s = api.plan_session(r, minutes, level, speaker=speaker)
     if fmt == "json":
         click.echo(s.to_json())
@@ -151,15 +164,47 @@ def script(routine, minutes, level, fmt, estimate, engine, voice, lang, tld, pac
 
 
 @main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@friendly_errors
-def validate(files):
-    """Check routine or exercise files; prints one line per file."""
+@click.argument("routine")
+@click.option("--minutes", "-m", "minutes", type=click.FloatRange(5, 60), multiple=True,
+              help="A length to check (repeatable; default: every 5 minutes the routine supports, and its own).")
+@click.option("--level", "-l", "levels", type=LEVEL_CHOICE, multiple=True,
+              help="A level to check (repeatable; default: all three).")
+def review(routine, minutes, levels):
+    """Apply the coaching rules to a routine's sessions; print each rule broken; exit 1 if any."""
     from . import api
 
+    r = api.load_routine(routine)
+    sessions = api.review_routine(r, list(minutes) or None, list(levels) or None)
+    found = 0
+    for session in sessions:
+        length = "exact" if session.minutes is None else f"{session.minutes:g} min"
+        for finding in session.findings:
+            click.echo(f"[{r.id} {length} {session.level}] {finding}")
+            found += 1
+    checked = len({(s.minutes, s.level) for s in sessions if s.level != "all levels"})
+    click.echo(f"{found} finding(s) in {checked} session(s) of {r.id}" if found else
+               f"{r.id}: {checked} session(s) reviewed, no rule broken")
+    if found:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def validate(files):
+    """Check routine, exercise or show files: every problem in every file, with its line; exit 2 if any."""
+    from . import api
+
+    failed = 0
     for path in files:
-        kind = api.validate_file(path)
-        click.echo(f"{path}: ok ({kind})")
+        try:
+            kind = api.validate_file(path)
+        except AudioworkoutError as exc:
+            report(exc)
+            failed += 1
+        else:
+            click.echo(f"{path}: ok ({kind})")
+    if failed:
+        sys.exit(2)
 
 
 @main.command()
@@ -208,7 +253,7 @@ def _chime_files(values: tuple[str, ...]) -> dict[str, Path]:
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
-            raise click.BadParameter(f"got {value!r}; expected NAME=FILE, e.g. start=bell.wav", param_hint="--chime")
+            raise UsageError(f"--chime: got {value!r}; expected NAME=FILE, e.g. start=bell.wav")
         out[name.strip()] = Path(path).expanduser()
     return out
 
@@ -255,7 +300,7 @@ def _stop_on_sigterm() -> None:
               help="Background music: a file or a folder of files, looped and ducked under speech.")
 @click.option("--chime", "chime_values", multiple=True, metavar="NAME=FILE",
               help="Use your own sound for a chime (get_ready, start, halfway, switch, countdown, end, finish).")
-@click.option("--chimes", "chime_set", type=click.Choice(["auto", "bright", "soft"]), default="auto",
+@click.option("--chimes", "chime_set", type=click.Choice(("auto", *CHIME_SETS)), default="auto",
               show_default=True, help="Chime set: each section's own (auto), or bright or soft everywhere.")
 @click.option("--cover", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Cover art (PNG or JPEG) for the MP3 tags.")
@@ -264,21 +309,18 @@ def _stop_on_sigterm() -> None:
 @click.option("--bitrate", type=click.Choice(["64", "96", "128", "160", "192"]), default="96", show_default=True,
               help="MP3 bitrate in kbps (constant).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and its length; write nothing.")
-@friendly_errors
-def build(routine, minutes, level, engine, voice, lang, tld, pace, sentence_pause, cache_dir, jobs, music, chime_values,
-          chime_set, cover, output_dir, bitrate, dry_run):
+def build(routine, minutes, level, music, chime_values, chime_set, cover, output_dir, bitrate, dry_run, **speech):
     """Build the MP3 for ROUTINE with its cue sheet, transcript, chapters and plan."""
     from . import api
     from .script import clock
 
     _stop_on_sigterm()
     r = api.load_routine(routine)
+    options = api.BuildOptions(music=music, chime_files=_chime_files(chime_values), chime_set=chime_set, cover=cover,
+                               output_dir=output_dir, bitrate_kbps=int(bitrate), dry_run=dry_run)
     bar = StageProgress() if not dry_run and sys.stderr.isatty() else None
     try:
-        result = api.build(r, minutes, level, engine=engine, voice=voice, lang=lang, tld=tld, pace=pace,
-                           sentence_pause=sentence_pause, cache_dir=cache_dir, jobs=jobs, music=music, chime_files=_chime_files(chime_values),
-                           chime_set=chime_set, cover=cover, output_dir=output_dir, bitrate_kbps=int(bitrate),
-                           dry_run=dry_run, progress=bar)
+        result = api.build(r, minutes, level, speech_settings(speech), options, progress=bar)
     finally:
         if bar:
             bar.close()
@@ -303,7 +345,6 @@ def build(routine, minutes, level, engine, voice, lang, tld, pace, sentence_paus
                    "file's, else http://localhost:8000/ for `audioworkout serve`).")
 @click.option("--config", "show_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Show settings (title, author, owner, description, language, category, cover…) in YAML.")
-@friendly_errors
 def feed(output_dir, base_url, show_file):
     """Write feed.xml (a podcast feed) and index.html (a web page) for every track in the folder."""
     from .publish.feed import build_feed
@@ -321,7 +362,6 @@ def feed(output_dir, base_url, show_file):
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; 0.0.0.0 lets other devices on your network in.")
 @click.option("--port", "-p", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@friendly_errors
 def serve(output_dir, host, port):
     """Serve the output folder over HTTP (range requests, so players can seek) until Ctrl-C."""
     from .publish.serve import serve as run_server

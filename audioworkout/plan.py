@@ -1,53 +1,69 @@
-"""The plan: a routine's exercises with amounts, sets, rounds and rests fitted to a session length.
+"""The plan: a routine's exercises with amounts, sets, rounds and rests, fitted to a session length.
 
-The planner never lays out time itself: it asks a `measure(plan) -> seconds` function (the script
-stage, with estimated or real speech durations) how long a candidate runs, and searches the
-candidate's two knobs, *volume* (amounts, sets, rounds) and *extra rest*, to land on the target.
-So real synthesised durations replace estimates without the planner changing.
+A coach does not stretch every number to fill time. The amounts per set are the level's own
+(rounded as a coach says them); a longer session adds what a coach would add, in this order:
+the level's sets and rounds, more exercises of each section by priority, repeated stretch holds,
+the routine's optional extras (to the section furthest below its share of the session), and then
+more sets of strength moves or more rounds of a circuit. Each step is kept only if the session
+still fits; what is left over goes into rests, in whole 5-second steps within their bounds.
+
+The planner never lays out time itself: it asks a `layout(plan) -> Script` function (the script
+stage, with estimated or real speech durations) how long a candidate runs.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
-from .content import LEVELS, Exercise, Routine
+from . import coaching
+from .content import LEVELS, Exercise, Routine, RoutineItem, Section
 from .errors import UsageError
 
+if TYPE_CHECKING:
+    from .script import Script
+
 MIN_MINUTES, MAX_MINUTES = 5, 60
-VOLUME_RANGE = (0.05, 6.0)
-MAX_SETS, MAX_ROUNDS = 5, 8
-EXTRA_REST_MAX = 30.0
-AMOUNT_POWER, SETS_POWER = 0.45, 0.6
 
 
 @dataclass
 class PlannedExercise:
-    exercise: Exercise
+    exercise: Exercise  # as done at this level (its variant, if it has one)
     section: str
     amount: int  # reps, seconds or breath cycles per set (and per side)
-    sets: int
-    rest_before: float  # the least time of the "next up" transition before it
+    sets: int  # sets; for a stretch held on each side, the holds per side
+    rest_before: float  # the least quiet rest before its start bell
     rest_between_sets: float
     switch_sides: float
     chimes: str = "bright"
+    register: str = "energetic"
     round: int = 1
+    rounds: int = 1
+    first: bool = True  # its first appearance in the session (full how-to); later ones get a reminder
+    number: int = 0  # "exercise N of M", counting distinct exercises
 
     @property
     def name(self) -> str:
         return self.exercise.name
 
-    def amount_text(self) -> str:
+    @property
+    def sides(self) -> int:
+        return 2 if self.exercise.sides == "each" else 1
+
+    def work_seconds(self) -> float:
+        """Seconds of work in all its sets (reps and breaths at their tempo)."""
         ex = self.exercise
-        text = f"{self.amount} {ex.unit}"
-        if ex.sides == "each":
-            text += " each side"
-        elif ex.sides == "alternating":
-            text += ", alternating sides"
-        if self.sets > 1:
-            text += f", {self.sets} sets"
-        return text
+        if ex.kind in ("timed", "hold"):
+            per_set = float(self.amount)
+        elif ex.kind == "reps":
+            per_set = self.amount * sum(p.seconds for p in ex.tempo) * (2 if ex.sides == "alternating" else 1)
+        else:
+            per_set = self.amount * sum(p.seconds for p in ex.breath)
+        return per_set * self.sets * self.sides
+
+    def amount_text(self) -> str:
+        return coaching.amount_text(self.exercise, self.amount, self.sets)
 
 
 @dataclass
@@ -57,6 +73,9 @@ class PlannedSection:
     chimes: str
     round: int
     rounds: int
+    register: str = "energetic"
+    number: int = 1  # the section's number among the parts of the session
+    rest_before: float = 0.0  # rest before this round (between rounds)
     exercises: list[PlannedExercise] = field(default_factory=list)
 
 
@@ -64,11 +83,10 @@ class PlannedSection:
 class Plan:
     routine: Routine
     level: str
-    target_seconds: float
-    volume: float
-    extra_rest: float
-    max_priority: int
+    target_seconds: float  # 0 in exact mode
     sections: list[PlannedSection]
+    exact: bool = False
+    parts: int = 0  # distinct sections (rounds count once)
 
     @property
     def minutes(self) -> float:
@@ -78,143 +96,325 @@ class Plan:
     def exercises(self) -> list[PlannedExercise]:
         return [ex for s in self.sections for ex in s.exercises]
 
+    def distinct_exercises(self) -> list[Exercise]:
+        return list({ex.exercise.id: ex.exercise for ex in self.exercises}.values())
+
+    def work_seconds(self) -> float:
+        return sum(ex.work_seconds() for ex in self.exercises)
+
+    def equipment(self) -> list[str]:
+        return list(dict.fromkeys(item for ex in self.distinct_exercises() for item in ex.equipment))
+
 
 def tolerance(target_seconds: float) -> float:
     """How far a plan may land from its target: ±2 % or ±10 s, whichever is larger."""
     return max(0.02 * target_seconds, 10.0)
 
 
-def _scaled(base: int, volume: float, power: float, lo: int, hi: int, phase: float = 0.5) -> int:
-    """base × volume^power rounded at `phase`: different phases make items step up at different volumes."""
-    return int(min(hi, max(lo, math.floor(base * volume ** power + phase))))
+# --------------------------------------------------------------------------- the structure being grown
 
 
-def _phase(index: int) -> float:
-    """Spread rounding thresholds evenly (golden-ratio sequence), so sets and rounds don't all jump at once."""
-    return 0.15 + 0.7 * ((index * 0.6180339887) % 1.0)
+@dataclass
+class _Item:
+    item: RoutineItem
+    exercise: Exercise  # for the level
+    included: bool
+    extra: bool
+    sets: int
+    amount: int
 
 
-def _amount(ex: Exercise, level: str, volume: float) -> int:
-    """Per-set amount at this volume; holds and timed work in whole 5 s steps once past 20 s.
-
-    Amounts grow slower than sets, so a longer session at a low level means more sets, while the
-    per-set amounts (the intensity) stay those of the level.
-    """
-    lo, hi = ex.limits
-    amount = _scaled(ex.amounts[level], volume, AMOUNT_POWER, lo, hi)
-    if ex.kind in ("timed", "hold") and amount > 20:
-        amount = int(min(hi, max(lo, 5 * round(amount / 5))))
-    return amount
+@dataclass
+class _Section:
+    section: Section
+    items: list[_Item]
+    rounds: int
+    round_limit: int
 
 
-def candidate(routine: Routine, level: str, volume: float, extra_rest: float = 0.0,
-              max_priority: int = 3, target_seconds: float = 0.0, amount_volume: float | None = None) -> Plan:
-    """The plan at one volume and extra rest. Every amount, set and round count rises with volume.
+@dataclass
+class _Structure:
+    sections: list[_Section]
+    pad_steps: int = 0  # 5 s steps of extra rest, spread evenly over the rests between exercises
+    round_steps: int = 0  # 5 s steps added to each rest between rounds
 
-    `amount_volume`, when given, scales the per-set amounts apart from the sets and rounds.
-    """
-    amount_volume = volume if amount_volume is None else amount_volume
+
+def _items(section: Section, level: str) -> list[_Item]:
+    out = []
+    for item, extra in [(i, False) for i in section.items] + [(i, True) for i in section.extras]:
+        ex = item.exercise.for_level(level)
+        out.append(_Item(item, ex, False, extra, 1, coaching.round_amount(ex, ex.amounts[level])))
+    return out
+
+
+def _ordered(items: list[_Item], section: Section) -> list[_Item]:
+    """A flexible section moves standing -> seated -> kneeling -> lying once, not back and forth."""
+    if section.order != "flexible":
+        return items
+    return sorted(items, key=lambda i: coaching.POSITION_ORDER.get(i.exercise.position, 0))
+
+
+def build_plan(routine: Routine, level: str, structure: _Structure, target_seconds: float, exact: bool) -> Plan:
+    """The plan a structure stands for: rounds unrolled, numbers given, rests set."""
     rest = routine.rest
     sections: list[PlannedSection] = []
-    for s_index, section in enumerate(routine.sections):
-        items = [item for item in section.items if item.priority <= max_priority]
-        if not items:
+    numbers: dict[str, int] = {}
+    parts = 0
+    for s in structure.sections:
+        chosen = _ordered([i for i in s.items if i.included], s.section)
+        if not chosen:
             continue
-        repeatable = max(section.rounds.values()) > 1  # only sections written with rounds repeat
-        rounds = _scaled(section.rounds[level], volume, 0.5, 1, MAX_ROUNDS, _phase(s_index)) if repeatable else 1
-        for rnd in range(1, rounds + 1):
-            planned = PlannedSection(section.name, section.intro, section.chimes, rnd, rounds)
-            for i_index, item in enumerate(items):
-                ex = item.exercise
+        parts += 1
+        for rnd in range(1, s.rounds + 1):
+            between_rounds = rest.between_rounds[level] + coaching.REST_STEP * structure.round_steps
+            planned = PlannedSection(s.section.name, s.section.intro, s.section.chimes, rnd, s.rounds,
+                                     s.section.register, parts, rest_before=between_rounds if rnd > 1 else 0)
+            for i in chosen:
+                ex = i.exercise
+                first = ex.id not in numbers
+                if first:
+                    numbers[ex.id] = len(numbers) + 1
                 planned.exercises.append(PlannedExercise(
-                    exercise=ex,
-                    section=section.name,
-                    amount=_amount(ex, level, amount_volume),
-                    sets=_scaled(max(1, ex.sets[level]), volume, SETS_POWER, 1, MAX_SETS,
-                                 _phase(i_index + 7 * s_index)),
-                    rest_before=max(0.0, rest.between_exercises[level] + extra_rest),
-                    rest_between_sets=max(3.0, rest.between_sets[level] + extra_rest),
-                    switch_sides=rest.switch_sides,
-                    chimes=section.chimes,
-                    round=rnd,
-                ))
+                    exercise=ex, section=s.section.name, amount=i.amount, sets=i.sets,
+                    rest_before=rest.between_exercises[level], rest_between_sets=rest.between_sets[level],
+                    switch_sides=rest.switch_sides, chimes=s.section.chimes, register=s.section.register,
+                    round=rnd, rounds=s.rounds, first=first, number=numbers[ex.id]))
             sections.append(planned)
-    return Plan(routine, level, target_seconds, volume, extra_rest, max_priority, sections)
+    _spread_pads(sections, structure.pad_steps)
+    return Plan(routine, level, target_seconds, sections, exact=exact, parts=parts)
 
 
-def _extra_rest_floor(routine: Routine, level: str) -> float:
-    return -routine.rest.between_exercises[level]
+def _rest_slots(sections: list[PlannedSection]) -> list[PlannedExercise]:
+    """The exercises that follow another's end bell within a section: their rests can grow."""
+    return [ex for s in sections for ex in s.exercises[1:]]
 
 
-def supported_range(routine: Routine, level: str, measure: Callable[[Plan], float]) -> tuple[float, float]:
-    """Shortest and longest session (seconds) the routine can make at this level."""
-    lo_v, hi_v = VOLUME_RANGE
-    floor = _extra_rest_floor(routine, level)
-    shortest = min(measure(candidate(routine, level, lo_v, floor, p)) for p in (1, 2, 3))
-    longest = measure(candidate(routine, level, hi_v, EXTRA_REST_MAX, 3))
-    return shortest, longest
+def _spread_pads(sections: list[PlannedSection], steps: int) -> None:
+    """Give `steps` extra 5 s steps of rest to the rests between exercises, as evenly as they go."""
+    slots = _rest_slots(sections)
+    if not slots or steps <= 0:
+        return
+    for k, ex in enumerate(slots):
+        share = (steps * (k + 1)) // len(slots) - (steps * k) // len(slots)
+        ex.rest_before += coaching.REST_STEP * share
 
 
-def fit(routine: Routine, minutes: float, level: str, measure: Callable[[Plan], float]) -> Plan:
-    """The plan whose measured length is closest to `minutes`, with as many exercises as fit."""
+def _start(routine: Routine, level: str) -> _Structure:
+    """The least session: each section's most important exercise, one set, one round."""
+    sections = []
+    for section in routine.sections:
+        items = _items(section, level)
+        core = [i for i in items if not i.extra]
+        if core:
+            min(core, key=lambda i: i.item.priority).included = True
+        sections.append(_Section(section, items, 1, max(section.rounds.values()) if max(section.rounds.values()) > 1
+                                 else 1))
+    return _Structure(sections)
+
+
+def exact_plan(routine: Routine, level: str) -> Plan:
+    """Every exercise with the amounts, sets, rounds and rests as written (exact mode)."""
+    structure = _start(routine, level)
+    for s in structure.sections:
+        s.rounds = s.section.rounds[level]
+        for i in s.items:
+            i.included = not i.extra
+            i.sets = coaching.planned_sets(i.exercise, level, growth=False)
+    return build_plan(routine, level, structure, 0.0, exact=True)
+
+
+# --------------------------------------------------------------------------- growth steps
+
+
+Step = Callable[[], Callable[[], None] | None]  # changes the structure; returns its undo, or None if nothing to do
+
+
+def _include(i: _Item) -> Step:
+    def step() -> Callable[[], None] | None:
+        if i.included:
+            return None
+        i.included = True
+        return lambda: setattr(i, "included", False)
+    return step
+
+
+def _more_sets(i: _Item, limit: int) -> Step:
+    def step() -> Callable[[], None] | None:
+        if not i.included or i.sets >= limit:
+            return None
+        i.sets += 1
+        return lambda: setattr(i, "sets", i.sets - 1)
+    return step
+
+
+def _more_rounds(s: _Section, limit: int) -> Step:
+    def step() -> Callable[[], None] | None:
+        if s.rounds >= limit or not any(i.included for i in s.items):
+            return None
+        s.rounds += 1
+        return lambda: setattr(s, "rounds", s.rounds - 1)
+    return step
+
+
+def _ladder(structure: _Structure, level: str) -> list[list[Step] | list[list[_Item]]]:
+    """The growth ladder, in phases: lists of steps tried in order, or per-section pools grown in balance."""
+    every = [i for s in structure.sections for i in s.items]
+    circuits = [s for s in structure.sections if s.round_limit > 1]
+    level_own: list[Step] = []
+    for s in circuits:  # 1. the level's own rounds and sets
+        level_own += [_more_rounds(s, s.section.rounds[level])] * (s.section.rounds[level] - 1)
+    for _ in range(coaching.MAX_SETS):
+        level_own += [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=False))
+                      for i in every if not i.extra]
+    core = [[i for i in sorted(s.items, key=lambda i: i.item.priority) if not i.extra] for s in structure.sections]
+    stretches: list[Step] = []  # 3. stretches held again on each side, towards about a minute in all (ACSM)
+    for _ in range(coaching.MAX_STRETCH_HOLDS):
+        stretches += [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
+                      for i in every if i.exercise.is_stretch]
+    extras = [[i for i in s.items if i.extra] for s in structure.sections]
+    more: list[Step] = []  # 5. more sets of strength moves, more rounds of circuits
+    for _ in range(coaching.MAX_SETS):
+        more += [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
+                 for i in every if not i.exercise.is_stretch]
+    for s in circuits:
+        more += [_more_rounds(s, s.section.rounds[level] + coaching.EXTRA_ROUNDS)] * coaching.EXTRA_ROUNDS
+    longer: list[Step] = []  # 6. what is left: a step more per set, never past the next level's own amount
+    for _ in range(coaching.MAX_AMOUNT_STEPS):
+        longer += [_longer(i, level) for i in every]
+    return [level_own, core, stretches, extras, more, longer]
+
+
+def _longer(i: _Item, level: str) -> Step:
+    def step() -> Callable[[], None] | None:
+        bigger = coaching.next_amount(i.exercise, i.amount, level)
+        if not i.included or bigger is None:
+            return None
+        before, i.amount = i.amount, bigger
+        return lambda: setattr(i, "amount", before)
+    return step
+
+
+def _target_shares(structure: _Structure) -> list[float]:
+    """Each section's share of a session: warm-up and cool-down about 15 % each, the rest by their exercises."""
+    sections = structure.sections
+    weights = [float(len(s.items)) for s in sections]
+    if len(sections) < 3:
+        total = sum(weights) or 1.0
+        return [w / total for w in weights]
+    middle = sum(weights[1:-1]) or 1.0
+    return [coaching.WARM_COOL_SHARE] + [(1 - 2 * coaching.WARM_COOL_SHARE) * w / middle
+                                          for w in weights[1:-1]] + [coaching.WARM_COOL_SHARE]
+
+
+def _grow_balanced(structure: _Structure, pools: list[list[_Item]], fits: Callable[[], bool],
+                   shares: Callable[[], list[float]]) -> None:
+    """Add items from per-section pools, each time to the section furthest below its share."""
+    pools = [[i for i in pool if not i.included] for pool in pools]
+    wanted = _target_shares(structure)
+    while any(pools):
+        now = shares()
+        order = sorted((k for k, pool in enumerate(pools) if pool), key=lambda k: now[k] - wanted[k])
+        for k in order:
+            item = pools[k].pop(0)
+            item.included = True
+            if fits():
+                break
+            item.included = False
+        else:
+            return
+
+
+def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script]) -> Plan:
+    """The plan whose laid-out length lands on `minutes`, grown as a coach would grow a session."""
     if level not in LEVELS:
         raise UsageError(f"level: got {level!r}; allowed: {' | '.join(LEVELS)}")
     if not (MIN_MINUTES <= minutes <= MAX_MINUTES):
         raise UsageError(f"minutes: got {minutes:g}; allowed: {MIN_MINUTES} to {MAX_MINUTES}")
     target = minutes * 60.0
     tol = tolerance(target)
-    lo_v, hi_v = VOLUME_RANGE
-    floor = _extra_rest_floor(routine, level)
+    structure = _start(routine, level)
 
-    def total(volume: float, extra: float, priority: int, amounts: float | None = None) -> tuple[float, Plan]:
-        plan = candidate(routine, level, volume, extra, priority, target, amount_volume=amounts)
-        return measure(plan), plan
+    def length() -> float:
+        return layout(build_plan(routine, level, structure, target, exact=False)).total_seconds
 
-    def largest_under(lo: float, hi: float, length: Callable[[float], float]) -> tuple[float, float]:
-        """Bisection for the largest x whose length stays at or under the target (and the x just above)."""
-        for _ in range(16):
-            mid = math.sqrt(lo * hi)
-            if length(mid) <= target:
-                lo = mid
-            else:
-                hi = mid
-        return lo, hi
+    # Below 10 minutes the middle sections may go; the first and last always stay.
+    middle = [s for s in structure.sections[1:-1]]
+    while length() > target + tol and minutes < coaching.ALL_SECTIONS_FROM_MINUTES and any(
+            i.included for s in middle for i in s.items):
+        last = next(s for s in reversed(middle) if any(i.included for i in s.items))
+        for i in last.items:
+            i.included = False
+    if length() > target + tol:
+        raise _unreachable(routine, minutes, level, layout)
+    def shares() -> list[float]:
+        script = layout(build_plan(routine, level, structure, target, exact=False))
+        spans = {sp.title.split(",")[0]: 0.0 for sp in script.spans}
+        for sp in script.spans:
+            if sp.kind == "section":
+                spans[sp.title.split(",")[0]] += sp.end - sp.start
+        return [spans.get(s.section.name, 0.0) / script.total_seconds for s in structure.sections]
 
-    def settle(volume: float, priority: int, amounts: float | None = None) -> tuple[float, Plan]:
-        """The extra rest (continuous) that lands a structure on the target."""
-        lo_e, hi_e = floor, EXTRA_REST_MAX
-        for _ in range(14):
-            mid_e = (lo_e + hi_e) / 2
-            if total(volume, mid_e, priority, amounts)[0] <= target:
-                lo_e = mid_e
-            else:
-                hi_e = mid_e
-        return min((total(volume, e, priority, amounts) for e in (lo_e, hi_e)), key=lambda r: abs(r[0] - target))
+    for phase in _ladder(structure, level):
+        if phase and isinstance(phase[0], list):
+            _grow_balanced(structure, phase, lambda: length() <= target + tol, shares)  # type: ignore[arg-type]
+            continue
+        for step in phase:
+            undo = step()  # type: ignore[operator]
+            if undo is not None and length() > target + tol:
+                undo()
+    _settle_rests(structure, routine, level, target, length)
+    if abs(length() - target) > tol:
+        raise _unreachable(routine, minutes, level, layout)
+    return build_plan(routine, level, structure, target, exact=False)
 
-    for priority in (3, 2, 1):
-        if total(lo_v, floor, priority)[0] > target + tol:
-            continue  # too long even at its least: drop the next priority of exercises
-        if total(hi_v, EXTRA_REST_MAX, priority)[0] < target - tol:
-            break
-        # The volume at which the plan crosses the target, then the rest that lands on it.
-        a, b = largest_under(lo_v, hi_v, lambda v: total(v, 0.0, priority)[0])
-        tried = [settle(a, priority), settle(b, priority)]
-        if min(abs(m - target) for m, _ in tried) > tol:
-            # A step in sets or rounds too big for rest to bridge: keep each side's sets and rounds
-            # and move the per-set amounts instead.
-            for volume in (a, b):
-                x, y = largest_under(lo_v, hi_v, lambda v: total(volume, 0.0, priority, v)[0])
-                tried += [settle(volume, priority, x), settle(volume, priority, y)]
-        measured, plan = min(tried, key=lambda r: abs(r[0] - target))
-        if abs(measured - target) <= tol:
-            return plan
-        break
-    shortest, longest = supported_range(routine, level, measure)
-    low, high = minutes_range(shortest, longest)
+
+def _settle_rests(structure: _Structure, routine: Routine, level: str, target: float,
+                  length: Callable[[], float]) -> None:
+    """Lengthen rests in whole 5 s steps, within their bounds, to bring the session nearest its target.
+
+    Rests between rounds grow first (a circuit's recovery), then the rests between exercises.
+    """
+    bounds = coaching.rest_pad_limits(routine, level)
+    rounds = sum(max(0, s.rounds - 1) for s in structure.sections if any(i.included for i in s.items))
+    if rounds:
+        most = int(bounds["round_pad"] // coaching.REST_STEP)
+        while structure.round_steps < most and length() + coaching.REST_STEP * rounds <= target:
+            structure.round_steps += 1
+    slots = len(_rest_slots(build_plan(routine, level, structure, target, exact=False).sections))
+    capacity = slots * int(bounds["rest_pad"] // coaching.REST_STEP)
+    deficit = target - length()
+    structure.pad_steps = max(0, min(capacity, round(deficit / coaching.REST_STEP)))
+
+
+def _unreachable(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script]) -> UsageError:
+    low, high = minutes_range(*supported_range(routine, level, layout))
     can = (f"this routine supports {low} to {high} minutes at this level" if low <= high else
-           f"at this level it runs {shortest / 60:.1f} to {longest / 60:.1f} minutes, "
-           f"outside the {MIN_MINUTES} to {MAX_MINUTES} a session may last")
-    raise UsageError(f"{routine.id}: cannot make {minutes:g} minutes at {level} level; {can}")
+           f"no length from {MIN_MINUTES} to {MAX_MINUTES} minutes can be made at this level")
+    return UsageError(f"{routine.id}: cannot make {minutes:g} minutes at {level} level; {can}")
+
+
+def supported_range(routine: Routine, level: str, layout: Callable[[Plan], Script]) -> tuple[float, float]:
+    """Shortest and longest session (seconds) the routine can make at this level."""
+    structure = _start(routine, level)
+    middle = structure.sections[1:-1]
+    for s in middle:
+        for i in s.items:
+            i.included = False
+    shortest = layout(build_plan(routine, level, structure, 0.0, exact=False)).total_seconds
+    structure = _start(routine, level)
+    for phase in _ladder(structure, level):
+        for entry in phase:
+            if isinstance(entry, list):
+                for i in entry:
+                    i.included = True
+            else:
+                entry()
+    bounds = coaching.rest_pad_limits(routine, level)
+    structure.round_steps = int(bounds["round_pad"] // coaching.REST_STEP)
+    slots = len(_rest_slots(build_plan(routine, level, structure, 0.0, exact=False).sections))
+    structure.pad_steps = slots * int(bounds["rest_pad"] // coaching.REST_STEP)
+    longest = layout(build_plan(routine, level, structure, 0.0, exact=False)).total_seconds
+    return shortest, longest
 
 
 def minutes_range(shortest: float, longest: float) -> tuple[int, int]:
@@ -226,3 +426,9 @@ def minutes_range(shortest: float, longest: float) -> tuple[int, int]:
     low = next((n for n in minutes if n * 60 + tolerance(n * 60) >= shortest), MAX_MINUTES + 1)
     high = next((n for n in reversed(minutes) if n * 60 - tolerance(n * 60) <= longest), MIN_MINUTES - 1)
     return low, high
+
+
+def supported_minutes(routine: Routine, level: str, layout: Callable[[Plan], Script]) -> list[int]:
+    """Every whole-minute length in the supported range (a length inside it may still miss by a step)."""
+    low, high = minutes_range(*supported_range(routine, level, layout))
+    return list(range(low, high + 1))

@@ -1,26 +1,30 @@
 """The script: every cue the coach says or chimes, each at a time, laid out from a plan.
 
 Layout needs only how long each phrase lasts (`durations.duration(text)`): estimated from the
-text before speech exists, measured from real synthesised audio after. Spoken cues and chimes
-never overlap: fixed cues (countdown numbers on their seconds, chimes at phase changes) are placed
-first, and flexible ones (form reminders, tips) go into the free gaps that fit them, or are left out.
+text before speech exists, measured from real synthesised audio after. The coach talks before the
+clock: what is next, how to set up, the options and the safety notes fill the transition (which
+grows, in whole 5-second steps, to hold them), and the work clock starts at the start bell. During
+the work only short cues are said, on their seconds, and no silence lasts longer than a listener
+can wait without wondering whether the track has stopped.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Protocol
+from typing import Any, ClassVar, Protocol
 
-from .plan import Plan, PlannedExercise
+from . import coaching
+from .phrases import ENCOURAGEMENT, REST_FILLERS, Pool, join_words, length_words, say
+from .plan import Plan, PlannedExercise, PlannedSection
 
 GAP = 0.3  # silence after every spoken phrase or chime, so nothing runs together
 LEAD_IN = 0.5
 TAIL = 1.5
-HALFWAY_MIN = 30  # seconds of work before a halfway cue is worth saying
-COUNTDOWN_FROM = 5
-SPOKEN_KINDS = ("intro", "safety", "section", "next", "tip", "start", "instruction", "breathing", "pace",
-                "breath", "countdown", "halfway", "last", "form", "switch", "rest", "outro")
+COUNT_IN = 3.4  # three beeps on the seconds before the start bell, and a little air before them
+CALM_LEAD = 1.0  # quiet before a calm start bell
 
 
 class Durations(Protocol):
@@ -31,24 +35,36 @@ class Durations(Protocol):
     def chime_duration(self, name: str, chime_set: str) -> float: ...
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Cue:
+    """Something heard at a time: a spoken phrase or a chime."""
+
     time: float
     duration: float
     kind: str
-    text: str | None = None
-    chime: str | None = None
     section: str | None = None
     exercise: str | None = None
-    chime_set: str = "bright"
+    spoken: ClassVar[bool]
 
     @property
     def end(self) -> float:
         return self.time + self.duration
 
-    @property
-    def spoken(self) -> bool:
-        return self.chime is None
+
+@dataclass(kw_only=True)
+class SpokenCue(Cue):
+    text: str
+    chime: None = None
+    chime_set: str = ""
+    spoken: ClassVar[bool] = True
+
+
+@dataclass(kw_only=True)
+class ChimeCue(Cue):
+    chime: str
+    chime_set: str = "bright"
+    text: None = None
+    spoken: ClassVar[bool] = False
 
 
 @dataclass
@@ -58,7 +74,7 @@ class Span:
     title: str
     start: float
     end: float
-    kind: str  # "section" | "exercise"
+    kind: str  # "section" | "exercise" | "work"
     section: str | None = None
     amount: str | None = None
 
@@ -72,99 +88,139 @@ class Script:
     total_seconds: float
     cues: list[Cue]
     spans: list[Span] = field(default_factory=list)
+    work: list[Span] = field(default_factory=list)  # each start bell to its end: the work clock running
 
     def spoken_texts(self) -> list[str]:
-        return [c.text for c in self.cues if c.spoken and c.text]
+        return [c.text for c in self.cues if isinstance(c, SpokenCue)]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         cues = []
         for c in self.cues:
-            d = {"time": round(c.time, 3), "duration": round(c.duration, 3), "kind": c.kind}
-            if c.spoken:
+            d: dict[str, Any] = {"time": round(c.time, 3), "duration": round(c.duration, 3), "kind": c.kind}
+            if isinstance(c, SpokenCue):
                 d["text"] = c.text
-            else:
-                d["chime"] = c.chime
-                d["chime_set"] = c.chime_set
+            elif isinstance(c, ChimeCue):
+                d["chime"], d["chime_set"] = c.chime, c.chime_set
             d["section"], d["exercise"] = c.section, c.exercise
             cues.append(d)
         return {"routine": self.routine, "title": self.title, "minutes": self.minutes, "level": self.level,
                 "total_seconds": round(self.total_seconds, 3), "cues": cues,
-                "chapters": [{k: v for k, v in asdict(s).items() if v is not None} for s in self.spans]}
+                "chapters": [{k: v for k, v in asdict(s).items() if v is not None} for s in self.spans],
+                "work": [{"exercise": w.title, "start": round(w.start, 3), "end": round(w.end, 3), "kind": w.amount}
+                         for w in self.work]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
 
 def clock(seconds: float) -> str:
-    whole = int(round(seconds))
-    return f"{whole // 60:02d}:{whole % 60:02d}" if whole < 3600 else f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+    """mm:ss (h:mm:ss past an hour), truncated like a stopwatch, so cues a second apart show a second apart."""
+    whole = int(math.floor(seconds + 1e-6))
+    if whole < 3600:
+        return f"{whole // 60:02d}:{whole % 60:02d}"
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 class _Timeline:
     """Cues in order, with the earliest free time; rejects anything that would overlap."""
 
-    def __init__(self, durations: Durations, level: str):
-        self.durations, self.level = durations, level
+    def __init__(self, durations: Durations, seed: str):
+        self.durations = durations
         self.cues: list[Cue] = []
         self.section: str | None = None
         self.exercise: str | None = None
         self.chime_set = "bright"
         self.free_at = 0.0
+        self.pool = Pool(seed)
+        self.work: list[Span] = []
 
-    def say(self, text: str, kind: str, at: float | None = None) -> Cue:
-        return self._add(Cue(self._when(at), self.durations.duration(text), kind, text=text))
+    def length(self, text: str) -> float:
+        return self.durations.duration(text)
 
-    def chime(self, name: str, at: float | None = None, kind: str = "chime") -> Cue:
-        return self._add(Cue(self._when(at), self.durations.chime_duration(name, self.chime_set), kind, chime=name))
+    def say(self, text: str, kind: str, at: float | None = None) -> SpokenCue:
+        cue = SpokenCue(time=self._when(at), duration=self.length(text), kind=kind, text=text)
+        self._add(cue)
+        return cue
+
+    def chime(self, name: str, at: float | None = None) -> ChimeCue:
+        duration = self.durations.chime_duration(name, self.chime_set)
+        cue = ChimeCue(time=self._when(at), duration=duration, kind="chime", chime=name, chime_set=self.chime_set)
+        self._add(cue)
+        return cue
 
     def _when(self, at: float | None) -> float:
         if at is None:
             return self.free_at
-        if at < self.free_at - 1e-6:
-            raise ValueError(f"cue at {at:.2f}s would overlap the one before (free at {self.free_at:.2f}s)")
-        return at
+        return max(at, self.free_at)
 
-    def _add(self, cue: Cue) -> Cue:
-        cue.section, cue.exercise, cue.chime_set = self.section, self.exercise, self.chime_set
+    def _add(self, cue: Cue) -> None:
+        cue.section, cue.exercise = self.section, self.exercise
         self.cues.append(cue)
         self.free_at = cue.end + GAP
-        return cue
 
-    def say_if_fits(self, text: str, kind: str, deadline: float, at: float | None = None) -> bool:
-        start = max(self.free_at, at if at is not None else 0.0)
-        if start + self.durations.duration(text) + GAP > deadline:
-            return False
-        self.say(text, kind, at=start)
-        return True
+    def talk_time(self, lines: list[tuple[str, str]]) -> float:
+        return sum(self.length(text) + GAP for text, _ in lines)
+
+    def fill(self, until: float, fillers: list[tuple[str, str]], longest: float = coaching.MAX_SILENCE) -> None:
+        """Keep the stretch from now to `until` free of silences longer than `longest`, with short fillers."""
+        while until - self.free_at > longest and fillers:
+            text, kind = fillers[0]
+            span = until - self.free_at
+            pieces = math.ceil(span / (longest - 1.0))
+            at = self.free_at + span / pieces - self.length(text) / 2 - GAP
+            if at + self.length(text) + GAP > until - 0.5:
+                return
+            fillers.pop(0)
+            self.say(text, kind, at=max(at, self.free_at))
 
 
 def lay_out(plan: Plan, durations: Durations) -> Script:
-    """Turn a plan into timed cues."""
+    """Turn a plan into timed cues. Exact plans are laid out twice, so progress cues know the total."""
+    script = _lay_out(plan, durations, plan.target_seconds or None)
+    if plan.exact:
+        script = _lay_out(plan, durations, script.total_seconds)
+    return script
+
+
+@dataclass
+class _Session:
+    plan: Plan
+    total: float | None
+    said_halfway: bool = False
+    said_left: set[int] = field(default_factory=set)
+    last_number: int = 0
+
+    def progress_line(self, now: float) -> tuple[str, str] | None:
+        """"Halfway through the session" or "10 minutes to go", once each, when the moment has come."""
+        if not self.total:
+            return None
+        if not self.said_halfway and now >= self.total / 2:
+            self.said_halfway = True
+            return say("session_halfway"), "progress"
+        left = self.total - now
+        for minutes in coaching.MINUTES_LEFT_MARKS:
+            if minutes not in self.said_left and left <= minutes * 60 and self.total > (minutes + 3) * 60:
+                self.said_left.add(minutes)
+                if left > (minutes - 1) * 60:
+                    return say("minutes_left", length=length_words(minutes * 60)), "progress"
+        return None
+
+
+def _lay_out(plan: Plan, durations: Durations, total: float | None) -> Script:
     routine = plan.routine
-    tl = _Timeline(durations, plan.level)
+    tl = _Timeline(durations, f"{routine.id}|{plan.level}|{plan.target_seconds:g}")
     tl.free_at = LEAD_IN
-    tl.say(f"Welcome to {routine.title}. {routine.description}", "intro")
-    if plan.target_seconds:
-        tl.say(f"This session is about {round(plan.target_seconds / 60)} minutes at {plan.level} level.", "intro")
-    tl.say("Before we start: " + " ".join(routine.safety), "safety")
-    tl.say("A bell starts each exercise, and a low tone ends it. Three short beeps count you in.", "intro")
+    session = _Session(plan, total)
+    _intro(tl, plan, total)
     spans: list[Span] = []
-    number = 0  # sections are numbered once, however many rounds they repeat
     for section in plan.sections:
         section_start = tl.free_at
         tl.section, tl.exercise, tl.chime_set = section.name, None, section.chimes
-        if section.round == 1:
-            number += 1
-            intro = f"Section {number}: {section.name}. {section.intro}"
-        else:
-            intro = f"{section.name}, round {section.round} of {section.rounds}."
-        if section.rounds > 1 and section.round == 1:
-            intro += f" We will go through it {section.rounds} times."
-        tl.say(intro, "section")
-        for planned in section.exercises:
+        round_line = _section_lines(tl, plan, section)
+        for index, planned in enumerate(section.exercises):
             start = tl.free_at
             tl.exercise = planned.name
-            _exercise(tl, planned)
+            _exercise(tl, plan, session, planned, round_line if index == 0 else None)
             spans.append(Span(planned.name, start, tl.free_at, "exercise", section.name, planned.amount_text()))
         title = section.name if section.rounds == 1 else f"{section.name}, round {section.round}"
         spans.append(Span(title, section_start, tl.free_at, "section"))
@@ -173,12 +229,50 @@ def lay_out(plan: Plan, durations: Durations) -> Script:
     tl.say(routine.outro, "outro")
     if routine.tips:
         tip = routine.tips[_tip_index(plan) % len(routine.tips)]
-        tl.say(f"A tip before you go: {tip}", "tip")
+        tl.say(say("tip", text=tip), "tip")
     tl.chime("finish")
-    total = tl.free_at - GAP + TAIL
+    total_seconds = tl.free_at - GAP + TAIL
     spans.sort(key=lambda s: (s.start, s.kind != "section"))
-    return Script(routine.id, routine.title, plan.level, round(plan.minutes, 2) if plan.target_seconds else 0,
-                  total, tl.cues, spans)
+    minutes = round(plan.minutes, 2) if plan.target_seconds else round(total_seconds / 60, 2)
+    return Script(routine.id, routine.title, plan.level, minutes, total_seconds, tl.cues, spans, tl.work)
+
+
+def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
+    routine = plan.routine
+    tl.say(say("welcome", title=routine.title, description=routine.description), "intro")
+    seconds = plan.target_seconds or total or 0
+    length = f"about {length_words(60 * max(1, round(seconds / 60)))}"
+    parts = list(dict.fromkeys(s.name for s in plan.sections))
+    count = len(plan.distinct_exercises())
+    if len(parts) > 1:
+        text = say("session", length=length, level=plan.level, count=count,
+                   parts=f"in {len(parts)} parts: {join_words([p.lower() for p in parts])}")
+    else:
+        text = say("session_one_part", length=length, level=plan.level, count=count)
+    tl.say(text, "intro")
+    equipment = plan.equipment()
+    tl.say(say("equipment", items=join_words(equipment)) if equipment else say("no_equipment"), "equipment")
+    if routine.safety:
+        tl.say(say("safety", notes=" ".join(routine.safety)), "safety")
+    energetic = any(s.register == "energetic" for s in plan.sections)
+    tl.say(say("sounds_energetic" if energetic else "sounds_calm"), "intro")
+
+
+def _section_lines(tl: _Timeline, plan: Plan, section: PlannedSection) -> tuple[str, str] | None:
+    """The section's opening words; for a later round, the round line said in the first transition."""
+    if section.round == 1:
+        if plan.parts > 1:
+            key = "part" if section.intro else "part_no_intro"
+            text = say(key, number=section.number, name=section.name, intro=section.intro)
+        else:
+            text = section.intro
+        if section.rounds > 1:
+            text = f"{text} {say('rounds_ahead', rounds=section.rounds)}".strip()
+        if text:
+            tl.say(text, "section")
+        return None
+    key = "last_round" if section.round == section.rounds else "round"
+    return say(key, round=section.round, rounds=section.rounds), "round"
 
 
 def _tip_index(plan: Plan) -> int:
@@ -186,134 +280,276 @@ def _tip_index(plan: Plan) -> int:
     return int(plan.target_seconds // 60) + ("beginner", "intermediate", "advanced").index(plan.level)
 
 
-def _exercise(tl: _Timeline, planned: PlannedExercise) -> None:
+# --------------------------------------------------------------------------- transitions
+
+
+def _transition(tl: _Timeline, since: float, rest: float, lines: list[tuple[str, str, int]], register: str,
+                exact: bool, rest_key: str | None, rest_fields: dict[str, object], fillers: list[tuple[str, str]],
+                base_rest: float | None = None, count_in: bool = True) -> float:
+    """Rest and talk between the last end bell (at `since`) and the next start bell; returns the start time.
+
+    `lines` are (text, kind, priority) in speaking order; in exact mode the transition keeps its
+    written length and the least important lines that do not fit are left out.
+    """
+    lead = COUNT_IN if (register == "energetic" and count_in) else CALM_LEAD
+    base_rest = rest if base_rest is None else base_rest
+    start_talk = tl.free_at
+
+    def need(chosen: list[tuple[str, str, int]], gap: float | None) -> float:
+        rest_line = [(say(rest_key, length=length_words(gap or 0), **rest_fields), "rest")] if rest_key else []
+        return start_talk - since + tl.talk_time(rest_line + [(t, k) for t, k, _ in chosen]) + lead
+
+    chosen = list(lines)
+    if exact:
+        gap = rest
+        while chosen and need(chosen, gap) > gap:
+            chosen.remove(max(chosen, key=lambda line: line[2]))
+    else:
+        # The written rest, or the talk's length rounded up; what fitting added to the rest comes on top.
+        written, pad = min(rest, base_rest), max(0.0, rest - base_rest)
+        gap = coaching.REST_STEP * math.ceil(max(written, need(chosen, written)) / coaching.REST_STEP - 1e-9)
+        gap = coaching.REST_STEP * math.ceil(max(gap, need(chosen, gap)) / coaching.REST_STEP - 1e-9) + pad
+    start = since + gap
+    if rest_key:
+        tl.say(say(rest_key, length=length_words(gap), **rest_fields), "rest")
+    for text, kind, _ in chosen:
+        tl.say(text, kind)
+    ten = start - 10.0
+    if gap >= 25 and ten >= tl.free_at + 1.0:
+        tl.fill(ten, fillers)
+        tl.say(say("ten_seconds"), "countdown_word", at=ten)
+    tl.fill(start - lead, fillers)
+    if register == "energetic" and count_in:
+        for k in (3, 2, 1):
+            tl.chime("countdown", at=start - k)
+    tl.chime("start", at=start)
+    return start
+
+
+def _rest_fillers(tl: _Timeline, register: str) -> list[tuple[str, str]]:
+    return [(tl.pool.pick(REST_FILLERS if k % 2 == 0 else ENCOURAGEMENT[register]), "encourage") for k in range(8)]
+
+
+def _first_lines(plan: Plan, planned: PlannedExercise) -> list[tuple[str, str, int]]:
+    """What is said before an exercise's first set: what, how, options, care; (text, kind, priority)."""
     ex = planned.exercise
-    # The transition: what is next, how to set up, then 3-2-1 beeps into the start bell.
-    t0 = tl.free_at
-    tl.chime("get_ready")
-    tl.say(f"Next up: {ex.name}. {planned.amount_text()}.", "next")
-    tl.say(ex.setup, "next")
-    start_at = max(t0 + planned.rest_before, tl.free_at + 0.5 + 3.0)
-    tip = {"beginner": f"Easier option: {ex.easier}", "advanced": f"Harder option: {ex.harder}"}.get(tl.level)
-    if tip:
-        tl.say_if_fits(tip, "tip", start_at - 3.0)
-    _count_in(tl, start_at)
+    lines: list[tuple[str, str, int]] = [(ex.setup, "setup", 2)]
+    lines += [(cue, "instruction", 3) for cue in ex.cues]
+    if ex.breathing:
+        lines.append((ex.breathing, "breathing", 6))
+    option = coaching.option_for(ex, plan.level)
+    if option:
+        lines.append((say(option, text=getattr(ex, option)), "option", 5))
+    if ex.safety:
+        lines.append((say("safety_note", text=" ".join(ex.safety)), "safety_note", 1))
+    return lines
+
+
+def _exercise(tl: _Timeline, plan: Plan, session: _Session, planned: PlannedExercise,
+              round_line: tuple[str, str] | None) -> None:
+    ex = planned.exercise
+    since = tl.cues[-1].time if tl.cues and tl.cues[-1].kind == "chime" else tl.free_at
+    previous_work = tl.work[-1].end if tl.work else None
+    after_work = previous_work is not None and tl.cues[-1].kind == "chime" and tl.cues[-1].chime != "finish"
+    is_round_start = round_line is not None
+    last_overall = planned.number == len(plan.distinct_exercises()) and planned.first
+    total = len(plan.distinct_exercises())
+    if planned.first:
+        key = "next_last" if last_overall and total > 1 else "next_first"
+        lines: list[tuple[str, str, int]] = [(say(key, number=planned.number, total=total, name=ex.name,
+                                                  amount=planned.amount_text()), "next", 0)]
+        lines += _first_lines(plan, planned)
+    else:
+        lines = [(say("next_again", name=ex.name, amount=planned.amount_text()), "next", 0)]
+        reminder = coaching.reminder_for(ex, planned.round)
+        if reminder:
+            lines.append((say("reminder", text=reminder), "reminder", 4))
+    if round_line:
+        lines.insert(0, (round_line[0], round_line[1], 0))
+    progress = session.progress_line(tl.free_at)
+    if progress:
+        lines.insert(0, (progress[0], progress[1], 7))
+    if ex.sides == "each":
+        lines.append((say("first_side", side=ex.side_labels[0]), "side", 0))
+    section_rest = is_round_start and after_work
+    rest = 0.0
+    rest_key: str | None = None
+    rest_fields: dict[str, object] = {}
+    if after_work:
+        rest = plan_rest(plan, planned, section_rest)
+        rest_key, rest_fields = ("rest_round", {"round": planned.round}) if section_rest else ("rest", {})
+        if section_rest:
+            lines.pop(0) if lines and lines[0][1] == "progress" else None
+    else:
+        since = tl.free_at
+    written = plan.routine.rest.between_exercises[plan.level] if not section_rest else rest
+    start = _transition(tl, since, rest, lines, planned.register, plan.exact, rest_key, rest_fields,
+                        _rest_fillers(tl, planned.register), base_rest=written)
+    _sets(tl, plan, planned, start)
+
+
+def plan_rest(plan: Plan, planned: PlannedExercise, between_rounds: bool) -> float:
+    section = next(s for s in plan.sections if planned in s.exercises)
+    return section.rest_before if between_rounds else planned.rest_before
+
+
+def _sets(tl: _Timeline, plan: Plan, planned: PlannedExercise, start: float) -> None:
+    """Every set (and side) of one exercise, from its first start bell to its last end bell."""
+    ex = planned.exercise
     sides = ex.side_labels if ex.sides == "each" else (None,)
     for set_no in range(1, planned.sets + 1):
+        fillers = _work_fillers(tl, planned, first=set_no == 1)  # the same words on both sides: the same quiet
         for side_no, side in enumerate(sides):
-            if side_no == 1:
-                switch = tl.chime("switch")
-                tl.say(f"Switch sides. Now your {side}.", "switch")
-                tl.chime("start", at=max(tl.free_at, switch.time + planned.switch_sides))
-            _work(tl, planned, side, first=set_no == 1 and side_no == 0)
-        if set_no < planned.sets:
-            rest_start = tl.free_at
-            tl.say(f"Rest. Set {set_no + 1} of {planned.sets} is next.", "rest")
-            _count_in(tl, max(rest_start + planned.rest_between_sets, tl.free_at + 3.0))
+            if set_no > 1 or side_no > 0:
+                end_chime = tl.cues[-1]
+                if side_no == 0 and not ex.is_stretch:
+                    lines = [(say("set_again", set=set_no, sets=planned.sets), "set", 0)]
+                    reminder = coaching.reminder_for(ex, set_no)
+                    if reminder:
+                        lines.append((say("reminder", text=reminder), "reminder", 4))
+                    start = _transition(tl, end_chime.time, planned.rest_between_sets, lines, planned.register,
+                                        plan.exact, "set_next", {"set": set_no, "sets": planned.sets},
+                                        _rest_fillers(tl, planned.register))
+                else:
+                    start = _switch(tl, planned, side or ex.side_labels[0], again=side_no == 0)
+            _work(tl, planned, start, list(fillers))
 
 
-def _count_in(tl: _Timeline, start_at: float) -> None:
-    """Three countdown beeps on the seconds before the start bell, then the bell itself."""
-    for k in (3, 2, 1):
-        tl.chime("countdown", at=start_at - k)
-    tl.chime("start", at=start_at)
+def _switch(tl: _Timeline, planned: PlannedExercise, side: str, again: bool) -> float:
+    """Change sides (or hold again): a switch chime, the side named once, then the start bell."""
+    switch = tl.cues[-1]
+    tl.chime("switch")
+    text = say("switch", side=side[0].upper() + side[1:])
+    if again:
+        text = f"{say('stretch_again')} {text}"
+    tl.say(text, "switch")
+    start = switch.time + max(planned.switch_sides, math.ceil(tl.free_at - switch.time + 0.5))
+    tl.chime("start", at=start)
+    return start
 
 
-def _work(tl: _Timeline, planned: PlannedExercise, side: str | None, first: bool) -> None:
-    """One set (or one side of a set) of work, starting at the bell just placed."""
+# --------------------------------------------------------------------------- work
+
+
+def _work(tl: _Timeline, planned: PlannedExercise, start: float, fillers: list[tuple[str, str]]) -> None:
+    """One set (or one side) of work, from the start bell just placed to its end bell."""
     ex = planned.exercise
     if ex.kind in ("timed", "hold"):
-        _timed(tl, planned, tl.cues[-1].time, side, first)
+        end = _timed(tl, planned, start, fillers)
     elif ex.kind == "reps":
-        _reps(tl, planned, side, first)
+        end = _reps(tl, planned, start)
     else:
-        _breaths(tl, planned, first)
+        end = _breaths(tl, planned, start)
+    tl.work.append(Span(ex.name, start, end, "work", planned.section, ex.kind))
 
 
-def _opening(tl: _Timeline, planned: PlannedExercise, side: str | None, first: bool, deadline: float) -> None:
+def _start_word(planned: PlannedExercise) -> str:
     ex = planned.exercise
-    word = {"timed": "Go.", "hold": "Hold.", "reps": "Begin.", "breaths": "Begin."}[ex.kind]
-    if side:
-        word = f"{side.capitalize()}. {word}"
-    tl.say(word, "start")
-    if first:
-        for cue in ex.cues:
-            tl.say_if_fits(cue, "instruction", deadline)
-        tl.say_if_fits(ex.breathing, "breathing", deadline)
+    if ex.kind == "breaths":
+        return say("start_breaths")
+    kind = "hold" if ex.kind == "hold" else ("reps" if ex.kind == "reps" else "timed")
+    return say(f"start_{planned.register}_{kind}")
 
 
-def _timed(tl: _Timeline, planned: PlannedExercise, start: float, side: str | None, first: bool) -> None:
-    seconds = planned.amount
+def _work_fillers(tl: _Timeline, planned: PlannedExercise, first: bool) -> list[tuple[str, str]]:
+    """Form points first (the first set in order, later sets from the second), then calm encouragement."""
+    forms = list(planned.exercise.form)
+    out = [(text, "form") for text in (forms if first else forms[1:] + forms[:1])]
+    out += [(tl.pool.pick(ENCOURAGEMENT[planned.register]), "encourage") for _ in range(24)]
+    return out
+
+
+def _timed(tl: _Timeline, planned: PlannedExercise, start: float, fillers: list[tuple[str, str]]) -> float:
+    ex = planned.exercise
+    seconds = float(planned.amount)
     end = start + seconds
-    countdown_from = min(COUNTDOWN_FROM, max(1, seconds // 3))
-    countdown_at = end - countdown_from
-    halfway = start + seconds / 2 if seconds >= HALFWAY_MIN else None
-    # Opening cues must end before the first fixed cue.
-    first_fixed = halfway if halfway is not None else countdown_at
-    _opening(tl, planned, side, first, first_fixed)
-    reminders = list(planned.exercise.form)
-    if halfway is not None:
-        _spread(tl, reminders[: len(reminders) // 2 + 1], tl.free_at, halfway)
-        tl.chime("halfway", at=max(halfway, tl.free_at))
-        tl.say("Halfway.", "halfway")
-        _spread(tl, reminders[len(reminders) // 2 + 1:], tl.free_at, countdown_at)
+    energetic = planned.register == "energetic"
+    tl.say(_start_word(planned), "start")
+    fixed: list[tuple[float, str, str, str | None]] = []  # (time, text, kind, chime)
+    if ex.direction_change:
+        fixed.append((start + seconds / 2, say("change_direction"), "direction", "halfway"))
+    elif energetic and seconds >= coaching.HALFWAY_FROM:
+        fixed.append((start + seconds / 2, say("halfway"), "halfway", "halfway"))
+    for left in coaching.TIME_LEFT_MARKS:
+        if seconds >= left * 2 and left < seconds:
+            fixed.append((end - left, say("to_go", length=length_words(left)), "time_left", None))
+    fixed.sort()
+    for at, text, kind, chime in fixed:
+        tl.fill(at, fillers)
+        if chime:
+            tl.chime(chime, at=at)
+        tl.say(text, kind, at=None if chime else at)
+    if energetic and seconds >= 10:
+        tl.fill(end - 3, fillers)
+        for k in (3, 2, 1):
+            tl.say(str(k), "countdown", at=end - k)
     else:
-        _spread(tl, reminders[:1], tl.free_at, countdown_at)
-    for k in range(countdown_from, 0, -1):
-        tl.say(str(k), "countdown", at=max(end - k, tl.free_at))
-    tl.chime("end", at=max(end, tl.free_at))
+        release = say("release")
+        at = end - tl.length(release) - 0.8
+        tl.fill(at, fillers)
+        tl.say(release, "release", at=at)
+    tl.chime("end", at=end)
+    return end
 
 
-def _spread(tl: _Timeline, reminders: list[str], start: float, deadline: float) -> None:
-    """Form reminders spread evenly through a stretch of work; ones that do not fit are left out."""
-    if not reminders:
-        return
-    step = (deadline - start) / (len(reminders) + 1)
-    for i, text in enumerate(reminders, 1):
-        tl.say_if_fits(text, "form", deadline, at=start + step * i - tl.durations.duration(text) / 2)
-
-
-def _reps(tl: _Timeline, planned: PlannedExercise, side: str | None, first: bool) -> None:
-    """Each rep's phases at the tempo; the first phase is led by the count (or "Last one").
-
-    The count, the side and the phase word are separate phrases ("3" "Lift"), so one
-    "Lift" and one "3" serve every exercise: far fewer distinct phrases to synthesise.
-    """
+def _reps(tl: _Timeline, planned: PlannedExercise, start: float) -> float:
+    """Each rep's phases on their seconds, after a short lead slot that holds the count or the side."""
     ex = planned.exercise
-    _opening(tl, planned, side, first, float("inf"))
-    for rep in range(1, planned.amount + 1):
-        for p_index, phase in enumerate(ex.tempo):
-            phase_start = tl.free_at
-            if p_index == 0:
-                last = rep == planned.amount and planned.amount > 1
-                tl.say("Last one." if last else str(rep), "last" if last else "pace", at=phase_start)
-                if ex.sides == "alternating":
-                    tl.say(ex.side_labels[(rep - 1) % 2].capitalize(), "pace")
-            cue = tl.say(phase.say[0].upper() + phase.say[1:], "pace")
-            tl.free_at = max(tl.free_at, phase_start + phase.seconds, cue.end + GAP)
-    tl.chime("end")
+    tl.say(_start_word(planned), "start")
+    alternating = ex.sides == "alternating"
+    reps = planned.amount * (2 if alternating else 1)
+    leads = []
+    for rep in range(1, reps + 1):
+        if alternating:
+            label = ex.side_labels[(rep - 1) % 2]
+            leads.append(label[0].upper() + label[1:] + ".")
+        else:
+            leads.append(say("last_rep") if rep == reps and reps > 1 else f"{rep}.")
+    slot = max(tl.length(text) for text in leads) + GAP
+    reminder_at = reps // 2 + 1 if reps >= 4 else None
+    forms = list(ex.form)
+    cycle_start = tl.free_at
+    for rep, lead in enumerate(leads, 1):
+        if rep == reminder_at and forms:
+            tl.say(forms[(planned.round - 1) % len(forms)], "form", at=cycle_start)
+            cycle_start = tl.free_at
+        tl.say(lead, "last" if lead == say("last_rep") else "pace", at=cycle_start)
+        grid = cycle_start + slot
+        for phase in ex.tempo:
+            tl.say(phase.say[0].upper() + phase.say[1:], "pace", at=grid)
+            grid += phase.seconds
+        cycle_start = max(grid, tl.free_at)
+    end = cycle_start
+    tl.chime("end", at=end)
+    return end
 
 
-def _breaths(tl: _Timeline, planned: PlannedExercise, first: bool) -> None:
+def _breaths(tl: _Timeline, planned: PlannedExercise, start: float) -> float:
     ex = planned.exercise
-    _opening(tl, planned, None, first, float("inf"))
+    tl.say(_start_word(planned), "start")
     cycles = planned.amount
+    forms = list(ex.form)
+    cycle_start = tl.free_at
     for cycle in range(1, cycles + 1):
-        for p_index, phase in enumerate(ex.breath):
-            text, kind = phase.say, "breath"
-            if p_index == 0 and cycle == cycles and cycles > 1:
-                text, kind = f"Last breath. {phase.say}", "last"
-            elif p_index == 0 and cycles >= 6 and cycle == cycles // 2 + 1:
-                text, kind = f"Halfway. {phase.say}", "halfway"
-            cue = tl.say(text, kind)
-            tl.free_at = max(tl.free_at, cue.time + phase.seconds)
-    tl.chime("end")
+        if cycle == cycles // 2 + 1 and cycles >= 4 and forms:
+            tl.say(forms[0], "form", at=cycle_start)
+            cycle_start = tl.free_at
+        if cycle == cycles and cycles > 1:
+            tl.say(say("last_breath"), "last", at=cycle_start)
+            cycle_start = tl.free_at
+        grid = cycle_start
+        for phase in ex.breath:
+            tl.say(phase.say, "breath", at=grid)
+            grid += phase.seconds
+        cycle_start = max(grid, tl.free_at)
+    tl.chime("end", at=cycle_start)
+    return cycle_start
 
 
 def print_text(script: Script) -> Iterable[str]:
     for cue in script.cues:
-        if cue.spoken:
+        if isinstance(cue, SpokenCue):
             yield f'{clock(cue.time)}  "{cue.text}"'
-        else:
+        elif isinstance(cue, ChimeCue):
             yield f"{clock(cue.time)}  [chime] {cue.chime.replace('_', ' ')}"
     yield f"Total: {clock(script.total_seconds)} ({script.total_seconds / 60:.1f} minutes)"

@@ -173,7 +173,7 @@ def test_sidecars_match_the_audio(built):
 
 def test_rebuild_synthesises_nothing(built):
     routine = api.load_routine("back-pain")
-    result = api.build(routine, MINUTES, "beginner", output_dir=built["out"] / "again")
+    result = api.build(routine, MINUTES, "beginner", options=api.BuildOptions(output_dir=built["out"] / "again"))
     assert result.phrases_synthesised == 0
     assert result.seconds == pytest.approx(built["sheet"]["total_seconds"], abs=0.01)
 

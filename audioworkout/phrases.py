@@ -1,0 +1,131 @@
+"""Every sentence the coach says, in one table, so a second language is one more table, not a hunt.
+
+Templates are `str.format` strings; `say(key, **fields)` fills one. Amounts are written with digits
+("45 seconds") and spelled out by the speech stage's text normaliser, which also keeps the cache
+keys of equal sentences equal. Pools of encouragement are chosen from with a seeded random
+generator by the script, so a build is reproducible and different tracks do not sound identical.
+"""
+
+from __future__ import annotations
+
+import random
+
+ENGLISH: dict[str, str] = {
+    # The intro: what this session holds, what it needs, when to stop, what the sounds mean.
+    "welcome": "Welcome to {title}. {description}",
+    "session": "This session is {length} at {level} level: {count} exercises, {parts}.",
+    "session_one_part": "This session is {length} at {level} level: {count} exercises.",
+    "equipment": "You will need {items}. Have them ready now.",
+    "no_equipment": "You need no equipment, just a little space to move.",
+    "safety": "Before we start, a few safety points. {notes}",
+    "sounds_energetic": "A bell starts each exercise and a low tone ends it. Three short beeps count you in.",
+    "sounds_calm": "A soft bell starts each exercise and a low tone ends it.",
+    # Sections and rounds.
+    "part": "Part {number}: {name}. {intro}",
+    "part_no_intro": "Part {number}: {name}.",
+    "rounds_ahead": "We will go through it {rounds} times.",
+    "round": "Round {round} of {rounds}.",
+    "last_round": "Last round. Round {round} of {rounds}.",
+    "rest_round": "Rest for {length}. Round {round} is next.",
+    # Transitions: a rest named with its length, the next exercise, then how to do it (before the clock).
+    "rest": "Rest for {length}.",
+    "next_first": "Exercise {number} of {total}: {name}. {amount}.",
+    "next_last": "Last exercise, number {number} of {total}: {name}. {amount}.",
+    "next_again": "Next: {name} again. {amount}.",
+    "easier": "Easier option: {text}",
+    "harder": "To make it harder: {text}",
+    "safety_note": "Take care: {text}",
+    "first_side": "Start with your {side}.",
+    "switch": "Switch sides. {side}.",
+    "ten_seconds": "10 seconds.",
+    "get_set": "Get into position.",
+    "set_next": "Rest for {length}. Set {set} of {sets} is next.",
+    "set_again": "Set {set} of {sets}.",
+    "stretch_again": "Once more on each side.",
+    "reminder": "Remember: {text}",
+    # The start of the work clock, by register and kind; short words said inside a phrase so they carry.
+    "start_energetic_timed": "Ready, and go!",
+    "start_energetic_hold": "Hold it right there.",
+    "start_energetic_reps": "Ready, here we go.",
+    "start_calm_timed": "Start moving slowly.",
+    "start_calm_hold": "Ease into the stretch.",
+    "start_calm_reps": "Slowly, here we go.",
+    "start_breaths": "Let's start breathing.",
+    # During the work.
+    "halfway": "Halfway there.",
+    "change_direction": "Change direction.",
+    "to_go": "{length} to go.",
+    "release": "And slowly release.",
+    "last_rep": "Last one.",
+    "last_breath": "Last breath.",
+    # Progress through the session.
+    "session_halfway": "You are halfway through the session.",
+    "minutes_left": "{length} to go in this session.",
+    # The end.
+    "tip": "A tip before you go: {text}",
+}
+
+ENCOURAGEMENT: dict[str, tuple[str, ...]] = {
+    "energetic": (
+        "Good work, keep it going.",
+        "Strong and steady.",
+        "Nice form, stay with it.",
+        "You are doing well.",
+        "Keep breathing, keep moving.",
+        "Stay tall and keep it controlled.",
+        "That's the way.",
+    ),
+    "calm": (
+        "Let your breathing stay slow and easy.",
+        "Soften your shoulders and your jaw.",
+        "Nice and easy.",
+        "Let each breath out relax you a little more.",
+        "Stay gentle. No need to push.",
+        "Notice how your body feels.",
+    ),
+}
+
+# Said in the quiet of a rest so it is not dead air: practical, calm, never a repeat of the last one.
+REST_FILLERS: tuple[str, ...] = (
+    "Shake out your arms and legs.",
+    "Take a slow breath in, and let it go.",
+    "Have a sip of water if you need one.",
+    "Let your heart rate settle.",
+)
+
+
+def say(key: str, **fields: object) -> str:
+    """The sentence `key`, filled in; collapses the double spaces an empty field would leave."""
+    return " ".join(ENGLISH[key].format(**fields).split())
+
+
+def length_words(seconds: float) -> str:
+    """A length as a coach says it: "45 seconds", "1 minute", "1 minute 30 seconds", "5 minutes"."""
+    whole = int(round(seconds))
+    minutes, rest = divmod(whole, 60)
+    if minutes == 0:
+        return f"{rest} second" + ("s" if rest != 1 else "")
+    text = f"{minutes} minute" + ("s" if minutes != 1 else "")
+    if rest:
+        text += f" {rest} seconds"
+    return text
+
+
+def join_words(items: list[str]) -> str:
+    """"a, b and c"."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+class Pool:
+    """Seeded choices from a phrase pool that never give the same phrase twice in a row."""
+
+    def __init__(self, seed: str):
+        self._random = random.Random(seed)
+        self._last: str | None = None
+
+    def pick(self, options: tuple[str, ...]) -> str:
+        choices = [o for o in options if o != self._last] or list(options)
+        self._last = self._random.choice(choices)
+        return self._last

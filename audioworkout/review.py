@@ -1,0 +1,287 @@
+"""The review: the coaching rules applied to a laid-out plan, each finding with its time and text.
+
+`review(plan, script)` checks one session; `review_levels(scripts)` checks that levels rise at one
+length. Each rule is a function with a one-line reason (its docstring); `RULES` lists them in the
+order the README explains them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from . import coaching
+from .plan import Plan, PlannedExercise, tolerance
+from .script import ChimeCue, Cue, Script, Span, SpokenCue, clock
+
+# What may be said while the work clock runs: short cues on their seconds, never the how-to.
+WORK_KINDS = {"start", "pace", "breath", "form", "encourage", "halfway", "direction", "time_left", "countdown",
+              "release", "last", "switch"}
+PROGRESS_KINDS = {"next", "round", "set", "progress", "time_left", "halfway", "direction", "section"}
+REPEATABLE_KINDS = {"pace", "breath", "countdown", "last"}
+PROGRESS_EVERY = 300.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    time: float
+    subject: str
+    message: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{clock(self.time)} {self.subject}: {self.message}"
+
+
+Rule = Callable[[Plan, Script], Iterable[Finding]]
+
+
+def _spoken(script: Script) -> list[SpokenCue]:
+    return [c for c in script.cues if isinstance(c, SpokenCue)]
+
+
+def _within(cues: Iterable[Cue], span: Span) -> list[Cue]:
+    return [c for c in cues if span.start + 1e-6 < c.time < span.end - 1e-6]
+
+
+def _first_work(script: Script, name: str) -> float:
+    return next((w.start for w in script.work if w.title == name), 0.0)
+
+
+def round_amounts(plan: Plan, script: Script) -> Iterable[Finding]:
+    """Amounts a coach says: whole 5 s steps to a minute, then 15 s steps; whole reps."""
+    for ex in plan.exercises:
+        if ex.exercise.kind in ("timed", "hold") and not coaching.is_round(ex.amount):
+            yield Finding(_first_work(script, ex.name), ex.name, f"{ex.amount} s is not a round amount", "amounts")
+    for cue in _spoken(script):
+        for number in re.findall(r"\b(\d+) seconds?\b", cue.text):
+            if cue.kind != "countdown_word" and not coaching.is_round(int(number)):
+                yield Finding(cue.time, cue.exercise or "script", f'says "{number} seconds"', "amounts")
+
+
+def talk_before_clock(plan: Plan, script: Script) -> Iterable[Finding]:
+    """Setup, how-to, options and safety are said before the start bell: the clock starts at "go"."""
+    spoken = _spoken(script)
+    for span in script.work:
+        for cue in _within(spoken, span):
+            if cue.kind not in WORK_KINDS:
+                yield Finding(cue.time, span.title, f'"{cue.text[:60]}" ({cue.kind}) is said while the clock runs',
+                              "talk-before-clock")
+
+
+def quiet_holds(plan: Plan, script: Script) -> Iterable[Finding]:
+    """During a static hold at least 70 % of the time is quiet holding."""
+    spoken = _spoken(script)
+    for span in script.work:
+        if span.amount != "hold":
+            continue
+        length = span.end - span.start
+        talk = sum(min(c.end, span.end) - c.time for c in _within(spoken, span))
+        if length and (length - talk) / length < coaching.HOLD_QUIET_SHARE:
+            yield Finding(span.start, span.title, f"hold {length:g} s has {length - talk:.0f} s of quiet "
+                          f"(needs ≥ {coaching.HOLD_QUIET_SHARE:.0%})", "quiet-holds")
+
+
+def equal_sides(plan: Plan, script: Script) -> Iterable[Finding]:
+    """Both sides get the same time and the same quiet; alternating moves give each side the same reps."""
+    spoken = _spoken(script)
+    by_exercise: dict[str, list[Span]] = {}
+    for span in script.work:
+        by_exercise.setdefault(span.title, []).append(span)
+    for ex in plan.exercises:
+        if ex.exercise.sides != "each":
+            continue
+        spans = by_exercise.pop(ex.name, [])
+        for first, second in zip(spans[::2], spans[1::2], strict=False):
+            quiet = [s.end - s.start - sum(c.duration for c in _within(spoken, s)) for s in (first, second)]
+            work = [s.end - s.start for s in (first, second)]
+            if abs(work[0] - work[1]) > 0.05 or abs(quiet[0] - quiet[1]) > 1.0:
+                yield Finding(first.start, ex.name, f"sides differ: work {work[0]:.1f} and {work[1]:.1f} s, "
+                              f"quiet {quiet[0]:.1f} and {quiet[1]:.1f} s", "equal-sides")
+
+
+def tempo_grid(plan: Plan, script: Script) -> Iterable[Finding]:
+    """Tempo phases keep their seconds: a label or a count never shifts the grid."""
+    spoken = _spoken(script)
+    for span in script.work:
+        ex = next((p.exercise for p in plan.exercises if p.name == span.title), None)
+        if ex is None or ex.kind != "reps" or len(ex.tempo) < 2:
+            continue
+        words = [p.say[0].upper() + p.say[1:] for p in ex.tempo]
+        cues = [c for c in _within(spoken, span) if c.kind == "pace" and c.text in words]
+        for a, b in zip(cues, cues[1:], strict=False):
+            i = words.index(a.text)
+            if i + 1 < len(words) and b.text == words[i + 1] and abs(b.time - a.time - ex.tempo[i].seconds) > 0.05:
+                yield Finding(a.time, span.title, f'"{a.text}" to "{b.text}" is {b.time - a.time:.2f} s; the tempo '
+                              f"says {ex.tempo[i].seconds:g} s", "tempo")
+                break
+
+
+def no_dead_air(plan: Plan, script: Script) -> Iterable[Finding]:
+    """No silence longer than 15 s anywhere: a listener would think the track had stopped."""
+    heard_until = 0.0
+    for cue in sorted(script.cues, key=lambda c: c.time):
+        if cue.time - heard_until > 15.0:
+            yield Finding(heard_until, cue.exercise or cue.section or "script",
+                          f"{cue.time - heard_until:.0f} s of silence", "dead-air")
+        heard_until = max(heard_until, cue.end)
+
+
+def shape(plan: Plan, script: Script) -> Iterable[Finding]:
+    """Every length keeps the first and last sections, and from 10 minutes every section, in proportion."""
+    routine = plan.routine
+    present = {s.name for s in plan.sections}
+    written = [s.name for s in routine.sections if s.items]
+    if plan.exact:
+        return
+    must = [written[0], written[-1]] if plan.minutes < coaching.ALL_SECTIONS_FROM_MINUTES else written
+    for name in must:
+        if name not in present:
+            yield Finding(0.0, name, f"section left out of a {plan.minutes:g}-minute session", "shape")
+    if plan.minutes >= coaching.ALL_SECTIONS_FROM_MINUTES and len(present) > 2:
+        low, high = coaching.SHARE_BAND
+        for name in present:
+            if not re.search(r"warm|cool", name, re.I):
+                continue
+            share = sum(s.end - s.start for s in script.spans if s.kind == "section" and
+                        (s.title == name or s.title.startswith(name + ","))) / script.total_seconds
+            if not low <= share <= high:
+                yield Finding(0.0, name, f"takes {share:.0%} of the session (roughly 10–20 % wanted)", "shape")
+    for ex in plan.exercises:
+        if ex.sets > 1 and ex.exercise.category not in coaching.SETS_FOR and not ex.exercise.is_stretch:
+            yield Finding(_first_work(script, ex.name), ex.name, f"{ex.sets} sets of a {ex.exercise.category} move",
+                          "shape")
+
+
+def stretch_holds(plan: Plan, script: Script) -> Iterable[Finding]:
+    """Static stretches are held 20–30 s (or the content's own range), repeated per side rather than held longer."""
+    for ex in plan.exercises:
+        bounds = ex.exercise.stretch_hold
+        if bounds and not bounds[0] <= ex.amount <= bounds[1]:
+            yield Finding(_first_work(script, ex.name), ex.name, f"held {ex.amount} s; the stretch wants "
+                          f"{bounds[0]}–{bounds[1]} s", "stretch")
+
+
+def named_rests(plan: Plan, script: Script) -> Iterable[Finding]:
+    """A rest is named with its true length, from the end bell to the next start bell."""
+    cues = script.cues
+    for i, cue in enumerate(cues):
+        if not (isinstance(cue, SpokenCue) and cue.kind == "rest"):
+            continue
+        said = re.search(r"(?:(\d+) minutes?)?\s*(?:(\d+) seconds?)?\.", cue.text.split("Rest for", 1)[-1])
+        if not said:
+            continue
+        seconds = int(said.group(1) or 0) * 60 + int(said.group(2) or 0)
+        end = next((c for c in reversed(cues[:i]) if isinstance(c, ChimeCue) and c.chime == "end"), None)
+        start = next((c for c in cues[i:] if isinstance(c, ChimeCue) and c.chime == "start"), None)
+        if end and start and abs(start.time - end.time - seconds) > 0.05:
+            yield Finding(cue.time, cue.exercise or "rest", f'says "{cue.text}" but the rest is '
+                          f"{start.time - end.time:.1f} s", "rests")
+
+
+def fitted_length(plan: Plan, script: Script) -> Iterable[Finding]:
+    """A fitted session lands within ±2 % (or ±10 s) of the minutes asked for."""
+    if plan.target_seconds and abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds):
+        yield Finding(script.total_seconds, "length", f"{script.total_seconds / 60:.1f} minutes for "
+                      f"{plan.minutes:g} asked", "length")
+
+
+def wording(plan: Plan, script: Script) -> Iterable[Finding]:
+    """Nothing said twice in a row, no section named twice, calm sections without spoken countdowns."""
+    spoken = _spoken(script)
+    for a, b in zip(spoken, spoken[1:], strict=False):
+        if a.text == b.text and a.kind not in REPEATABLE_KINDS:
+            yield Finding(b.time, b.exercise or "script", f'"{b.text[:60]}" said twice in a row', "wording")
+    for cue in spoken:
+        if cue.section and cue.kind == "section" and cue.text.count(cue.section) > 1:
+            yield Finding(cue.time, cue.section, "section named twice in one breath", "wording")
+    calm = {s.name for s in plan.sections if s.register == "calm"}
+    for cue in spoken:
+        if cue.kind == "countdown" and cue.section in calm:
+            yield Finding(cue.time, cue.exercise or cue.section, "spoken countdown in a calm section", "wording")
+
+
+def safety_and_equipment(plan: Plan, script: Script) -> Iterable[Finding]:
+    """Every exercise's safety notes are said at its first appearance; the equipment before the first exercise."""
+    said = " ".join(c.text for c in _spoken(script))
+    for ex in plan.distinct_exercises():
+        for note in ex.safety:
+            if note not in said:
+                yield Finding(_first_work(script, ex.name), ex.name, f'safety note never said: "{note[:60]}"',
+                              "safety")
+    first_start = next((c.time for c in script.cues if isinstance(c, ChimeCue) and c.chime == "start"), 0.0)
+    for item in plan.equipment():
+        if not any(item in c.text for c in _spoken(script) if c.time < first_start):
+            yield Finding(first_start, "intro", f"{item} not named before the first exercise", "equipment")
+
+
+def progress(plan: Plan, script: Script) -> Iterable[Finding]:
+    """A sense of progress at least every 5 minutes: the exercise number, the round, the time to go."""
+    marks = [c.time for c in _spoken(script) if c.kind in PROGRESS_KINDS]
+    outro = next((c.time for c in _spoken(script) if c.kind == "outro"), script.total_seconds)
+    for a, b in zip(marks, marks[1:] + [outro], strict=False):
+        if b - a > PROGRESS_EVERY:
+            yield Finding(a, "progress", f"{(b - a) / 60:.1f} minutes without a progress cue", "progress")
+
+
+def positions(plan: Plan, script: Script) -> Iterable[Finding]:
+    """A flexible section moves standing -> kneeling -> lying once, not back and forth."""
+    flexible = {s.name for s in plan.routine.sections if s.order == "flexible"}
+    for section in plan.sections:
+        if section.name not in flexible:
+            continue
+        order = [coaching.POSITION_ORDER.get(ex.exercise.position, 1) for ex in section.exercises]
+        if order != sorted(order):
+            yield Finding(0.0, section.name, "goes back and forth between positions", "positions")
+
+
+def options(plan: Plan, script: Script) -> Iterable[Finding]:
+    """Options by level and rule: beginners hear the easier one, advanced the harder, intermediate as marked."""
+    said = {c.text for c in _spoken(script) if c.kind == "option"}
+    if plan.exact:
+        return
+    for ex in plan.exercises:
+        choice = coaching.option_for(ex.exercise, plan.level)
+        if ex.first and choice and not any(getattr(ex.exercise, choice) in text for text in said):
+            yield Finding(_first_work(script, ex.name), ex.name, f"the {choice} option is not offered", "options")
+
+
+RULES: list[Rule] = [round_amounts, talk_before_clock, quiet_holds, equal_sides, tempo_grid, no_dead_air, shape,
+                     stretch_holds, named_rests, fitted_length, wording, safety_and_equipment, progress, positions,
+                     options]
+
+
+def review(plan: Plan, script: Script) -> list[Finding]:
+    """Every rule this session breaks, in time order."""
+    return sorted((f for rule in RULES for f in rule(plan, script)), key=lambda f: f.time)
+
+
+def review_levels(sessions: dict[str, tuple[Plan, Script]]) -> list[Finding]:
+    """At one length, levels rise: per-set work and total work up, rest down, from beginner to advanced."""
+    findings = []
+    order = [lv for lv in ("beginner", "intermediate", "advanced") if lv in sessions]
+    for lower, higher in zip(order, order[1:], strict=False):
+        lo_plan, hi_plan = sessions[lower][0], sessions[higher][0]
+        lo_amounts = {ex.exercise.id: ex for ex in lo_plan.exercises}
+        for ex in hi_plan.exercises:
+            other = lo_amounts.get(ex.exercise.id)
+            if other and _per_set(ex) < _per_set(other):
+                findings.append(Finding(0.0, ex.name, f"{higher} works {_per_set(ex):g} s a set, {lower} "
+                                        f"{_per_set(other):g} s", "levels"))
+        if hi_plan.work_seconds() < lo_plan.work_seconds() - 1:
+            findings.append(Finding(0.0, "levels", f"{higher} works {hi_plan.work_seconds() / 60:.1f} min in all, "
+                                    f"{lower} {lo_plan.work_seconds() / 60:.1f} min", "levels"))
+        if _mean_rest(hi_plan) > _mean_rest(lo_plan) + 0.01:
+            findings.append(Finding(0.0, "levels", f"{higher} rests {_mean_rest(hi_plan):.0f} s between exercises, "
+                                    f"{lower} {_mean_rest(lo_plan):.0f} s", "levels"))
+    return findings
+
+
+def _per_set(ex: PlannedExercise) -> float:
+    return ex.work_seconds() / max(1, ex.sets)
+
+
+def _mean_rest(plan: Plan) -> float:
+    rests = [ex.rest_before for ex in plan.exercises]
+    return sum(rests) / len(rests) if rests else 0.0
