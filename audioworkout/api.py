@@ -16,7 +16,7 @@ from typing import Callable
 
 from .content import Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import AudioworkoutError, UsageError
-from .audio.mp3 import Chapter, TrackTags, write_mp3
+from .audio.mp3 import Chapter, TrackTags
 from .content import LEVELS
 from .plan import MAX_MINUTES, MIN_MINUTES, Plan, exact_plan, fit, minutes_range, supported_range
 from .review import Finding, review, review_levels
@@ -24,7 +24,7 @@ from .script import Script, lay_out
 from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
 from .fsutil import write_atomic
 from .speech import PhraseCache, Speaker, estimate_duration, make_engine
-from .audio.mix import ChimeBank, master_mix, music_files, render
+from .audio.mix import ChimeBank, encode_mix, master_mix, music_files, render
 
 
 def make_speaker(engine: str = "piper", voice: Path | None = None, lang: str | None = None, tld: str | None = None,
@@ -254,7 +254,6 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     speaker.forget_audio()  # the phrases are in the mix now; free them before mastering
     report("mastering", 0.0)
     master_mix(mix)
-    loudness, peak = mix.loudness_lufs, mix.true_peak_dbtp
     report("mastering", 1.0)
     mp3_path = output_dir / f"{stem}.mp3"
     tags = TrackTags(
@@ -265,8 +264,9 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     )
     chapters = [Chapter(s.title if s.kind == "section" else f"{s.title} ({s.amount})", s.start, s.end,
                         0 if s.kind == "section" else 1) for s in script.spans]
-    write_mp3(mix.samples, mix.sample_rate, mp3_path, tags, chapters, bitrate_kbps=options.bitrate_kbps,
-              progress=lambda f: report("encoding", f))
+    encode_mix(mix, mp3_path, tags, chapters, bitrate_kbps=options.bitrate_kbps,
+               progress=lambda f: report("encoding", f))
+    loudness, peak = mix.loudness_lufs, mix.true_peak_dbtp  # measured on the MP3 itself
     del mix
     created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     sidecars = {
@@ -301,9 +301,9 @@ def remove_stale_parts(folder: Path) -> None:
     """Delete temporary files a killed build left (`.<name>.<pid>.<random>.part` of a dead process)."""
     for part in folder.glob(".*.part"):
         bits = part.name.split(".")
-        pid = next((int(b) for b in bits if b.isdigit()), None)
-        if pid is not None and _alive(pid) and pid != os.getpid():
-            continue
+        pid = int(bits[-3]) if len(bits) >= 4 and bits[-3].isdigit() else None
+        if pid is not None and _alive(pid):
+            continue  # a live build's file, this process's own included
         part.unlink(missing_ok=True)
 
 

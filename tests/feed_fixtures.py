@@ -7,16 +7,16 @@ import json
 import shutil
 import subprocess
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from audioworkout.audio.ffmpeg import ffmpeg_exe
 
 NASTY_TITLE = 'Tom & Jerry\'s "Core" <script>alert(1)</script>'
-BASE_TIME = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+BASE_TIME = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mp3_template(seconds: int) -> bytes:
     """A quiet tone of the given length (cached: ffmpeg runs once per length per session)."""
     with tempfile.TemporaryDirectory() as tmp:

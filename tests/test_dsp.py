@@ -13,23 +13,28 @@ from audioworkout.audio.chimes import (
     CHIME_FREQUENCIES,
     CHIME_NAMES,
     CHIME_SETS,
+    VOICE_LUFS,
     chime,
     chime_duration,
+    chime_level_db,
     dominant_frequency,
     load_chime_file,
 )
-from audioworkout.errors import AudioworkoutError
 from audioworkout.audio.mastering import (
+    LevelMeter,
     TruePeaks,
     _block_size,
+    _k_weighting,
     _limiter_db,
     dual_mono_loudness,
     duck_envelope,
+    event_loudness,
     fade,
     integrated_loudness,
     master,
     true_peak_dbtp,
 )
+from audioworkout.errors import AudioworkoutError
 
 
 def _rms_db(x: np.ndarray) -> float:
@@ -80,11 +85,19 @@ def test_chime_durations():
         assert 0.3 <= chime_duration(name) <= 1.2, name
 
 
+@pytest.mark.parametrize("rate", [22050, 44100])
 @pytest.mark.parametrize("name", CHIME_NAMES)
-def test_bright_peak_and_soft_quieter(name):
-    bright, soft = chime(name), chime(name, chime_set="soft")
-    assert abs(np.abs(bright).max() - 0.5) < 0.01
-    assert _rms_db(bright) - _rms_db(soft) >= 5.0
+def test_chime_levels_are_set_against_the_voice(name, rate):
+    """Each chime renders at its level for a voice at VOICE_LUFS (tests/test_loudness.py checks the real voice)."""
+    for chime_set in CHIME_SETS:
+        x = chime(name, rate, chime_set)
+        assert event_loudness(x, rate) == pytest.approx(VOICE_LUFS + chime_level_db(name, chime_set), abs=0.01)
+        assert np.abs(x).max() < 0.8  # far from clipping before mastering
+    if name == "countdown":
+        assert chime_level_db(name) <= 0.0
+    else:
+        assert abs(chime_level_db(name)) <= 3.0
+    assert chime_level_db(name, "soft") - chime_level_db(name, "bright") == pytest.approx(-6.0)
 
 
 def test_unknown_chime_is_user_error():
@@ -156,14 +169,59 @@ def test_load_chime_file_errors_name_the_file(tmp_path):
 # ---- mastering ----------------------------------------------------------------------
 
 
-def test_loudness_matches_pyloudnorm():
+@pytest.mark.parametrize("rate", [22050, 44100, 48000])
+def test_loudness_matches_pyloudnorm(rate):
     import pyloudnorm
 
-    x = _speechlike(20)
-    ours = integrated_loudness(x, 44100)
-    ref = pyloudnorm.Meter(44100).integrated_loudness(x.astype(np.float64))
-    assert abs(ours - ref) < 0.05
-    assert abs(dual_mono_loudness(x, 44100) - ours - 3.01) < 0.01
+    x = _speechlike(20, rate)
+    ours = integrated_loudness(x, rate)
+    ref = pyloudnorm.Meter(rate).integrated_loudness(x.astype(np.float64))
+    assert abs(ours - ref) < 0.01
+    assert abs(dual_mono_loudness(x, rate) - ours - 3.01) < 0.01
+
+
+def test_k_weighting_is_near_the_bs1770_table_at_48k():
+    """BS.1770-4 tabulates the 48 kHz filters; our design for any rate lands close to them there."""
+    table = np.array([
+        [1.53512485958697, -2.69169618940638, 1.19839281085285, 1.0, -1.69065929318241, 0.73248077421585],
+        [1.0, -2.0, 1.0, 1.0, -1.99004745483398, 0.99007225036621],
+    ])
+    ours = _k_weighting(48000)
+    np.testing.assert_allclose(ours[:, 3:], table[:, 3:], atol=2e-4)  # the poles
+    np.testing.assert_allclose(ours[:, :3] / ours[:, :1], table[:, :3] / table[:, :1], atol=2e-3)  # the zeros
+
+
+def test_k_weighting_reads_a_1khz_tone_as_bs1770_says():
+    """BS.1770: a 0 dBFS 1 kHz sine in one channel reads -3.01 LKFS."""
+    for rate in (22050, 44100, 48000):
+        t = np.arange(5 * rate) / rate
+        assert integrated_loudness(np.sin(2 * np.pi * 1000 * t), rate) == pytest.approx(-3.01, abs=0.05)
+
+
+@pytest.mark.parametrize("rate", [22050, 44100])
+def test_level_meter_in_pieces_equals_the_whole(rate):
+    x = _speechlike(12, rate, level=0.5, seed=5)
+    rng = np.random.default_rng(2)
+    meter = LevelMeter(rate)
+    start = 0
+    while start < x.size:
+        n = int(rng.choice([1, 7, 63, 5000, 200000]))
+        meter.add(x[start:start + n])
+        start += n
+    levels = meter.levels()
+    assert levels.loudness_lufs == pytest.approx(dual_mono_loudness(x, rate), abs=1e-9)
+    assert levels.true_peak_dbtp == pytest.approx(true_peak_dbtp(x, rate), abs=1e-5)
+    assert LevelMeter(rate).levels().loudness_lufs == float("-inf")
+
+
+def test_event_loudness_takes_a_short_sound_over_its_own_length():
+    rate = 44100
+    beep = np.sin(2 * np.pi * 1000 * np.arange(int(0.1 * rate)) / rate)
+    steady = np.sin(2 * np.pi * 1000 * np.arange(2 * rate) / rate)
+    assert event_loudness(beep, rate) == pytest.approx(event_loudness(steady, rate), abs=0.3)
+    with_silence = np.concatenate([beep, np.zeros(rate)])
+    assert event_loudness(with_silence, rate) == pytest.approx(event_loudness(beep, rate) - 6.0, abs=0.3)  # 0.1 of 0.4 s
+    assert event_loudness(np.zeros(100), rate) == float("-inf")
 
 
 def test_true_peak_sees_intersample_peaks():
@@ -276,7 +334,10 @@ def test_duck_envelope():
     )
     assert env.dtype == np.float32 and env.shape == (6 * rate,)
     depth = 10 ** (-15 / 20)
-    at = lambda s: float(env[round(s * rate)])
+
+    def at(s: float) -> float:
+        return float(env[round(s * rate)])
+
     for s in (1.0, 1.5, 1.9, 2.2, 2.499, 4.0, 4.25):
         assert 20 * np.log10(at(s)) <= -12, s
         assert at(s) == pytest.approx(depth, rel=1e-5)

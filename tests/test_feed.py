@@ -12,13 +12,12 @@ from pathlib import Path
 import feedparser
 import podcastparser
 import pytest
-from feed_fixtures import NASTY_TITLE, BASE_TIME, make_track, make_tracks
+from feed_fixtures import BASE_TIME, NASTY_TITLE, make_track, make_tracks
 from mutagen.mp3 import MP3
 from PIL import Image
 
 from audioworkout.errors import ContentError, UsageError
-from audioworkout.publish.feed import (MAX_DESCRIPTION_BYTES, build_feed, item_guid, podcast_guid,
-                               truncate_utf8)
+from audioworkout.publish.feed import MAX_DESCRIPTION_BYTES, build_feed, item_guid, podcast_guid, truncate_utf8
 from audioworkout.publish.podcast import APPLE_CATEGORIES, DEFAULT_BASE_URL, Show, load_show
 
 NS = {
@@ -195,7 +194,7 @@ def test_empty_folder_is_a_usage_error(tmp_path):
 def test_long_description_is_truncated_on_a_word_boundary(tmp_path):
     make_tracks(tmp_path, 1)
     show = tmp_path / "show.yaml"
-    show.write_text("description: " + "stretch élan " * 600 + "\n", encoding="utf-8")
+    show.write_text("description: " + "stretch élan " * 300 + "\n", encoding="utf-8")  # 3900 characters, 4200 bytes
     result = build_feed(tmp_path, None, show)
     desc = channel(result.feed).findtext("description")
     assert len(desc.encode()) <= MAX_DESCRIPTION_BYTES
@@ -232,10 +231,15 @@ def test_show_file_settings_reach_the_feed(tmp_path):
 
 
 def test_defaults():
+    """Without a show file the feed is still complete: every channel field has a usable value."""
     show = load_show(None)
-    assert show == Show()
+    assert (show.title, show.author, show.owner_name) == ("audioworkout", "audioworkout", "audioworkout")
+    assert show.owner_email == "podcast@example.com"
+    assert show.description == "Voice-guided workouts you can follow without looking at a screen."
+    assert (show.language, show.category, show.subcategory) == ("en", "Health & Fitness", "Fitness")
+    assert (show.cover, show.explicit, show.type, show.link) == (None, False, "episodic", None)
     assert show.base_url == DEFAULT_BASE_URL == "http://localhost:8000/"
-    assert (show.category, show.subcategory) == ("Health & Fitness", "Fitness")
+    assert show.page_url == show.base_url
     assert len(APPLE_CATEGORIES) == 19 and "Fitness" in APPLE_CATEGORIES["Health & Fitness"]
 
 
@@ -308,10 +312,22 @@ def test_base_url_argument_is_checked(tmp_path):
     assert info.value.field == "base_url"
 
 
+def test_no_temporary_files_are_left_and_an_unchanged_folder_keeps_its_mtimes(tmp_path):
+    make_tracks(tmp_path, 2)
+    Image.new("RGB", (1400, 1400), (10, 90, 30)).save(tmp_path / "art.png", "PNG")
+    show = tmp_path / "show.yaml"
+    show.write_text("cover: art.png\n", encoding="utf-8")
+    first = build_feed(tmp_path, None, show)
+    assert first.cover == tmp_path / "cover.png" and first.cover.read_bytes() == (tmp_path / "art.png").read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    mtimes = {p: p.stat().st_mtime_ns for p in (first.feed, first.page, first.cover)}
+    build_feed(tmp_path, None, show)
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+
+
+@pytest.mark.slow
 def test_feed_from_three_real_builds(tmp_path, cli):
     """Three tracks built through the CLI (Pico voice, for speed), then `audioworkout feed`."""
-    from mutagen.mp3 import MP3
-
     out = tmp_path / "out"
     for routine, minutes in (("desk-break", 5), ("seven-minute-circuit", 7), ("back-pain", 8)):
         result = cli("build", routine, "--minutes", minutes, "--engine", "pico", "--output", out)

@@ -11,10 +11,11 @@ import pytest
 from mutagen.id3 import ID3, CTOCFlags
 from mutagen.mp3 import MP3, BitrateMode
 
-from audioworkout.audio import ffmpeg as ffmpeg_mod
+from audioworkout import fsutil
 from audioworkout.audio import mp3
-from audioworkout.errors import AudioworkoutError
+from audioworkout.audio.mastering import Levels, dual_mono_loudness, true_peak_dbtp
 from audioworkout.audio.mp3 import Chapter, TrackTags
+from audioworkout.errors import AudioworkoutError
 
 SR = 44100
 TONE = (2.0, 5.0)  # seconds where the 440 Hz tone sounds; silence elsewhere
@@ -53,13 +54,38 @@ CHAPTERS = [  # given out of order on purpose; exercise shares its section's sta
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory) -> Path:
+def written(tmp_path_factory) -> tuple[Path, Levels]:
     path = tmp_path_factory.mktemp("mp3") / "session.mp3"
     tags = TrackTags(**{**TAGS.__dict__, "cover": _cover()})
     calls: list[float] = []
-    mp3.write_mp3(_signal(), SR, path, tags, CHAPTERS, progress=calls.append)
+    levels = mp3.write_mp3(_signal(), SR, path, tags, CHAPTERS, progress=calls.append)
     assert calls and calls[-1] == 1.0 and calls == sorted(calls)
-    return path
+    return path, levels
+
+
+@pytest.fixture(scope="module")
+def made(written) -> Path:
+    return written[0]
+
+
+def test_write_mp3_returns_the_files_own_levels(written):
+    path, levels = written
+    y, rate = mp3.decode_mp3(path)
+    assert levels.loudness_lufs == pytest.approx(dual_mono_loudness(y, rate), abs=1e-6)
+    assert levels.true_peak_dbtp == pytest.approx(true_peak_dbtp(y, rate), abs=1e-4)
+
+
+@pytest.mark.parametrize("bitrate", [64, 96, 128])
+def test_the_file_plays_at_the_level_it_was_given(tmp_path, bitrate):
+    """LAME scales its input down at these bitrates; encode_mp3 undoes that."""
+    path = tmp_path / "tone.mp3"
+    x = _signal()
+    mp3.encode_mp3(x, SR, path, bitrate_kbps=bitrate)
+    y, _ = mp3.decode_mp3(path)
+    on = slice(int(2.5 * SR), int(4.5 * SR))
+    gain_db = 20 * np.log10(np.sqrt(np.mean(np.square(y[on], dtype=np.float64)))
+                            / np.sqrt(np.mean(np.square(x[on], dtype=np.float64))))
+    assert abs(gain_db) < 0.05
 
 
 def test_stream_parameters(made):
@@ -203,6 +229,38 @@ def test_atomic_interrupted(tmp_path, exc):
         mp3.write_mp3(_signal(30.0), SR, target, TAGS, CHAPTERS, progress=progress)
     assert target.read_bytes() == before
     assert _parts(tmp_path) == []
+
+
+def test_temporary_file_is_named_by_pid_beside_the_target(tmp_path, monkeypatch):
+    """`.{name}.{pid}.{random}.part`, so another build's clean-up spares it while this process lives."""
+    seen: list[Path] = []
+    real = mp3.encode_mp3
+
+    def spy(samples, rate, target, *args, **kwargs):
+        seen.append(Path(target))
+        return real(samples, rate, target, *args, **kwargs)
+
+    monkeypatch.setattr(mp3, "encode_mp3", spy)
+    mp3.write_mp3(_signal(1.0), SR, tmp_path / "out.mp3", TAGS, [])
+    (tmp,) = seen
+    assert tmp.parent == tmp_path
+    bits = tmp.name.split(".")
+    assert bits[:4] == ["", "out", "mp3", str(os.getpid())] and bits[-1] == "part" and len(bits) == 6
+    assert not tmp.exists() and _parts(tmp_path) == []
+
+
+def test_atomic_target_renames_on_success_and_removes_on_failure(tmp_path):
+    target = tmp_path / "sub" / "file.bin"
+    with fsutil.atomic_target(target) as tmp:
+        assert tmp.is_file() and not target.exists()
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and _parts(target.parent) == []
+    with pytest.raises(KeyboardInterrupt), fsutil.atomic_target(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert target.read_bytes() == b"new" and _parts(target.parent) == []
+    fsutil.write_atomic(target, "text é")
+    assert target.read_text(encoding="utf-8") == "text é"
 
 
 def test_permissions_follow_umask(tmp_path):

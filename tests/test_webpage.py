@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import threading
 from html.parser import HTMLParser
 from pathlib import Path
@@ -102,6 +104,16 @@ def test_chapter_buttons_carry_their_start(site):
     starts = sorted(float(a["data-start"]) for t, a in c.tags if t == "button")
     expected = sorted(float(ch["start"]) for s in sheets(out) for ch in s["chapters"])
     assert starts == expected
+
+
+@pytest.mark.parametrize("module", ["tracks", "webpage", "feed"])
+def test_publish_modules_import_on_their_own(module):
+    """No import cycle: each module imports in a fresh interpreter, webpage without the feed."""
+    code = (f"import sys, audioworkout.publish.{module}; "
+            "print('audioworkout.publish.feed' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(module == "feed")
 
 
 def _browser_unavailable() -> str | None:

@@ -4,6 +4,14 @@ Every chime has one dominant frequency (``CHIME_FREQUENCIES``), all above 450 Hz
 (clear of speech fundamentals) and at least 60 Hz apart, so a listener can tell
 them apart and tests can find them again in a decoded MP3 with
 ``dominant_frequency``.
+
+Levels are set against the voice, not against full scale: a chime's loudness
+(``mastering.event_loudness``: its loudest 400 ms, or its whole length if shorter)
+relative to the voice's integrated loudness while it speaks. A bright chime is as
+loud as the voice, a soft (calm) one 6 dB under it, and the 3-2-1 beep, heard three
+times in a row, a little under either. ``chime`` renders them for a voice at
+``VOICE_LUFS``, the mastering target; ``mix.render`` scales them to the real voice.
+tests/test_loudness.py checks the rules against the real Piper voice in a mastered mix.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AudioworkoutError
+from .mastering import DUAL_MONO_OFFSET, event_loudness
 
 CHIME_NAMES = ("get_ready", "start", "halfway", "switch", "countdown", "end", "finish")
 CHIME_SETS = ("bright", "soft")
@@ -28,8 +37,10 @@ CHIME_FREQUENCIES: dict[str, float] = {
     "finish": 1174.66,  # G5-B5-D6 arpeggio, long ring on D6
 }
 
-_BRIGHT_PEAK = 0.5
-_SOFT_DB = -8.0  # soft set RMS relative to bright: for stretching, not for sprints
+VOICE_LUFS = -16.0 - DUAL_MONO_OFFSET  # the voice chimes are made for: the -16 LUFS dual mono target, as one channel
+# Relative to the voice (dB): bright level with it; soft, for stretching rather than sprints, 6 dB under.
+SET_LEVEL_DB = {"bright": 0.0, "soft": -6.0}
+COUNTDOWN_DB = -2.5  # the 3-2-1 beep, relative to its set: heard three times running, it stays under the voice
 _END_FADE = 0.010  # seconds; every chime ends exactly at zero
 
 
@@ -124,20 +135,18 @@ def _render(name: str, sample_rate: int, chime_set: str) -> np.ndarray:
     return out
 
 
-def chime(name: str, sample_rate: int = 44100, chime_set: str = "bright") -> np.ndarray:
-    """Render a chime as float32 mono; bright peaks at 0.5, soft sits 8 dB lower (RMS)."""
+def chime_level_db(name: str, chime_set: str = "bright") -> float:
+    """A chime's loudness relative to the voice (dB), as `chime` renders it."""
     _check(name, chime_set)
-    bright = _render(name, sample_rate, "bright")
-    bright *= _BRIGHT_PEAK / np.max(np.abs(bright))
-    if chime_set == "bright":
-        return bright.astype(np.float32)
-    soft = _render(name, sample_rate, chime_set)
-    soft *= _rms(bright) / _rms(soft) * 10 ** (_SOFT_DB / 20)
-    return soft.astype(np.float32)
+    return SET_LEVEL_DB[chime_set] + (COUNTDOWN_DB if name == "countdown" else 0.0)
 
 
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+def chime(name: str, sample_rate: int = 44100, chime_set: str = "bright") -> np.ndarray:
+    """Render a chime as float32 mono, at its level for a voice at VOICE_LUFS (see chime_level_db)."""
+    level = chime_level_db(name, chime_set)
+    x = _render(name, sample_rate, chime_set)
+    x *= 10 ** ((VOICE_LUFS + level - event_loudness(x, sample_rate)) / 20)
+    return x.astype(np.float32)
 
 
 def load_chime_file(path: str | Path, sample_rate: int) -> np.ndarray:
@@ -159,8 +168,9 @@ def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
     mag = np.abs(np.fft.rfft(x, nfft))
     mag[: int(20 * nfft / sample_rate) + 1] = 0.0  # ignore DC and rumble
     k = int(np.argmax(mag))
+    peak = float(k)
     if 0 < k < mag.size - 1:  # parabolic interpolation on log magnitude
         a, b, c = np.log(mag[k - 1 : k + 2] + 1e-30)
         denom = a - 2 * b + c
-        k += 0.5 * (a - c) / denom if denom else 0.0
-    return float(k * sample_rate / nfft)
+        peak += 0.5 * (a - c) / denom if denom else 0.0
+    return float(peak * sample_rate / nfft)

@@ -43,7 +43,7 @@ def decode_audio(source: str | Path | bytes, sample_rate: int, what: str = "audi
     """
     data = source if isinstance(source, bytes) else None
     name = "the downloaded audio" if data is not None else str(source)
-    if data is None:
+    if not isinstance(source, bytes):
         path = Path(source)
         if not path.is_file():
             reason = "it is a folder" if path.is_dir() else "no such file"

@@ -1,24 +1,30 @@
-"""The track: speech, chimes and optional music laid on the timeline in one numpy buffer, mastered.
+"""The track: speech, chimes and optional music laid on the timeline in one numpy buffer, mastered, encoded.
 
 Each cue's audio is added into a preallocated buffer at its sample offset (linear time, unlike
 repeated AudioSegment overlays). The mix runs at 22.05 kHz, Piper's own rate: a 60-minute float
 buffer then stays near 320 MB; the MP3 stage resamples to 44.1 kHz while encoding.
+
+Levels are set relative to the voice of the build, whatever engine spoke it: synthesised chimes
+(made for a voice at the mastering target) are scaled by how far this voice is from that, and
+music sits a fixed amount under it. The loudness a build reports is measured on the MP3 itself.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from . import chimes as chime_synth
 from ..errors import AudioworkoutError
-from .mastering import duck_envelope, fade, master_measured
-from ..script import Script
+from ..fsutil import atomic_target
+from ..script import ChimeCue, Script, SpokenCue
+from . import chimes as chime_synth
+from .mastering import DUAL_MONO_OFFSET, LevelMeter, duck_envelope, fade, master_measured
+from .mp3 import Chapter, TrackTags, encode_mp3, measure_mp3, write_tags
 
 MIX_RATE = 22050
 MUSIC_LEVEL_DB = -14.0  # music bed relative to speech, before ducking
@@ -58,6 +64,10 @@ class ChimeBank:
                 self._rendered[key] = chime_synth.chime(name, self.sample_rate, chime_set)
         return self._rendered[key]
 
+    def synthesised(self, name: str) -> bool:
+        """False for a chime the user supplied as a file: that one plays at the file's own level."""
+        return name not in self.overrides
+
     def duration(self, name: str, chime_set: str = "bright") -> float:
         if name in self.overrides:
             return len(self.samples(name, chime_set)) / self.sample_rate
@@ -90,33 +100,50 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
 
+def voice_loudness(phrases: Iterable[np.ndarray], sample_rate: int) -> float:
+    """Integrated loudness (LUFS, one channel) of the phrases laid end to end: the voice while it speaks."""
+    meter = LevelMeter(sample_rate, true_peak=False)
+    for phrase in phrases:
+        meter.add(phrase)
+    return meter.levels().loudness_lufs - DUAL_MONO_OFFSET
+
+
 @dataclass
 class Mix:
     samples: np.ndarray
     sample_rate: int
     speech_rms: float
-    loudness_lufs: float | None = None  # integrated, dual mono, once mastered
+    voice_lufs: float | None = None  # the voice's integrated loudness as laid in, before mastering; one channel
+    loudness_lufs: float | None = None  # integrated, dual mono: of the float mix once mastered, of the MP3 once encoded
     true_peak_dbtp: float | None = None
+    target_lufs: float | None = None  # what master_mix aimed at, so encode_mix can hold the file to it
+    ceiling_dbtp: float | None = None
 
 
 def render(script: Script, speech_audio: Callable[[str], tuple[np.ndarray, int]], chimes: ChimeBank,
            music: Path | None = None, sample_rate: int = MIX_RATE,
            progress: Callable[[float], None] | None = None) -> Mix:
-    """Lay every cue's audio at its time; mix in ducked music; no mastering yet."""
+    """Lay every cue's audio at its time, chimes at the voice's level; mix in ducked music; no mastering yet."""
     length = int(math.ceil(script.total_seconds * sample_rate))
+    phrases: dict[str, np.ndarray] = {}
+    for cue in script.cues:
+        if isinstance(cue, SpokenCue) and cue.text not in phrases:
+            raw, rate = speech_audio(cue.text)
+            phrases[cue.text] = resample(raw, rate, sample_rate)
+    voice_lufs = voice_loudness(phrases.values(), sample_rate)
+    chime_gain = np.float32(10 ** ((voice_lufs - chime_synth.VOICE_LUFS) / 20)) if np.isfinite(voice_lufs) else 1.0
+    speech_energy = sum(float(np.sum(np.square(a, dtype=np.float64))) for a in phrases.values())
+    speech_count = sum(a.size for a in phrases.values())
     out = np.zeros(length, dtype=np.float32)
-    converted: dict[str, np.ndarray] = {}
-    speech_energy, speech_count = 0.0, 0
     for i, cue in enumerate(script.cues):
-        if cue.spoken:
-            audio = converted.get(cue.text)
-            if audio is None:
-                raw, rate = speech_audio(cue.text)
-                audio = converted[cue.text] = resample(raw, rate, sample_rate)
-                speech_energy += float(np.sum(np.square(audio, dtype=np.float64)))
-                speech_count += audio.size
-        else:
+        if isinstance(cue, SpokenCue):
+            audio = phrases[cue.text]
+        elif isinstance(cue, ChimeCue):
             audio = chimes.samples(cue.chime, cue.chime_set)
+            if chimes.synthesised(cue.chime):
+                audio = audio * chime_gain
+        else:
+            continue
         start = int(round(cue.time * sample_rate))
         end = min(length, start + audio.size)
         out[start:end] += audio[: end - start]
@@ -134,11 +161,45 @@ def render(script: Script, speech_audio: Callable[[str], tuple[np.ndarray, int]]
         del bed
     if progress:
         progress(1.0)
-    return Mix(out, sample_rate, speech_rms)
+    return Mix(out, sample_rate, speech_rms, voice_lufs=voice_lufs if np.isfinite(voice_lufs) else None)
 
 
 def master_mix(mix: Mix, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0) -> Mix:
-    """Loudness to −16 LUFS (dual mono) and true peak under −1 dBTP, in place; records both as measured."""
-    _, mix.loudness_lufs, mix.true_peak_dbtp = master_measured(
+    """Loudness to −16 LUFS (dual mono) and true peak under −1 dBTP, in place.
+
+    Records the float mix's levels as measured; encode_mix replaces them with the MP3's own.
+    """
+    _, loudness, peak = master_measured(
         mix.samples, mix.sample_rate, target_lufs_dual_mono=target_lufs, ceiling_dbtp=ceiling_dbtp, inplace=True)
+    mix.loudness_lufs, mix.true_peak_dbtp = float(loudness), float(peak)
+    mix.target_lufs, mix.ceiling_dbtp = target_lufs, ceiling_dbtp
+    return mix
+
+
+_ENCODE_TRIES = 3
+
+
+def encode_mix(mix: Mix, target: Path, tags: TrackTags, chapters: list[Chapter], bitrate_kbps: int = 96,
+               progress: Callable[[float], None] | None = None) -> Mix:
+    """Write the mix as a tagged MP3 at `target` and record the file's own loudness and true peak on the mix.
+
+    The codec can push a true peak a little past what the float mix had. When the file crosses the
+    ceiling master_mix set, the mix is limited that much harder and encoded again, before the file
+    is renamed into place, so the MP3 that appears keeps under it. Progress covers the first pass.
+    """
+    ceiling, aim = mix.ceiling_dbtp, mix.ceiling_dbtp
+    with atomic_target(Path(target)) as tmp:
+        for attempt in range(_ENCODE_TRIES):
+            encode_mp3(mix.samples, mix.sample_rate, tmp, bitrate_kbps, progress if attempt == 0 else None)
+            levels = measure_mp3(tmp)
+            if ceiling is None or aim is None or mix.target_lufs is None or attempt == _ENCODE_TRIES - 1:
+                break  # not mastered (nothing to hold it to), or out of tries
+            over = levels.true_peak_dbtp - ceiling
+            if not over > 0:
+                break
+            aim -= over + 0.1
+            master_measured(mix.samples, mix.sample_rate, target_lufs_dual_mono=mix.target_lufs, ceiling_dbtp=aim,
+                            inplace=True)
+        write_tags(tmp, tags, chapters)
+    mix.loudness_lufs, mix.true_peak_dbtp = levels.loudness_lufs, levels.true_peak_dbtp
     return mix

@@ -11,7 +11,7 @@ import json
 
 from ..content import Exercise
 from ..plan import Plan
-from ..script import Script, clock
+from ..script import ChimeCue, Script, SpokenCue, clock
 
 
 def _vtt_time(seconds: float) -> str:
@@ -22,7 +22,7 @@ def _vtt_time(seconds: float) -> str:
 def webvtt(script: Script) -> str:
     """Everything said, with cue times matching the audio."""
     lines = ["WEBVTT", f"NOTE {script.title}: {script.level}, {clock(script.total_seconds)}", ""]
-    for n, cue in enumerate((c for c in script.cues if c.spoken), 1):
+    for n, cue in enumerate((c for c in script.cues if isinstance(c, SpokenCue)), 1):
         text = cue.text.replace("-->", "->")
         lines += [str(n), f"{_vtt_time(cue.time)} --> {_vtt_time(cue.end)}", text, ""]
     return "\n".join(lines)
@@ -56,7 +56,12 @@ def script_markdown(script: Script) -> str:
     out = [f"# {script.title}", "", f"{script.level.capitalize()}, {clock(script.total_seconds)}", "",
            "| time | cue | what |", "| --- | --- | --- |"]
     for cue in script.cues:
-        what = cue.text if cue.spoken else f"*{cue.chime.replace('_', ' ')} chime*"
+        if isinstance(cue, SpokenCue):
+            what = cue.text
+        elif isinstance(cue, ChimeCue):
+            what = f"*{cue.chime.replace('_', ' ')} chime*"
+        else:
+            what = cue.kind
         out.append(f"| {clock(cue.time)} | {cue.kind} | {what.replace('|', '/')} |")
     out += ["", f"**Total: {clock(script.total_seconds)}**"]
     return "\n".join(out)

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import email.utils
 import html
-import json
-import os
-import shutil
 import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import UTC
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from ..errors import ContentError, UsageError
+from ..errors import UsageError
+from ..fsutil import write_atomic
+from . import webpage
 from .podcast import Show, check_cover, load_show, normalize_base_url
+from .tracks import Track, find_tracks
 
 NS = {
     "itunes": "http://www.itunes.com/dtds/podcast-1.0.dtd",
@@ -52,74 +52,6 @@ class FeedResult:
     feed_url: str
 
 
-@dataclass
-class Track:
-    """One built track: its MP3 and the cue sheet the build stage wrote beside it."""
-
-    stem: str
-    mp3: Path
-    sheet: dict
-    size: int = 0
-    duration: int = 0  # whole seconds, from the MP3 itself
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
-
-    @property
-    def folder(self) -> Path:
-        return self.mp3.parent
-
-    @property
-    def title(self) -> str:
-        return str(self.sheet.get("title") or self.sheet.get("routine") or self.stem)
-
-    @property
-    def episode_title(self) -> str:
-        """Routine title plus length and level: one routine gives several tracks."""
-        bits = [f"{self.sheet['minutes']} min" if self.sheet.get("minutes") else "",
-                str(self.sheet.get("level") or "")]
-        bits = [b for b in bits if b]
-        return f"{self.title} ({', '.join(bits)})" if bits else self.title
-
-    def sidecar(self, suffix: str) -> Path | None:
-        """A sibling file such as S.vtt, or None when the build did not write it."""
-        path = self.folder / f"{self.stem}{suffix}"
-        return path if path.is_file() else None
-
-
-def find_tracks(folder: Path) -> list[Track]:
-    """Every X.mp3 with a sibling X.json cue sheet (has "routine" and "cues"), newest first."""
-    from mutagen.mp3 import MP3
-
-    tracks = []
-    for mp3 in sorted(folder.glob("*.mp3")):
-        sheet_path = mp3.with_suffix(".json")
-        if not sheet_path.is_file():
-            continue
-        try:
-            sheet = json.loads(sheet_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ContentError(sheet_path, "json", str(exc),
-                               "expected a cue sheet written by `audioworkout build`") from None
-        if not isinstance(sheet, dict) or "routine" not in sheet or "cues" not in sheet:
-            continue
-        track = Track(stem=mp3.stem, mp3=mp3, sheet=sheet, size=mp3.stat().st_size)
-        track.duration = round(MP3(mp3).info.length)
-        track.created = _parse_created(sheet.get("created"), mp3)
-        tracks.append(track)
-    tracks.sort(key=lambda t: (t.created, t.stem), reverse=True)
-    return tracks
-
-
-def _parse_created(value: object, mp3: Path) -> datetime:
-    """The cue sheet's creation time (UTC if naive); the MP3's mtime if absent or bad."""
-    if isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-        except ValueError:
-            pass
-    return datetime.fromtimestamp(mp3.stat().st_mtime, timezone.utc).replace(microsecond=0)
-
-
 def podcast_guid(feed_url: str) -> str:
     """podcast:guid per the Podcasting 2.0 spec: UUIDv5 of the URL minus scheme and trailing '/'."""
     parts = urlsplit(feed_url)
@@ -136,7 +68,7 @@ def truncate_utf8(text: str, limit: int = MAX_DESCRIPTION_BYTES) -> str:
     """Text cut on a word boundary (with '…') so its UTF-8 form is at most limit bytes."""
     if len(text.encode("utf-8")) <= limit:
         return text
-    room = limit - len("…".encode("utf-8"))
+    room = limit - len("…".encode())
     cut = text.encode("utf-8")[:room].decode("utf-8", "ignore")
     if not text[len(cut)].isspace():  # the cut fell inside a word: drop that word
         words = cut.rsplit(None, 1)
@@ -171,9 +103,10 @@ def _read_previous(feed_path: Path) -> _Previous:
     items = {}
     for item in channel.findall("item"):
         enclosure = item.find("enclosure")
-        if enclosure is None or not enclosure.get("url"):
+        url = enclosure.get("url") if enclosure is not None else None
+        if not url:
             continue
-        name = unquote(urlsplit(enclosure.get("url")).path.rsplit("/", 1)[-1])
+        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
         if name.endswith(".mp3"):
             items[name[:-4]] = (item.findtext("guid"), item.findtext("pubDate"))
     try:
@@ -244,7 +177,7 @@ def _install_cover(show: Show, out: Path) -> tuple[Path, bool]:
             suffix = ".png" if img.format == "PNG" else ".jpg"
         target = out / f"cover{suffix}"
         if show.cover.resolve() != target.resolve():
-            shutil.copyfile(show.cover, target)
+            _write_if_changed(target, show.cover.read_bytes())
         return target, False
     target = out / DEFAULT_COVER_NAME
     _write_if_changed(target, default_cover(show.title))
@@ -292,12 +225,13 @@ def default_cover(title: str, size: int = 1400) -> bytes:
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
-    """Atomic write that leaves the file (and its mtime) alone when nothing changed."""
+    """Atomic write that leaves the file (and its mtime) alone when nothing changed.
+
+    An unchanged mtime keeps podcast apps and caches from fetching the same bytes again.
+    """
     if path.is_file() and path.read_bytes() == data:
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_atomic(path, data)
 
 
 def render_feed(show: Show, tracks: list[Track], cover_name: str,
@@ -337,7 +271,7 @@ def render_feed(show: Show, tracks: list[Track], cover_name: str,
     pub_dates = []
     for t in tracks:
         old_guid, old_date = previous.items.get(t.stem, (None, None))
-        pub = old_date or email.utils.format_datetime(t.created.astimezone(timezone.utc))
+        pub = old_date or email.utils.format_datetime(t.created.astimezone(UTC))
         pub_dates.append(email.utils.parsedate_to_datetime(pub))
         notes = episode_html(t, base)
         it = _sub(ch, "item")
@@ -362,10 +296,10 @@ def render_feed(show: Show, tracks: list[Track], cover_name: str,
                  rel="captions")
     if pub_dates:
         # the newest episode date, not "now", so an unchanged folder gives an unchanged feed
-        last = email.utils.format_datetime(max(pub_dates).astimezone(timezone.utc))
+        last = email.utils.format_datetime(max(pub_dates).astimezone(UTC))
         last_el = ET.Element("lastBuildDate")
         last_el.text = last
-        ch.insert(list(ch).index(ch.find("generator")), last_el)
+        ch.insert([el.tag for el in ch].index("generator"), last_el)
 
     ET.indent(rss, space="  ")
     text = ET.tostring(rss, encoding="unicode")
@@ -379,10 +313,6 @@ def build_feed(output_dir: Path, base_url: str | None = None,
     base_url (if given) overrides the show file's; guids and pubDates already in
     a previous feed.xml are kept so podcast apps never see an episode twice.
     """
-    from dataclasses import replace
-
-    from . import webpage
-
     out = Path(output_dir)
     if not out.is_dir():
         raise UsageError(f"{out}: no such folder; build some tracks first")

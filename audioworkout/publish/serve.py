@@ -18,6 +18,7 @@ from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import AudioworkoutError
@@ -51,7 +52,7 @@ def content_type(name: str) -> str:
     return MIME_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | Literal[False]:
     """(first, last) byte for a single Range header; None to ignore it; False if unsatisfiable.
 
     Multiple ranges and malformed headers are ignored (RFC 9110 lets a server
@@ -129,8 +130,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if status is not None:
-            self.send_error(status)
+        if status is not None or path is None:
+            self.send_error(status or HTTPStatus.NOT_FOUND)
             return
         try:
             f = open(path, "rb")

@@ -8,11 +8,12 @@ Every text that comes from a routine or show file goes through html.escape.
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .tracks import Track
+
 if TYPE_CHECKING:
-    from .feed import Track
     from .podcast import Show
 
 # Section colours cycle through this palette; exercises use a lighter tint of theirs.
@@ -87,7 +88,7 @@ def _fmt(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _num(value: object, default: float = 0.0) -> float:
+def _num(value: Any, default: float = 0.0) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
