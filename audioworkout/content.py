@@ -6,16 +6,17 @@ what is allowed, so a user editing a routine knows exactly what to fix.
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from . import validation
 from .errors import ContentError
-
+from .validation import Fields, Reader
 
 
 class Level(StrEnum):
@@ -133,7 +134,7 @@ class Exercise:
     def is_stretch(self) -> bool:
         return self.stretch_hold is not None
 
-    def for_level(self, level: str) -> "Exercise":
+    def for_level(self, level: str) -> Exercise:
         """This exercise as done at `level`: its variant there (a progression or regression), else itself."""
         overrides = self.variants.get(level)
         if not overrides:
@@ -189,195 +190,226 @@ class Routine:
         return [item.exercise for section in self.sections for item in section.items]
 
 
-# --------------------------------------------------------------------------- validation helpers
+# --------------------------------------------------------------------------- bounds
+
+# Human values: what a session can really ask of someone, so a typo (300 reps, 0 sets) is caught.
+AMOUNT_BOUNDS: dict[str, tuple[int, int]] = {"reps": (1, 100), "seconds": (5, 3600), "breaths": (1, 60)}
+SETS_BOUNDS = (1, 10)
+ROUNDS_BOUNDS = (1, 20)
+REST_BOUNDS = (0, 600)  # seconds between exercises, sets or rounds
+SWITCH_SIDES_BOUNDS = (2, 60)
+PRIORITY_BOUNDS = (1, 3)
+MINUTES_BOUNDS = (5, 60)
+PHASE_SECONDS_BOUNDS = (0.5, 30)  # one spoken phase of a rep or breath
+STRETCH_BOUNDS = (5, 120)  # seconds of one static stretch hold
+EXERCISE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+_ID_RULE = ("expected an exercise id: lowercase letters, digits and hyphens, at most 64 characters "
+            "(a file name in exercises/ without .yaml)")
+_WHY_SETS = "sets must be at least 1: a set of zero would drop the exercise; use priority instead"
+_WHY_ROUNDS = "rounds must be at least 1: zero rounds would drop the section; remove the section instead"
+_WHY_AMOUNT = "amounts must be at least {lo} {unit}: zero would drop the exercise; use priority instead"
+_DEFAULT_CATEGORY = {"reps": "strength", "hold": "strength", "breaths": "breathing", "timed": "mobility"}
 
 
-class _Reader:
-    """Walks a parsed YAML mapping, raising ContentError with the full field path."""
-
-    def __init__(self, file: Path, data: Any, path: str = ""):
-        self.file, self.data, self.path = file, data, path
-
-    def fail(self, key: str, value: Any, allowed: str) -> ContentError:
-        return ContentError(self.file, self._join(key), value, allowed)
-
-    def _join(self, key: str | int) -> str:
-        if isinstance(key, int):
-            return f"{self.path}[{key}]"
-        return f"{self.path}.{key}" if self.path else key
-
-    def mapping(self, allowed_keys: set[str], required: set[str]) -> None:
-        if not isinstance(self.data, dict):
-            raise ContentError(self.file, self.path or "(top level)", _short(self.data), "expected a mapping of fields")
-        for key in self.data:
-            if key not in allowed_keys:
-                raise self.fail(str(key), self.data[key], f"unknown field; allowed: {', '.join(sorted(allowed_keys))}")
-        for key in sorted(required):
-            if key not in self.data or self.data[key] is None:
-                raise ContentError(self.file, self._join(key), None, "this field is required")
-
-    def child(self, key: str | int) -> "_Reader":
-        data = self.data[key]
-        return _Reader(self.file, data, self._join(key))
-
-    def text(self, key: str, default: str | None = None) -> str:
-        value = self.data.get(key, default)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, value, "expected non-empty text")
-        return " ".join(value.split())
-
-    def texts(self, key: str, minimum: int = 0) -> tuple[str, ...]:
-        value = self.data.get(key, [])
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or len(value) < minimum:
-            raise self.fail(key, value, f"expected a list of at least {minimum} text item(s)")
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str) or not item.strip():
-                raise self.child(key).fail(i, item, "expected non-empty text")
-            out.append(" ".join(item.split()))
-        return tuple(out)
-
-    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
-        value = self.data.get(key, default)
-        if value not in options:
-            raise self.fail(key, value, f"allowed: {' | '.join(options)}")
-        return value
-
-    def number(self, key: str, default: float | None = None, minimum: float = 0.0, maximum: float = math.inf,
-               integer: bool = False, strictly_positive: bool = False) -> float:
-        value = self.data.get(key, default)
-        return _number(self, key, value, minimum, maximum, integer, strictly_positive)
-
-    def per_level(self, key: str, default: int | float | None = None, minimum: float = 0.0,
-                  integer: bool = True, strictly_positive: bool = True) -> dict[str, Any]:
-        """A number, or a mapping beginner/intermediate/advanced -> number."""
-        value = self.data.get(key, default)
-        if value is None:
-            raise ContentError(self.file, self._join(key), None, "this field is required")
-        if not isinstance(value, dict):
-            n = _number(self, key, value, minimum, math.inf, integer, strictly_positive)
-            return {lv: n for lv in LEVELS}
-        sub = self.child(key)
-        sub.mapping(set(LEVELS), set(LEVELS))
-        return {lv: _number(sub, lv, value[lv], minimum, math.inf, integer, strictly_positive) for lv in LEVELS}
+def unit_of(kind: str | None) -> str:
+    """What an amount counts for this kind (seconds for timed and hold)."""
+    return {"reps": "reps", "breaths": "breaths"}.get(kind or "", "seconds")
 
 
-def _number(reader: _Reader, key: str | int, value: Any, minimum: float, maximum: float,
-            integer: bool, strictly_positive: bool) -> Any:
-    kind = "a whole number" if integer else "a number"
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and integer and value != int(value):
-        ok = False
-    bound = f"> {minimum:g}" if strictly_positive else f">= {minimum:g}"
-    if maximum != math.inf:
-        bound += f" and <= {maximum:g}"
-    if not ok or value < minimum or value > maximum or (strictly_positive and value <= minimum):
-        raise reader.fail(key, value, f"expected {kind} {bound}")
-    return int(value) if integer else float(value)
-
-
-def _short(value: Any) -> Any:
-    return value if not isinstance(value, (dict, list)) else type(value).__name__
-
-
-def _load_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ContentError(path, "(file)", str(path), "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContentError(path, "(file)", str(path), f"cannot be read as UTF-8 text ({exc.__class__.__name__})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(unknown position)"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ContentError(path, f"(YAML syntax at {where})", problem, "expected valid YAML") from None
+def _amount_bounds(kind: str | None) -> tuple[int, int, str]:
+    if kind not in KINDS:  # unknown kind (already reported): check the shape only
+        return 1, 3600, ""
+    unit = unit_of(kind)
+    return (*AMOUNT_BOUNDS[unit], unit)
 
 
 # --------------------------------------------------------------------------- exercises
 
-_EXERCISE_KEYS = {"name", "kind", "sides", "setup", "cues", "form", "breathing", "amounts", "sets", "limits",
-                  "tempo", "breath", "side_labels", "easier", "harder", "safety"}
-_OVERRIDE_KEYS = {"amounts", "sets", "limits"}
+_TEXT_FIELDS = ("name", "setup", "breathing", "easier", "harder")
+_LIST_FIELDS = ("form", "safety", "equipment")
+_VARIANT_KEYS = ("name", "setup", "cues", "form", "tempo", "breath", "easier", "harder", "safety", "equipment",
+                 "side_labels")
+_OVERRIDE_KEYS = ("amounts", "sets", "limits")
+_EXERCISE_KEYS = _VARIANT_KEYS + _OVERRIDE_KEYS + (
+    "kind", "sides", "breathing", "category", "position", "stretch", "direction_change", "intermediate_option",
+    "variants")
+_EXERCISE_REQUIRED = ("name", "kind", "setup", "cues", "amounts")
 
 
-def _phase(reader: _Reader) -> Phase:
-    reader.mapping({"say", "seconds"}, {"say", "seconds"})
-    return Phase(reader.text("say"), reader.number("seconds", minimum=0.5, maximum=30))
+def _phase(r: Reader) -> Phase | None:
+    f = r.fields(("say", "seconds"), ("say", "seconds"), what="phase fields")
+    say, seconds = f["say"].text(), f["seconds"].number(*PHASE_SECONDS_BOUNDS, integer=False, unit="seconds")
+    return None if say is None or seconds is None else Phase(say, seconds)
 
 
-def _exercise_fields(r: _Reader, kind: str) -> dict[str, Any]:
-    """The fields a routine may override (amounts, sets, limits), validated."""
+def _tempo(r: Reader, kind: str | None) -> tuple[Phase, ...] | None:
+    if kind != "reps":
+        if kind in KINDS:
+            r.fail(f"only exercises of kind reps have a tempo (this one is {kind})")
+        return None
+    items = r.items(1, 10, what="phases like {say: Lift, seconds: 2}")
+    phases = [_phase(item) for item in items or []]
+    return None if items is None or None in phases else tuple(phases)  # type: ignore[arg-type]
+
+
+def _breath(r: Reader, kind: str | None) -> tuple[Phase, ...] | None:
+    if kind != "breaths":
+        if kind in KINDS:
+            r.fail(f"only exercises of kind breaths have a breath cycle (this one is {kind})")
+        return None
+    f = r.fields(("inhale", "exhale"), ("inhale", "exhale"), what="breath phases")
+    inhale, exhale = _phase(f["inhale"]), _phase(f["exhale"])
+    return None if inhale is None or exhale is None else (inhale, exhale)
+
+
+def _side_labels(r: Reader) -> tuple[str, str] | None:
+    labels = r.texts()
+    if labels is None:
+        return None
+    if len(labels) != 2:
+        r.fail("expected exactly two labels, e.g. [right side, left side]")
+        return None
+    return labels[0], labels[1]
+
+
+def _described(f: Fields, kind: str | None, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The descriptive fields among `keys` that the file gives, parsed (None where wrong)."""
     out: dict[str, Any] = {}
-    if "amounts" in r.data:
-        counted = kind in ("reps", "breaths")
-        out["amounts"] = r.per_level("amounts", minimum=0 if counted else 5, strictly_positive=counted)
-    if "sets" in r.data:
-        out["sets"] = r.per_level("sets", minimum=0)
-    if "limits" in r.data:
-        lim = r.child("limits")
-        lim.mapping({"min", "max"}, {"min", "max"})
-        lo = int(lim.number("min", integer=True, strictly_positive=True))
-        hi = int(lim.number("max", integer=True, strictly_positive=True))
-        if hi < lo:
-            raise lim.fail("max", hi, f"expected a whole number >= min ({lo})")
-        out["limits"] = (lo, hi)
+    for key in keys:
+        if key not in f:
+            continue
+        r = f[key]
+        if key in _TEXT_FIELDS:
+            out[key] = r.text()
+        elif key == "cues":
+            out[key] = r.texts(minimum=1)
+        elif key in _LIST_FIELDS:
+            out[key] = r.texts()
+        elif key == "side_labels":
+            out[key] = _side_labels(r)
+        elif key == "tempo":
+            out[key] = _tempo(r, kind)
+        elif key == "breath":
+            out[key] = _breath(r, kind)
     return out
 
 
-def parse_exercise(path: Path, data: Any, exercise_id: str | None = None) -> Exercise:
-    r = _Reader(path, data)
-    r.mapping(_EXERCISE_KEYS, {"name", "kind", "setup", "cues", "breathing", "amounts", "easier", "harder"})
-    kind = r.choice("kind", KINDS)
-    fields = _exercise_fields(r, kind)
-    amounts = fields["amounts"]
-    limits = fields.get("limits") or (max(1, math.ceil(min(amounts.values()) / 2)), max(amounts.values()) * 2)
-    tempo: tuple[Phase, ...] = ()
-    breath: tuple[Phase, ...] = ()
-    if kind == "reps":
-        if not isinstance(data.get("tempo"), list) or not data["tempo"]:
-            raise r.fail("tempo", data.get("tempo"), "reps need a list of phases like {say: Lift, seconds: 2}")
-        tempo = tuple(_phase(r.child("tempo").child(i)) for i in range(len(data["tempo"])))
-    elif "tempo" in data:
-        raise r.fail("tempo", data["tempo"], f"only exercises of kind reps have a tempo (this one is {kind})")
-    if kind == "breaths":
-        b = r.child("breath") if "breath" in data else None
-        if b is None:
-            raise r.fail("breath", None, "breaths need breath: {inhale: {say, seconds}, exhale: {say, seconds}}")
-        b.mapping({"inhale", "exhale"}, {"inhale", "exhale"})
-        breath = (_phase(b.child("inhale")), _phase(b.child("exhale")))
-    elif "breath" in data:
-        raise r.fail("breath", data["breath"], f"only exercises of kind breaths have a breath cycle (this one is {kind})")
-    labels = r.texts("side_labels") or ("right side", "left side")
-    if len(labels) != 2:
-        raise r.fail("side_labels", list(labels), "expected exactly two labels, e.g. [right side, left side]")
+def _overrides(f: Fields, kind: str | None) -> dict[str, Any]:
+    """amounts, sets and limits where given (an exercise's own, or a routine item's), parsed and bounded."""
+    lo, hi, unit = _amount_bounds(kind)
+    out: dict[str, Any] = {}
+    if "amounts" in f:
+        why = _WHY_AMOUNT.format(lo=lo, unit=unit[:-1] if lo == 1 else unit) if unit else ""
+        out["amounts"] = f["amounts"].per_level(LEVELS, lo, hi, unit=unit, why_low=why)
+    if "sets" in f:
+        out["sets"] = f["sets"].per_level(LEVELS, *SETS_BOUNDS, why_low=_WHY_SETS)
+    if "limits" in f:
+        lim = f["limits"].fields(("min", "max"), ("min", "max"), what="limits")
+        low, high = lim["min"].number(lo, hi, unit=unit), lim["max"].number(lo, hi, unit=unit)
+        if low is not None and high is not None and high < low:
+            lim["max"].fail(f"expected a whole number >= min ({low})")
+            low = None
+        out["limits"] = None if low is None or high is None else (low, high)
+    return out
+
+
+def _check_within_limits(f: Fields, amounts: dict[str, int] | None, limits: tuple[int, int] | None) -> None:
+    """Every level's amount inside the limits the planner may shrink or stretch it to."""
+    if not amounts or not limits:
+        return
+    lo, hi = limits
+    reported: set[str] = set()
+    for lv, amount in amounts.items():
+        target = f["amounts"].level(lv) if "amounts" in f else f["limits"]
+        if not lo <= amount <= hi and target.path not in reported:
+            reported.add(target.path)
+            target.fail(f"{lv} amount must lie within limits {lo}..{hi}", value=str(amount))
+
+
+def _stretch(r: Reader, kind: str | None) -> tuple[int, int] | None:
+    """`stretch: true` (20-30 s holds) or `stretch: {min, max}`; only a hold can be a static stretch."""
+    if not r.given:
+        return None
+    if kind != "hold":
+        if kind in KINDS:
+            r.fail(f"only exercises of kind hold can be a static stretch (this one is {kind})")
+        return None
+    if r.is_mapping:
+        f = r.fields(("min", "max"), ("min", "max"), what="stretch hold bounds")
+        lo = f["min"].number(*STRETCH_BOUNDS, unit="seconds")
+        hi = f["max"].number(*STRETCH_BOUNDS, unit="seconds")
+        if lo is not None and hi is not None and hi < lo:
+            f["max"].fail(f"expected a whole number of seconds >= min ({lo}), at most {STRETCH_BOUNDS[1]}")
+            return None
+        return None if lo is None or hi is None else (lo, hi)
+    if isinstance(r.node, validation.ScalarNode) and r.node.tag == validation.BOOL:
+        return DEFAULT_STRETCH_HOLD if r.boolean() else None
+    r.fail(f"expected true, or {{min: 30, max: 60}} seconds ({STRETCH_BOUNDS[0]} to {STRETCH_BOUNDS[1]})")
+    return None
+
+
+def _variants(r: Reader, kind: str | None) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    f = r.fields(LEVELS, what="levels")
+    for lv in LEVELS:
+        if lv in f:
+            vf = f[lv].fields(_VARIANT_KEYS, ("name",), what="variant fields")
+            out[lv] = _described(vf, kind, _VARIANT_KEYS)
+    return out
+
+
+def _exercise(r: Reader, exercise_id: str) -> Exercise | None:
+    """An exercise file's fields, every problem recorded; None when there was any."""
+    f = r.fields(_EXERCISE_KEYS, _EXERCISE_REQUIRED, what="exercise fields")
+    kind = f["kind"].choice(KINDS)
+    described = _described(f, kind, _EXERCISE_KEYS)
+    over = _overrides(f, kind)
+    amounts, limits = over.get("amounts"), over.get("limits")
+    if "limits" in f:
+        _check_within_limits(f, amounts, limits)
+    if kind == "reps" and "tempo" not in f:
+        f["tempo"].fail("reps need a list of phases like {say: Lift, seconds: 2}", value="nothing")
+    if kind == "breaths" and "breath" not in f:
+        f["breath"].fail("breaths need breath: {inhale: {say, seconds}, exhale: {say, seconds}}", value="nothing")
+    sides = f["sides"].choice(SIDES, default="none")
+    stretch_hold = _stretch(f["stretch"], kind)
+    category = f["category"].choice(CATEGORIES)
+    if category is None and "category" not in f and kind in KINDS:
+        category = "stretch" if stretch_hold else _DEFAULT_CATEGORY[kind]
+    position = f["position"].choice(POSITIONS, default="any")
+    direction_change = f["direction_change"].boolean(default=False)
+    if direction_change and kind in KINDS and kind != "timed":
+        f["direction_change"].fail(f"only exercises of kind timed change direction (this one is {kind})")
+    option = f["intermediate_option"].choice(("easier", "harder", "none"), default="none")
+    if option in ("easier", "harder") and option not in f:
+        f["intermediate_option"].fail(f"intermediate_option {option} needs the exercise's {option}: text")
+    variants = _variants(f["variants"], kind)
+    if not r.report.ok:
+        return None
+    assert kind is not None and amounts is not None
+    if limits is None:
+        lo, hi, _ = _amount_bounds(kind)
+        limits = (max(lo, math.ceil(min(amounts.values()) / 2)), min(hi, max(amounts.values()) * 2))
     return Exercise(
-        id=exercise_id or path.stem,
-        name=r.text("name"),
-        kind=kind,
-        setup=r.text("setup"),
-        cues=r.texts("cues", minimum=1),
-        breathing=r.text("breathing"),
-        amounts=amounts,
-        easier=r.text("easier"),
-        harder=r.text("harder"),
-        sides=r.choice("sides", SIDES, default="none"),
-        form=r.texts("form"),
-        sets=fields.get("sets") or {lv: 1 for lv in LEVELS},
-        limits=limits,
-        tempo=tempo,
-        breath=breath,
-        side_labels=(labels[0], labels[1]),
-        safety=r.texts("safety"),
+        id=exercise_id, name=described["name"], kind=kind, setup=described["setup"], cues=described["cues"],
+        breathing=described.get("breathing", ""), amounts=amounts, easier=described.get("easier", ""),
+        harder=described.get("harder", ""), sides=sides or "none", form=described.get("form", ()),
+        sets=over.get("sets") or {lv: 1 for lv in LEVELS}, limits=limits, tempo=described.get("tempo", ()),
+        breath=described.get("breath", ()), side_labels=described.get("side_labels", ("right side", "left side")),
+        safety=described.get("safety", ()), category=category or _DEFAULT_CATEGORY[kind],
+        position=position or "any", equipment=described.get("equipment", ()), stretch_hold=stretch_hold,
+        direction_change=bool(direction_change), intermediate_option=option or "none", variants=variants,
     )
 
 
-def load_exercise(path: Path) -> Exercise:
-    return parse_exercise(path, _load_yaml(path))
+def load_exercise(path: Path, exercise_id: str | None = None) -> Exercise:
+    """Read and validate one exercise file; ContentError lists every problem in it."""
+    path = Path(path)
+    root = validation.read(path)
+    exercise = _exercise(root, exercise_id or path.stem)
+    root.report.raise_if_any()
+    assert exercise is not None
+    return exercise
 
 
 class ExerciseLibrary:
@@ -385,105 +417,171 @@ class ExerciseLibrary:
 
     def __init__(self, folders: list[Path]):
         self.folders = [f for f in folders if f.is_dir()]
-        self._cache: dict[Path, Exercise] = {}
+        self._cache: dict[Path, Exercise | ContentError] = {}
 
     def ids(self) -> list[str]:
-        return sorted({p.stem for folder in self.folders for p in folder.glob("*.yaml")})
+        return sorted({p.stem for folder in self.folders for p in folder.glob("*.yaml")
+                       if EXERCISE_ID.fullmatch(p.stem)})
 
     def get(self, exercise_id: str) -> Exercise | None:
+        """The exercise, None when no folder has it; raises ContentError when its file is bad.
+
+        Only ids matching EXERCISE_ID are looked up, so `../../x` or `/etc/x` never reaches the disk."""
+        if not EXERCISE_ID.fullmatch(exercise_id):
+            return None
         for folder in self.folders:
             path = folder / f"{exercise_id}.yaml"
             if path.is_file():
                 if path not in self._cache:
-                    self._cache[path] = load_exercise(path)
-                return self._cache[path]
+                    try:
+                        self._cache[path] = load_exercise(path)
+                    except ContentError as exc:
+                        self._cache[path] = exc
+                found = self._cache[path]
+                if isinstance(found, ContentError):
+                    raise found
+                return found
         return None
 
 
 # --------------------------------------------------------------------------- routines
 
-_ROUTINE_KEYS = {"title", "description", "minutes", "level", "safety", "tips", "rest", "sections", "cover", "outro"}
-_SECTION_KEYS = {"name", "intro", "chimes", "rounds", "exercises"}
-_ITEM_KEYS = {"exercise", "priority"} | _OVERRIDE_KEYS
+_ROUTINE_KEYS = ("title", "description", "minutes", "level", "safety", "tips", "rest", "sections", "cover",
+                 "outro", "fit", "sources")
+_REST_KEYS = ("between_exercises", "between_sets", "between_rounds", "switch_sides")
+_SECTION_KEYS = ("name", "intro", "chimes", "register", "order", "rounds", "exercises", "extras")
+_ITEM_KEYS = ("exercise", "priority") + _OVERRIDE_KEYS
 
 
-def parse_routine(path: Path, data: Any, library: ExerciseLibrary) -> Routine:
-    r = _Reader(path, data)
-    r.mapping(_ROUTINE_KEYS, {"title", "description", "safety", "sections"})
-    level = r.choice("level", LEVELS, default="beginner")
-    rest_data = data.get("rest") or {}
-    rest_reader = _Reader(path, rest_data, "rest")
-    rest_reader.mapping({"between_exercises", "between_sets", "switch_sides"}, set())
-    rest = RestRules(
-        between_exercises=rest_reader.per_level("between_exercises", default=15, integer=False, strictly_positive=False),
-        between_sets=rest_reader.per_level("between_sets", default=15, integer=False, strictly_positive=False),
-        switch_sides=rest_reader.number("switch_sides", default=5, minimum=2, maximum=60),
-    )
-    if not isinstance(data["sections"], list) or not data["sections"]:
-        raise r.fail("sections", data["sections"], "expected a list of at least one section")
-    sections = []
-    for i in range(len(data["sections"])):
-        s = r.child("sections").child(i)
-        s.mapping(_SECTION_KEYS, {"name", "exercises"})
-        if not isinstance(s.data["exercises"], list) or not s.data["exercises"]:
-            raise s.fail("exercises", s.data["exercises"], "expected a list of at least one exercise")
-        items = []
-        for j in range(len(s.data["exercises"])):
-            it = s.child("exercises").child(j)
-            if isinstance(it.data, str):
-                it = _Reader(path, {"exercise": it.data}, it.path)
-            it.mapping(_ITEM_KEYS, {"exercise"})
-            ex_id = it.text("exercise")
-            exercise = library.get(ex_id)
-            if exercise is None:
-                known = ", ".join(library.ids()) or "(none found)"
-                raise it.fail("exercise", ex_id, f"unknown exercise; known: {known}")
-            overrides = _exercise_fields(it, exercise.kind)
-            if overrides:
-                exercise = replace(exercise, **overrides)
-            lo, hi = exercise.limits
-            for lv, amount in exercise.amounts.items():
-                if amount < lo or amount > hi:
-                    raise it.fail("amounts", amount, f"{lv} amount must lie within limits {lo}..{hi}")
-            items.append(RoutineItem(exercise, int(it.number("priority", default=1, minimum=1, maximum=3, integer=True))))
-        sections.append(Section(
-            name=s.text("name"),
-            intro=s.text("intro", default=f"Next section: {s.data['name']}."),
-            items=tuple(items),
-            chimes=s.choice("chimes", CHIME_SETS, default="bright"),
-            rounds=s.per_level("rounds", default=1) if "rounds" in s.data else {lv: 1 for lv in LEVELS},
-        ))
+def _item(r: Reader, library: ExerciseLibrary) -> RoutineItem | None:
+    """One entry of a section's exercises or extras: an id, or a mapping with exercise/priority/overrides."""
+    if r.is_scalar:
+        f = None
+        id_reader = Reader(r.report, r.node, validation.join(r.path, "exercise"))
+    else:
+        f = r.fields(_ITEM_KEYS, ("exercise",), what="item fields")
+        id_reader = f["exercise"]
+    exercise_id = id_reader.text(max_len=1000)
+    exercise = None
+    if exercise_id is not None:
+        if not EXERCISE_ID.fullmatch(exercise_id):
+            id_reader.fail(_ID_RULE)
+        else:
+            try:
+                exercise = library.get(exercise_id)
+            except ContentError as exc:
+                r.report.merge(exc)
+                exercise_id = None
+            else:
+                if exercise is None:
+                    id_reader.fail(_unknown(exercise_id, library.ids()))
+    if f is None:
+        return None if exercise is None else RoutineItem(exercise)
+    over = _overrides(f, exercise.kind if exercise else None)
+    priority = f["priority"].number(*PRIORITY_BOUNDS, default=1)
+    if exercise is None or None in over.values() or priority is None:
+        return None
+    if over:
+        exercise = replace(exercise, **over)
+        _check_within_limits(f, exercise.amounts, exercise.limits)
+    return RoutineItem(exercise, priority)
+
+
+def _unknown(exercise_id: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(exercise_id, known, n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    listed = ", ".join(known[:12]) + (f", ... ({len(known) - 12} more)" if len(known) > 12 else "")
+    return f"unknown exercise; {hint}known: {listed or '(none found)'}"
+
+
+def _items(r: Reader, library: ExerciseLibrary, minimum: int) -> tuple[RoutineItem, ...] | None:
+    readers = r.items(minimum, what="exercises (ids or {exercise: id, priority: 1..3})")
+    if readers is None:
+        return None if r.given or minimum else ()
+    items = [_item(item, library) for item in readers]
+    return None if None in items else tuple(items)  # type: ignore[arg-type]
+
+
+def _given_names(r: Reader) -> set[str]:
+    """The fields a mapping gives (none for anything else), to decide what else it requires."""
+    return Fields(r, validation.entries(r.node)).names() if isinstance(r.node, validation.MappingNode) else set()
+
+
+def _section(r: Reader, library: ExerciseLibrary) -> Section | None:
+    # A section of extras alone is allowed: it is played only when a longer session has room for it.
+    f = r.fields(_SECTION_KEYS, ("name",) if "extras" in _given_names(r) else ("name", "exercises"),
+                 what="section fields")
+    name = f["name"].text()
+    intro = f["intro"].text(default=f"Next section: {name}.")
+    chimes = f["chimes"].choice(CHIME_SETS)
+    register = f["register"].choice(REGISTERS)
+    if register is None:
+        register = "calm" if chimes == "soft" else "energetic"
+    if chimes is None:
+        chimes = "soft" if register == "calm" else "bright"
+    rounds = f["rounds"].per_level(LEVELS, *ROUNDS_BOUNDS, default=1, why_low=_WHY_ROUNDS)
+    order = f["order"].choice(("fixed", "flexible"), default="fixed")
+    items = _items(f["exercises"], library, 0 if "extras" in f else 1)
+    extras = _items(f["extras"], library, 0 if "exercises" in f else 1)
+    if items == () and extras == ():
+        f["exercises"].fail("a section needs at least one exercise (in exercises or extras)")
+        items = None
+    if None in (name, intro, rounds, order, items, extras) or not r.report.ok:
+        return None
+    return validation.build(Section, name=name, intro=intro, items=items, chimes=chimes, rounds=rounds,
+                            register=register, order=order, extras=extras)
+
+
+def _rest(r: Reader) -> RestRules | None:
+    f = r.fields(_REST_KEYS, what="rest fields")
+    rest = {key: f[key].per_level(LEVELS, *REST_BOUNDS, integer=False, default=default, unit="seconds")
+            for key, default in (("between_exercises", 15), ("between_sets", 15), ("between_rounds", 60))}
+    switch = f["switch_sides"].number(*SWITCH_SIDES_BOUNDS, integer=False, default=5, unit="seconds")
+    if None in rest.values() or switch is None:
+        return None
+    return validation.build(RestRules, switch_sides=switch, **rest)
+
+
+def _routine(r: Reader, path: Path, library: ExerciseLibrary) -> Routine | None:
+    f = r.fields(_ROUTINE_KEYS, ("title", "description", "sections"), what="routine fields")
+    title, description = f["title"].text(), f["description"].text()
+    minutes = f["minutes"].number(*MINUTES_BOUNDS, integer=False, default=20, unit="minutes")
+    level = f["level"].choice(LEVELS, default="beginner")
+    safety, tips = f["safety"].texts(), f["tips"].texts()
+    sources = f["sources"].texts(max_len=2000)  # citations, shown not spoken: longer than a cue
+    outro = f["outro"].text(default=Routine.outro)
+    fit = f["fit"].boolean(default=True)
+    rest = _rest(f["rest"])
     cover = None
-    if "cover" in data:
-        cover = (path.parent / r.text("cover")).resolve()
-        if not cover.is_file():
-            raise r.fail("cover", data["cover"], "expected an image file path (relative to the routine file)")
-    return Routine(
-        id=path.stem,
-        title=r.text("title"),
-        description=r.text("description"),
-        minutes=r.number("minutes", default=20, minimum=5, maximum=60),
-        level=level,
-        safety=r.texts("safety", minimum=1),
-        tips=r.texts("tips"),
-        rest=rest,
-        sections=tuple(sections),
-        path=path,
-        cover=cover,
-        outro=r.text("outro", default=Routine.outro),
-    )
+    cover_text = f["cover"].text(max_len=1000)
+    if cover_text is not None:
+        cover = validation.local_file(path, cover_text)
+        if cover is None:
+            f["cover"].fail("expected an image file path (relative to the routine file)")
+    sections = [_section(s, library) for s in f["sections"].items(1, what="sections") or []]
+    if not r.report.ok:
+        return None
+    return validation.build(Routine, id=path.stem, title=title, description=description, minutes=minutes,
+                            level=level, safety=safety, tips=tips, rest=rest, sections=tuple(sections), path=path,
+                            cover=cover, outro=outro, fit=bool(fit), sources=sources)
+
+
+def _library_for(path: Path) -> ExerciseLibrary:
+    return ExerciseLibrary([path.parent / "exercises", path.parent.parent / "exercises",
+                            content_root() / "exercises"])
 
 
 def routine_path(name_or_path: str | Path) -> Path:
     """A bundled routine name (`back-pain`) or a path to a user's routine file."""
     text = str(name_or_path)
     candidate = Path(text).expanduser()
-    if text.endswith((".yaml", ".yml")) or "/" in text or candidate.is_file():
+    if text.endswith((".yaml", ".yml")) or "/" in text or validation.local_file(Path.cwd() / "x", text):
         return candidate
     bundled = content_root() / "routines" / f"{text}.yaml"
-    if not bundled.is_file():
+    if not EXERCISE_ID.fullmatch(text) or not bundled.is_file():
         known = ", ".join(routine_names()) or "(none)"
-        raise ContentError(text, "routine", text, f"no such routine; bundled routines: {known}, or give a path to a .yaml file")
+        raise ContentError(text, "routine", text,
+                           f"no such routine; bundled routines: {known}, or give a path to a .yaml file")
     return bundled
 
 
@@ -492,21 +590,62 @@ def routine_names() -> list[str]:
 
 
 def load_routine(name_or_path: str | Path) -> Routine:
+    """Read and validate a routine and the exercises it names; ContentError lists every problem."""
     path = routine_path(name_or_path)
-    data = _load_yaml(path)
-    library = ExerciseLibrary([path.parent / "exercises", path.parent.parent / "exercises",
-                               content_root() / "exercises"])
-    return parse_routine(path, data, library)
+    return _load_routine(validation.read(path), path)
 
 
-def validate_file(path: Path) -> str:
-    """Validate a routine or exercise file; returns what it is ("routine" / "exercise")."""
-    data = _load_yaml(path)
-    if isinstance(data, dict) and "sections" in data:
-        load_routine(path)
+def _load_routine(root: Reader, path: Path) -> Routine:
+    routine = _routine(root, path, _library_for(path))
+    root.report.raise_if_any()
+    assert routine is not None
+    return routine
+
+
+# --------------------------------------------------------------------------- any file
+
+_ROUTINE_ONLY = set(_ROUTINE_KEYS) - {"title", "description", "cover"}
+_EXERCISE_ONLY = set(_EXERCISE_KEYS) - {"safety", "cover"}
+
+
+def _what(root: Reader, path: Path) -> str:
+    """routine, exercise or show, from the file's fields; a file that is none of them is a problem."""
+    from .publish.podcast import SHOW_KEYS
+
+    if not isinstance(root.node, validation.MappingNode):
+        value = "an empty file" if root.node is None else validation.shown(root.node)
+        root.report.add(root.node, "(top level)", value,
+                        "expected a routine (title, sections...), an exercise (name, kind...) "
+                        "or a show file (title, author, base_url...)")
+        root.report.raise_if_any()
+        return ""
+    names = _given_names(root)
+    if "sections" in names:
         return "routine"
-    if isinstance(data, dict) and "kind" in data:
-        parse_exercise(path, data)
+    if "kind" in names:
         return "exercise"
-    raise ContentError(path, "(top level)", _short(data),
-                       "expected a routine (with title, sections…) or an exercise (with name, kind…)")
+    scores = {"routine": len(names & _ROUTINE_ONLY), "exercise": len(names & _EXERCISE_ONLY),
+              "show": len(names & (set(SHOW_KEYS) - set(_ROUTINE_KEYS)))}
+    best = max(scores, key=lambda k: scores[k])
+    if scores[best]:
+        return best
+    return "show" if "show" in path.stem.lower() else "routine"
+
+
+def validate_file(path: Path | str) -> str:
+    """Validate a routine, exercise or podcast show file; returns which it is ("routine" | "exercise" | "show").
+
+    Raises one ContentError listing every problem, each with its line and column."""
+    path = Path(path)
+    root = validation.read(path)
+    kind = _what(root, path)
+    if kind == "routine":
+        _load_routine(root, path)
+    elif kind == "exercise":
+        _exercise(root, path.stem)
+        root.report.raise_if_any()
+    else:
+        from .publish.podcast import parse_show
+
+        parse_show(root, path)
+    return kind

@@ -96,7 +96,8 @@ BAD_CASES = [
     (GOOD_ROUTINE, GOOD_EXERCISE.replace("amounts: {beginner: 60", "amounts: {beginner: twenty"),
      "amounts.beginner", "'twenty'"),
     (GOOD_ROUTINE, GOOD_EXERCISE + "tempo: [{say: Up, seconds: 2}]\n", "tempo", "only exercises of kind reps"),
-    (GOOD_ROUTINE, GOOD_EXERCISE.replace("kind: hold", "kind: reps"), "tempo", "phases"),
+    (GOOD_ROUTINE, GOOD_EXERCISE.replace("kind: hold", "kind: reps").replace("advanced: 120", "advanced: 100")
+     .replace("max: 240", "max: 100"), "tempo", "phases"),
     (GOOD_ROUTINE + "rest:\n  switch_sides: -3\n", GOOD_EXERCISE, "rest.switch_sides", "-3"),
     (GOOD_ROUTINE + "colour: red\n", GOOD_EXERCISE, "colour", "unknown field"),
     (GOOD_ROUTINE + "level: expert\n", GOOD_EXERCISE, "level", "beginner | intermediate | advanced"),

@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import yaml
-
+from .. import validation
 from ..errors import ContentError
 
 DEFAULT_OWNER_EMAIL = "podcast@example.com"
@@ -82,7 +81,7 @@ zh zu
 
 SHOW_TYPES = ("episodic", "serial")
 COVER_MIN, COVER_MAX = 1400, 3000
-_KNOWN_KEYS = ("title", "author", "owner", "description", "language", "category",
+SHOW_KEYS = ("title", "author", "owner", "description", "language", "category",
                "subcategory", "cover", "explicit", "base_url", "type", "link")
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[A-Za-z0-9-]{2,}$")
 _LANGUAGE = re.compile(r"^([A-Za-z]{2})(?:-([A-Za-z]{2}|[0-9]{3}))?$")
@@ -151,91 +150,80 @@ def check_cover(path: Path, file: object = "cover", field: str = "cover") -> Non
                            f"expected {COVER_MIN}-{COVER_MAX} px a side, not {w}x{h}")
 
 
-def _text(data: dict, key: str, file: Path, default: str, *, required: bool = True) -> str:
-    value = data.get(key, default)
-    if not isinstance(value, str) or (required and not value.strip()):
-        raise ContentError(file, key, value, "expected a non-empty text")
-    return value.strip()
-
-
 def load_show(path: Path | None) -> Show:
-    """Read and check a show file; None gives the defaults."""
+    """Read and check a show file (the same reader as routines: every problem, with its line); None: defaults."""
     if path is None:
         return Show()
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ContentError(path, "file", str(path), f"cannot read it: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ContentError(path, "yaml", str(exc).splitlines()[0], "expected valid YAML") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ContentError(path, "file", type(data).__name__, "expected a mapping of settings")
-    for key in data:
-        if key not in _KNOWN_KEYS:
-            raise ContentError(path, str(key), data[key], "known keys: " + ", ".join(_KNOWN_KEYS))
+    return parse_show(validation.read(path), path)
+
+
+def parse_show(root: validation.Reader, path: Path) -> Show:
+    """The show settings in an already read file; raises ContentError listing every problem."""
     d = Show()
+    f = root.fields(SHOW_KEYS, what="show settings")
+    title = root_text(f, "title", d.title)
+    author = root_text(f, "author", d.author)
+    description = root_text(f, "description", d.description)
 
-    title = _text(data, "title", path, d.title)
-    author = _text(data, "author", path, d.author)
-    description = _text(data, "description", path, d.description)
+    owner = f["owner"].fields(("name", "email"), what="owner fields")
+    owner_name = owner["name"].text(default=author, collapse=False)
+    owner_email = owner["email"].text(default=d.owner_email, collapse=False)
+    if owner_email is not None and not _EMAIL.match(owner_email):
+        owner["email"].fail("expected an e-mail address like name@example.org")
 
-    owner = data.get("owner", {}) or {}
-    if not isinstance(owner, dict):
-        raise ContentError(path, "owner", owner, "expected a mapping with name and email")
-    for key in owner:
-        if key not in ("name", "email"):
-            raise ContentError(path, f"owner.{key}", owner[key], "known keys: name, email")
-    owner_name = owner.get("name", author)
-    if not isinstance(owner_name, str) or not owner_name.strip():
-        raise ContentError(path, "owner.name", owner_name, "expected a non-empty text")
-    owner_email = owner.get("email", d.owner_email)
-    if not isinstance(owner_email, str) or not _EMAIL.match(owner_email.strip()):
-        raise ContentError(path, "owner.email", owner_email,
-                           "expected an e-mail address like name@example.org")
+    language = f["language"].text(default=d.language, collapse=False)
+    m = _LANGUAGE.match(language) if language is not None else None
+    if language is not None and (not m or m.group(1).lower() not in ISO_639_1):
+        f["language"].fail("expected an ISO 639-1 code, optionally with a region: en, en-US")
+    elif m:
+        language = m.group(1).lower() + (f"-{m.group(2).upper()}" if m.group(2) else "")
 
-    language = data.get("language", d.language)
-    m = _LANGUAGE.match(language) if isinstance(language, str) else None
-    if not m or m.group(1).lower() not in ISO_639_1:
-        raise ContentError(path, "language", language,
-                           "expected an ISO 639-1 code, optionally with a region: en, en-US")
-    language = m.group(1).lower() + (f"-{m.group(2).upper()}" if m.group(2) else "")
+    category = f["category"].text(default=d.category, collapse=False)
+    if category is not None and category not in APPLE_CATEGORIES:
+        f["category"].fail("expected an Apple Podcasts category: " + ", ".join(APPLE_CATEGORIES))
+        category = None
+    subcategory = f["subcategory"].text(default=d.subcategory if "category" not in f else None, collapse=False)
+    if category is not None and subcategory is not None and subcategory not in APPLE_CATEGORIES[category]:
+        allowed_sub = APPLE_CATEGORIES[category]
+        f["subcategory"].fail(f"expected one of {category!r}'s subcategories: " + ", ".join(allowed_sub)
+                              if allowed_sub else f"{category!r} has no subcategories; omit it")
 
-    category = data.get("category", d.category)
-    if category not in APPLE_CATEGORIES:
-        raise ContentError(path, "category", category,
-                           "expected an Apple Podcasts category: " + ", ".join(APPLE_CATEGORIES))
-    subcategory = data.get("subcategory", d.subcategory if "category" not in data else None)
-    allowed_sub = APPLE_CATEGORIES[category]
-    if subcategory is not None and subcategory not in allowed_sub:
-        allowed = (f"expected one of {category!r}'s subcategories: " + ", ".join(allowed_sub)
-                   if allowed_sub else f"{category!r} has no subcategories; omit it")
-        raise ContentError(path, "subcategory", subcategory, allowed)
+    cover = None
+    cover_text = f["cover"].text(collapse=False, max_len=1000)
+    if cover_text is not None:
+        cover = validation.local_file(path, cover_text)
+        try:
+            check_cover(cover or path.parent / cover_text, path, "cover")
+        except ContentError as exc:
+            f["cover"].fail(exc.allowed)
+        except (OSError, ValueError):  # an image so broken that PIL fails outside its own errors
+            f["cover"].fail("expected a JPEG or PNG image")
 
-    cover = data.get("cover")
-    if cover is not None:
-        if not isinstance(cover, str) or not cover.strip():
-            raise ContentError(path, "cover", cover, "expected the path of a JPEG or PNG image")
-        cover = (path.parent / Path(cover).expanduser()).resolve()
-        check_cover(cover, path, "cover")
+    explicit = f["explicit"].boolean(default=d.explicit)
+    base_url = _url(f["base_url"], d.base_url, base=True)
+    show_type = f["type"].choice(SHOW_TYPES, default=d.type)
+    link = _url(f["link"], None)
 
-    explicit = data.get("explicit", d.explicit)
-    if not isinstance(explicit, bool):
-        raise ContentError(path, "explicit", explicit, "expected true or false")
+    root.report.raise_if_any()
+    return validation.build(Show, title=title, author=author, owner_name=owner_name, owner_email=owner_email,
+                            description=description, language=language, category=category,
+                            subcategory=subcategory, cover=cover, explicit=bool(explicit), base_url=base_url,
+                            type=show_type, link=link)
 
-    base_url = normalize_base_url(data.get("base_url", d.base_url), path, "base_url")
 
-    show_type = data.get("type", d.type)
-    if show_type not in SHOW_TYPES:
-        raise ContentError(path, "type", show_type, "expected episodic or serial")
+def root_text(f: validation.Fields, key: str, default: str) -> str | None:
+    """A show's text field: stripped, inner spacing kept (the description may have paragraphs)."""
+    return f[key].text(default=default, collapse=False, max_len=4000)
 
-    link = data.get("link")
-    if link is not None:
-        link = check_url(link, path, "link")
 
-    return Show(title=title, author=author, owner_name=owner_name.strip(),
-                owner_email=owner_email.strip(), description=description, language=language,
-                category=category, subcategory=subcategory, cover=cover, explicit=explicit,
-                base_url=base_url, type=show_type, link=link)
+def _url(r: validation.Reader, default: str | None, base: bool = False) -> str | None:
+    """A URL field checked like --base-url, its problem placed at its line."""
+    text = r.text(default=default, collapse=False, max_len=2000)
+    if text is None:
+        return None
+    try:
+        return normalize_base_url(text, r.file, r.path) if base else check_url(text, r.file, r.path)
+    except ContentError as exc:
+        r.fail(exc.allowed)
+        return None
