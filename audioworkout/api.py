@@ -131,6 +131,7 @@ class ReviewedSession:
     minutes: float | None  # None: the routine's exact (unfitted) session
     level: str
     findings: list[Finding]
+    skipped: str = ""  # why a length in the supported range could not be made
 
 
 def review_lengths(routine: Routine, level: str) -> list[float | None]:
@@ -160,7 +161,10 @@ def review_routine(routine: Routine, minutes: list[float] | None = None,
             try:
                 sessions[level] = plan_session(routine, length, level)
             except UsageError as exc:
-                out.append(ReviewedSession(length, level, [Finding(0.0, "length", str(exc), "length")]))
+                if minutes:
+                    out.append(ReviewedSession(length, level, [Finding(0.0, "length", str(exc), "length")]))
+                else:  # inside the range but between two whole steps (a circuit's rounds): not made, not a fault
+                    out.append(ReviewedSession(length, level, [], skipped=str(exc)))
         for level, (plan, script) in sessions.items():
             out.append(ReviewedSession(length, level, review(plan, script)))
         for finding in review_levels(sessions):

@@ -181,7 +181,9 @@ def review(routine, minutes, levels):
         for finding in session.findings:
             click.echo(f"[{r.id} {length} {session.level}] {finding}")
             found += 1
-    checked = len({(s.minutes, s.level) for s in sessions if s.level != "all levels"})
+        if session.skipped:
+            click.echo(f"[{r.id} {length} {session.level}] not made: {session.skipped.split('; ', 1)[-1]}")
+    checked = len({(s.minutes, s.level) for s in sessions if s.level != "all levels" and not s.skipped})
     click.echo(f"{found} finding(s) in {checked} session(s) of {r.id}" if found else
                f"{r.id}: {checked} session(s) reviewed, no rule broken")
     if found:

@@ -34,6 +34,8 @@ ALL_SECTIONS_FROM_MINUTES = 10
 MAX_SILENCE = 14.0
 # A halfway cue only helps in work long enough to need one.
 HALFWAY_FROM = 30
+# A spoken 3-2-1 only where it leaves a short hold mostly quiet.
+SPOKEN_COUNTDOWN_FROM = 20
 # "1 minute to go", "30 seconds to go" in long work.
 TIME_LEFT_MARKS = (60, 30)
 # "10 minutes to go in this session".
@@ -44,6 +46,10 @@ HOLD_QUIET_SHARE = 0.70
 SHARE_BAND = (0.07, 0.27)
 # The share of a session a planner aims the warm-up and the cool-down at.
 WARM_COOL_SHARE = 0.15
+# How far past its share a section may be before growth goes to the others.
+SHARE_SLACK = 0.03
+# ... and past which it never grows, even when the session would otherwise fall short.
+SHARE_HARD_SLACK = 0.10
 # Body positions in the order a flexible section visits them.
 POSITION_ORDER = {"standing": 0, "any": 1, "seated": 2, "kneeling": 3, "lying": 4}
 
@@ -138,6 +144,7 @@ def rest_pad_limits(routine: Routine, level: str) -> dict[str, float]:
             return most
         return max(0.0, min(most, REST_STEP * math.floor((values[easier] - values[level]) / REST_STEP)))
 
+    # A rest between rounds is a circuit's recovery, not a level's rest: it may grow at any level.
     return {"rest_pad": room(rest.between_exercises, REST_PAD_MAX),
             "set_pad": room(rest.between_sets, REST_PAD_MAX),
-            "round_pad": room(rest.between_rounds, ROUND_PAD_MAX)}
+            "round_pad": float(ROUND_PAD_MAX)}

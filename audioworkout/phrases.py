@@ -32,6 +32,8 @@ ENGLISH: dict[str, str] = {
     "next_first": "Exercise {number} of {total}: {name}. {amount}.",
     "next_last": "Last exercise, number {number} of {total}: {name}. {amount}.",
     "next_again": "Next: {name} again. {amount}.",
+    "next_short": "Next: {name}.",
+    "move_notes": "For the moves ahead: {notes}",
     "easier": "Easier option: {text}",
     "harder": "To make it harder: {text}",
     "safety_note": "Take care: {text}",

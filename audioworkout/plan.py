@@ -13,6 +13,7 @@ stage, with estimated or real speech durations) how long a candidate runs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ class PlannedExercise:
     rounds: int = 1
     first: bool = True  # its first appearance in the session (full how-to); later ones get a reminder
     number: int = 0  # "exercise N of M", counting distinct exercises
+    circuit: bool = False  # in a circuit: its changeovers keep their written length, as in exact mode
 
     @property
     def name(self) -> str:
@@ -178,7 +180,7 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
                     exercise=ex, section=s.section.name, amount=i.amount, sets=i.sets,
                     rest_before=rest.between_exercises[level], rest_between_sets=rest.between_sets[level],
                     switch_sides=rest.switch_sides, chimes=s.section.chimes, register=s.section.register,
-                    round=rnd, rounds=s.rounds, first=first, number=numbers[ex.id]))
+                    round=rnd, rounds=s.rounds, first=first, number=numbers[ex.id], circuit=s.round_limit > 1))
             sections.append(planned)
     _spread_pads(sections, structure.pad_steps)
     return Plan(routine, level, target_seconds, sections, exact=exact, parts=parts)
@@ -205,11 +207,20 @@ def _start(routine: Routine, level: str) -> _Structure:
     for section in routine.sections:
         items = _items(section, level)
         core = [i for i in items if not i.extra]
-        if core:
+        circuit = max(section.rounds.values()) > 1
+        for i in core if circuit else core[:0]:
+            i.included = True  # a circuit is done whole, or it is not the circuit
+        if core and not circuit:
             min(core, key=lambda i: i.item.priority).included = True
         sections.append(_Section(section, items, 1, max(section.rounds.values()) if max(section.rounds.values()) > 1
                                  else 1))
     return _Structure(sections)
+
+
+def _middle(structure: _Structure) -> list[_Section]:
+    """The sections between the first and the last that have exercises of their own (not only extras)."""
+    written = [s for s in structure.sections if any(not i.extra for i in s.items)]
+    return written[1:-1]
 
 
 def exact_plan(routine: Routine, level: str) -> Plan:
@@ -256,32 +267,55 @@ def _more_rounds(s: _Section, limit: int) -> Step:
     return step
 
 
-def _ladder(structure: _Structure, level: str) -> list[list[Step] | list[list[_Item]]]:
-    """The growth ladder, in phases: lists of steps tried in order, or per-section pools grown in balance."""
-    every = [i for s in structure.sections for i in s.items]
-    circuits = [s for s in structure.sections if s.round_limit > 1]
-    level_own: list[Step] = []
-    for s in circuits:  # 1. the level's own rounds and sets
-        level_own += [_more_rounds(s, s.section.rounds[level])] * (s.section.rounds[level] - 1)
-    for _ in range(coaching.MAX_SETS):
-        level_own += [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=False))
-                      for i in every if not i.extra]
-    core = [[i for i in sorted(s.items, key=lambda i: i.item.priority) if not i.extra] for s in structure.sections]
-    stretches: list[Step] = []  # 3. stretches held again on each side, towards about a minute in all (ACSM)
-    for _ in range(coaching.MAX_STRETCH_HOLDS):
-        stretches += [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
-                      for i in every if i.exercise.is_stretch]
-    extras = [[i for i in s.items if i.extra] for s in structure.sections]
-    more: list[Step] = []  # 5. more sets of strength moves, more rounds of circuits
-    for _ in range(coaching.MAX_SETS):
-        more += [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
-                 for i in every if not i.exercise.is_stretch]
-    for s in circuits:
-        more += [_more_rounds(s, s.section.rounds[level] + coaching.EXTRA_ROUNDS)] * coaching.EXTRA_ROUNDS
-    longer: list[Step] = []  # 6. what is left: a step more per set, never past the next level's own amount
-    for _ in range(coaching.MAX_AMOUNT_STEPS):
-        longer += [_longer(i, level) for i in every]
-    return [level_own, core, stretches, extras, more, longer]
+Phase = list[list[Step]]  # per section, the steps to take in order; sections take turns by their share
+
+
+def _ladder(structure: _Structure, level: str) -> list[Phase]:
+    """The growth ladder: phases of per-section steps, each phase grown in balance before the next."""
+    sections = structure.sections
+
+    def per_section(make: Callable[[_Section], list[Step]]) -> Phase:
+        return [make(s) for s in sections]
+
+    def level_sets(s: _Section) -> list[Step]:  # 1. the level's own rounds and sets
+        steps = [_more_rounds(s, s.section.rounds[level])] * (s.section.rounds[level] - 1) if s.round_limit > 1 \
+            else []
+        for _ in range(coaching.MAX_SETS):
+            steps += [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=False))
+                      for i in s.items if not i.extra]
+        return steps
+
+    def core(s: _Section) -> list[Step]:  # 2. the section's own exercises, by priority
+        return [_include(i) for i in sorted(s.items, key=lambda i: i.item.priority) if not i.extra]
+
+    def stretches(s: _Section) -> list[Step]:  # 3. stretches held again per side, towards a minute (ACSM)
+        return [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
+                for _ in range(coaching.MAX_STRETCH_HOLDS) for i in s.items if i.exercise.is_stretch]
+
+    def extras(s: _Section) -> list[Step]:  # 4. the optional extras
+        return [_include(i) for i in s.items if i.extra] + [
+            _more_sets(i, coaching.planned_sets(i.exercise, level, growth=False)) for i in s.items if i.extra]
+
+    def more(s: _Section) -> list[Step]:  # 5. more sets of strength moves, more rounds of circuits
+        if s.round_limit > 1:  # a circuit keeps its rhythm: it grows by rounds, not by sets or longer work
+            return [_more_rounds(s, s.section.rounds[level] + coaching.EXTRA_ROUNDS)] * coaching.EXTRA_ROUNDS
+        steps = [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
+                 for _ in range(coaching.MAX_SETS) for i in s.items if not i.exercise.is_stretch]
+        if s.round_limit > 1:
+            steps += [_more_rounds(s, s.section.rounds[level] + coaching.EXTRA_ROUNDS)] * coaching.EXTRA_ROUNDS
+        return steps
+
+    def longer(s: _Section) -> list[Step]:  # 6. a round step more per set, never past the next level's amount
+        if s.round_limit > 1:
+            return []
+        return [_longer(i, level) for _ in range(coaching.MAX_AMOUNT_STEPS) for i in s.items]
+
+    def circuit_rounds(s: _Section) -> list[Step]:  # 4. a circuit grows by whole rounds first
+        if s.round_limit <= 1:
+            return []
+        return [_more_rounds(s, s.section.rounds[level] + coaching.EXTRA_ROUNDS)] * coaching.EXTRA_ROUNDS
+
+    return [per_section(f) for f in (level_sets, core, stretches, circuit_rounds, extras, more, longer)]
 
 
 def _longer(i: _Item, level: str) -> Step:
@@ -306,26 +340,43 @@ def _target_shares(structure: _Structure) -> list[float]:
                                           for w in weights[1:-1]] + [coaching.WARM_COOL_SHARE]
 
 
-def _grow_balanced(structure: _Structure, pools: list[list[_Item]], fits: Callable[[], bool],
-                   shares: Callable[[], list[float]]) -> None:
-    """Add items from per-section pools, each time to the section furthest below its share."""
-    pools = [[i for i in pool if not i.included] for pool in pools]
+def _grow_balanced(structure: _Structure, phase: Phase, fits: Callable[[], bool],
+                   shares: Callable[[], list[float]], capped: bool = True) -> None:
+    """Take each section's steps in order, each time in the section furthest below its share, while they fit."""
+    pools = [list(steps) for steps in phase]
     wanted = _target_shares(structure)
+    now = shares()
     while any(pools):
-        now = shares()
-        order = sorted((k for k, pool in enumerate(pools) if pool), key=lambda k: now[k] - wanted[k])
-        for k in order:
-            item = pools[k].pop(0)
-            item.included = True
-            if fits():
-                break
-            item.included = False
+        k = min((k for k, pool in enumerate(pools) if pool), key=lambda k: now[k] - wanted[k])
+        if now[k] > wanted[k] + (coaching.SHARE_SLACK if capped else coaching.SHARE_HARD_SLACK):
+            pools[k].clear()  # this section has its share already: grow the others
+            continue
+        undo = pools[k].pop(0)()
+        if undo is None:
+            continue
+        if fits():
+            now = shares()
         else:
-            return
+            undo()
 
 
 def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script]) -> Plan:
-    """The plan whose laid-out length lands on `minutes`, grown as a coach would grow a session."""
+    """The plan whose laid-out length lands on `minutes`, grown as a coach would grow a session.
+
+    A harder level never works less in all than the easier one at the same length: if growing in
+    balance leaves it short, it takes more work (sets, longer sets) in place of extra rest.
+    """
+    floor = 0.0
+    if level in LEVELS and level != LEVELS[0] and MIN_MINUTES <= minutes <= MAX_MINUTES:
+        try:
+            floor = fit(routine, minutes, LEVELS[LEVELS.index(level) - 1], layout).work_seconds()
+        except UsageError:
+            floor = 0.0
+    return _fit(routine, minutes, level, layout, floor)
+
+
+def _fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script], floor: float,
+         explain: bool = True) -> Plan:
     if level not in LEVELS:
         raise UsageError(f"level: got {level!r}; allowed: {' | '.join(LEVELS)}")
     if not (MIN_MINUTES <= minutes <= MAX_MINUTES):
@@ -338,14 +389,14 @@ def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], S
         return layout(build_plan(routine, level, structure, target, exact=False)).total_seconds
 
     # Below 10 minutes the middle sections may go; the first and last always stay.
-    middle = [s for s in structure.sections[1:-1]]
+    middle = _middle(structure)
     while length() > target + tol and minutes < coaching.ALL_SECTIONS_FROM_MINUTES and any(
             i.included for s in middle for i in s.items):
         last = next(s for s in reversed(middle) if any(i.included for i in s.items))
         for i in last.items:
             i.included = False
     if length() > target + tol:
-        raise _unreachable(routine, minutes, level, layout)
+        raise _unreachable(routine, minutes, level, layout, explain)
     def shares() -> list[float]:
         script = layout(build_plan(routine, level, structure, target, exact=False))
         spans = {sp.title.split(",")[0]: 0.0 for sp in script.spans}
@@ -354,18 +405,82 @@ def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], S
                 spans[sp.title.split(",")[0]] += sp.end - sp.start
         return [spans.get(s.section.name, 0.0) / script.total_seconds for s in structure.sections]
 
-    for phase in _ladder(structure, level):
-        if phase and isinstance(phase[0], list):
-            _grow_balanced(structure, phase, lambda: length() <= target + tol, shares)  # type: ignore[arg-type]
-            continue
-        for step in phase:
-            undo = step()  # type: ignore[operator]
-            if undo is not None and length() > target + tol:
-                undo()
+    def fits() -> bool:
+        return length() <= target + tol
+
+    for index, phase in enumerate(_ladder(structure, level)):
+        _grow_balanced(structure, phase, fits, shares, capped=index > 0)
+    if length() + _rest_room(structure, routine, level, target) < target - tol:
+        for phase in _ladder(structure, level):  # too short in balance: let any section grow
+            _grow_balanced(structure, phase, fits, shares, capped=False)
+
+    def work() -> float:
+        return build_plan(routine, level, structure, target, exact=False).work_seconds()
+
+    if work() < floor:
+        def balanced() -> bool:
+            now, wanted = shares(), _target_shares(structure)
+            return all(now[k] >= coaching.SHARE_BAND[0] or wanted[k] < coaching.WARM_COOL_SHARE
+                       or not any(i.included for i in structure.sections[k].items) for k in range(len(now)))
+
+        _reach_floor(structure, level, floor, work, fits, balanced)
     _settle_rests(structure, routine, level, target, length)
     if abs(length() - target) > tol:
-        raise _unreachable(routine, minutes, level, layout)
+        raise _unreachable(routine, minutes, level, layout, explain)
     return build_plan(routine, level, structure, target, exact=False)
+
+
+def _rest_room(structure: _Structure, routine: Routine, level: str, target: float) -> float:
+    """Seconds the rests between exercises could still grow."""
+    bounds = coaching.rest_pad_limits(routine, level)
+    slots = len(_rest_slots(build_plan(routine, level, structure, target, exact=False).sections))
+    return slots * coaching.REST_STEP * int(bounds["rest_pad"] // coaching.REST_STEP)
+
+
+def _reach_floor(structure: _Structure, level: str, floor: float, work: Callable[[], float],
+                 fits: Callable[[], bool], balanced: Callable[[], bool]) -> None:
+    """More work for a harder level left short by whole steps: trade one talk-heavy step for work steps."""
+
+    def grow() -> None:
+        ladder = _ladder(structure, level)
+        for step in [step for phase in (ladder[2], ladder[4], ladder[5], ladder[6]) for pool in phase for step in pool]:
+            if work() >= floor:
+                return
+            undo = step()
+            if undo is not None and not fits():
+                undo()
+
+    grow()
+    for index in range(len(_shrinks(structure, level))):
+        if work() >= floor:
+            return
+        saved = copy.deepcopy(structure.sections)
+        _shrinks(structure, level)[index]()
+        grow()
+        if work() < floor or not balanced():
+            structure.sections[:] = saved
+
+
+def _shrinks(structure: _Structure, level: str) -> list[Callable[[], None]]:
+    """What growth may be taken back: an included extra, a set or a step of amount beyond the level's own."""
+    def plain_amounts() -> None:
+        for s in structure.sections:
+            for i in s.items:
+                i.amount = coaching.round_amount(i.exercise, i.exercise.amounts[level])
+
+    out: list[Callable[[], None]] = [plain_amounts]
+    for s in structure.sections:
+        for i in reversed(s.items):
+            if not i.included:
+                continue
+            if i.extra:
+                out.append(lambda i=i: setattr(i, "included", False))
+            if i.sets > coaching.planned_sets(i.exercise, level, growth=False):
+                out.append(lambda i=i: setattr(i, "sets", i.sets - 1))
+    for s in structure.sections:  # last, a core exercise of a section that keeps others, least important first
+        chosen = sorted((i for i in s.items if i.included and not i.extra), key=lambda i: -i.item.priority)
+        out += [lambda i=i: setattr(i, "included", False) for i in chosen[:-1]]
+    return out
 
 
 def _settle_rests(structure: _Structure, routine: Routine, level: str, target: float,
@@ -386,29 +501,41 @@ def _settle_rests(structure: _Structure, routine: Routine, level: str, target: f
     structure.pad_steps = max(0, min(capacity, round(deficit / coaching.REST_STEP)))
 
 
-def _unreachable(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script]) -> UsageError:
+def _unreachable(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script],
+                 explain: bool = True) -> UsageError:
+    if not explain:
+        return UsageError(f"{routine.id}: cannot make {minutes:g} minutes at {level} level")
     low, high = minutes_range(*supported_range(routine, level, layout))
     can = (f"this routine supports {low} to {high} minutes at this level" if low <= high else
            f"no length from {MIN_MINUTES} to {MAX_MINUTES} minutes can be made at this level")
+    if low <= minutes <= high:  # inside the range, between two whole steps: name the nearest that can be made
+        near = []
+        for other in sorted(range(low, high + 1), key=lambda m: (abs(m - minutes), m))[1:7]:
+            try:
+                _fit(routine, other, level, layout, 0.0, explain=False)
+                near.append(other)
+            except UsageError:
+                continue
+            if len(near) == 2:
+                break
+        if near:
+            can += f"; the nearest that can be made: {' or '.join(str(m) for m in sorted(near))} minutes"
     return UsageError(f"{routine.id}: cannot make {minutes:g} minutes at {level} level; {can}")
 
 
 def supported_range(routine: Routine, level: str, layout: Callable[[Plan], Script]) -> tuple[float, float]:
     """Shortest and longest session (seconds) the routine can make at this level."""
     structure = _start(routine, level)
-    middle = structure.sections[1:-1]
+    middle = _middle(structure)
     for s in middle:
         for i in s.items:
             i.included = False
     shortest = layout(build_plan(routine, level, structure, 0.0, exact=False)).total_seconds
     structure = _start(routine, level)
     for phase in _ladder(structure, level):
-        for entry in phase:
-            if isinstance(entry, list):
-                for i in entry:
-                    i.included = True
-            else:
-                entry()
+        for steps in phase:
+            for step in steps:
+                step()
     bounds = coaching.rest_pad_limits(routine, level)
     structure.round_steps = int(bounds["round_pad"] // coaching.REST_STEP)
     slots = len(_rest_slots(build_plan(routine, level, structure, 0.0, exact=False).sections))

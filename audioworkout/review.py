@@ -21,6 +21,7 @@ WORK_KINDS = {"start", "pace", "breath", "form", "encourage", "halfway", "direct
 PROGRESS_KINDS = {"next", "round", "set", "progress", "time_left", "halfway", "direction", "section"}
 REPEATABLE_KINDS = {"pace", "breath", "countdown", "last"}
 PROGRESS_EVERY = 300.0
+COACH_AMOUNT_KINDS = {"rest", "next", "set", "round", "time_left", "progress"}
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,10 @@ def round_amounts(plan: Plan, script: Script) -> Iterable[Finding]:
         if ex.exercise.kind in ("timed", "hold") and not coaching.is_round(ex.amount):
             yield Finding(_first_work(script, ex.name), ex.name, f"{ex.amount} s is not a round amount", "amounts")
     for cue in _spoken(script):
+        if cue.kind not in COACH_AMOUNT_KINDS:
+            continue  # the content's own sentences ("lower for 3 seconds") are the author's
         for number in re.findall(r"\b(\d+) seconds?\b", cue.text):
-            if cue.kind != "countdown_word" and not coaching.is_round(int(number)):
+            if not coaching.is_round(int(number)):
                 yield Finding(cue.time, cue.exercise or "script", f'says "{number} seconds"', "amounts")
 
 
@@ -243,6 +246,8 @@ def options(plan: Plan, script: Script) -> Iterable[Finding]:
         return
     for ex in plan.exercises:
         choice = coaching.option_for(ex.exercise, plan.level)
+        if ex.circuit:
+            continue  # a circuit's 10 s changeovers have no room: the level's variant is the option
         if ex.first and choice and not any(getattr(ex.exercise, choice) in text for text in said):
             yield Finding(_first_work(script, ex.name), ex.name, f"the {choice} option is not offered", "options")
 

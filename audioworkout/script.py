@@ -133,6 +133,7 @@ class _Timeline:
         self.free_at = 0.0
         self.pool = Pool(seed)
         self.work: list[Span] = []
+        self.dropped: list[tuple[str, str]] = []  # lines an exact transition had no room for
 
     def length(self, text: str) -> float:
         return self.durations.duration(text)
@@ -175,10 +176,15 @@ class _Timeline:
 
 
 def lay_out(plan: Plan, durations: Durations) -> Script:
-    """Turn a plan into timed cues. Exact plans are laid out twice, so progress cues know the total."""
-    script = _lay_out(plan, durations, plan.target_seconds or None)
-    if plan.exact:
-        script = _lay_out(plan, durations, script.total_seconds)
+    """Turn a plan into timed cues.
+
+    Exact plans are laid out twice: progress cues then know the total, and the safety notes that
+    no fixed transition had room for are said in the intro instead.
+    """
+    script, dropped = _lay_out(plan, durations, plan.target_seconds or None, [])
+    notes = [text for text, kind in dropped if kind == "safety_note"]
+    if plan.exact or notes:
+        script, _ = _lay_out(plan, durations, plan.target_seconds or script.total_seconds, notes)
     return script
 
 
@@ -206,12 +212,15 @@ class _Session:
         return None
 
 
-def _lay_out(plan: Plan, durations: Durations, total: float | None) -> Script:
+def _lay_out(plan: Plan, durations: Durations, total: float | None,
+             early_notes: list[str]) -> tuple[Script, list[tuple[str, str]]]:
     routine = plan.routine
     tl = _Timeline(durations, f"{routine.id}|{plan.level}|{plan.target_seconds:g}")
     tl.free_at = LEAD_IN
     session = _Session(plan, total)
     _intro(tl, plan, total)
+    if early_notes:
+        tl.say(say("move_notes", notes=" ".join(early_notes)), "safety_note")
     spans: list[Span] = []
     for section in plan.sections:
         section_start = tl.free_at
@@ -234,7 +243,7 @@ def _lay_out(plan: Plan, durations: Durations, total: float | None) -> Script:
     total_seconds = tl.free_at - GAP + TAIL
     spans.sort(key=lambda s: (s.start, s.kind != "section"))
     minutes = round(plan.minutes, 2) if plan.target_seconds else round(total_seconds / 60, 2)
-    return Script(routine.id, routine.title, plan.level, minutes, total_seconds, tl.cues, spans, tl.work)
+    return Script(routine.id, routine.title, plan.level, minutes, total_seconds, tl.cues, spans, tl.work), tl.dropped
 
 
 def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
@@ -250,12 +259,20 @@ def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
     else:
         text = say("session_one_part", length=length, level=plan.level, count=count)
     tl.say(text, "intro")
-    equipment = plan.equipment()
+    equipment = [_with_article(item) for item in plan.equipment()]
     tl.say(say("equipment", items=join_words(equipment)) if equipment else say("no_equipment"), "equipment")
     if routine.safety:
         tl.say(say("safety", notes=" ".join(routine.safety)), "safety")
     energetic = any(s.register == "energetic" for s in plan.sections)
     tl.say(say("sounds_energetic" if energetic else "sounds_calm"), "intro")
+
+
+def _with_article(item: str) -> str:
+    """"a mat", "an exercise band", "two towels": equipment as it is said."""
+    first = item.split()[0].lower() if item.split() else ""
+    if first in ("a", "an", "the", "some", "two", "your") or item.endswith("s"):
+        return item
+    return ("an " if first[:1] in "aeiou" else "a ") + item
 
 
 def _section_lines(tl: _Timeline, plan: Plan, section: PlannedSection) -> tuple[str, str] | None:
@@ -302,8 +319,12 @@ def _transition(tl: _Timeline, since: float, rest: float, lines: list[tuple[str,
     chosen = list(lines)
     if exact:
         gap = rest
+        if rest_key and need(chosen, gap) > gap:
+            lines = [(say(rest_key, length=length_words(gap), **rest_fields), "rest", 9)] + chosen
+            chosen, rest_key = list(lines), None
         while chosen and need(chosen, gap) > gap:
             chosen.remove(max(chosen, key=lambda line: line[2]))
+        tl.dropped += [(text, kind) for text, kind, _ in lines if (text, kind, _) not in chosen]
     else:
         # The written rest, or the talk's length rounded up; what fitting added to the rest comes on top.
         written, pad = min(rest, base_rest), max(0.0, rest - base_rest)
@@ -354,7 +375,11 @@ def _exercise(tl: _Timeline, plan: Plan, session: _Session, planned: PlannedExer
     is_round_start = round_line is not None
     last_overall = planned.number == len(plan.distinct_exercises()) and planned.first
     total = len(plan.distinct_exercises())
-    if planned.first:
+    fixed = (plan.exact or planned.circuit) and after_work
+    if planned.first and fixed:
+        lines: list[tuple[str, str, int]] = [(say("next_short", name=ex.name), "next", 0)]
+        lines += _first_lines(plan, planned)
+    elif planned.first:
         key = "next_last" if last_overall and total > 1 else "next_first"
         lines: list[tuple[str, str, int]] = [(say(key, number=planned.number, total=total, name=ex.name,
                                                   amount=planned.amount_text()), "next", 0)]
@@ -383,8 +408,8 @@ def _exercise(tl: _Timeline, plan: Plan, session: _Session, planned: PlannedExer
     else:
         since = tl.free_at
     written = plan.routine.rest.between_exercises[plan.level] if not section_rest else rest
-    start = _transition(tl, since, rest, lines, planned.register, plan.exact, rest_key, rest_fields,
-                        _rest_fillers(tl, planned.register), base_rest=written)
+    start = _transition(tl, since, rest, lines, planned.register, fixed and not section_rest, rest_key,
+                        rest_fields, _rest_fillers(tl, planned.register), base_rest=written)
     _sets(tl, plan, planned, start)
 
 
@@ -479,15 +504,16 @@ def _timed(tl: _Timeline, planned: PlannedExercise, start: float, fillers: list[
         if chime:
             tl.chime(chime, at=at)
         tl.say(text, kind, at=None if chime else at)
-    if energetic and seconds >= 10:
+    if energetic and seconds >= coaching.SPOKEN_COUNTDOWN_FROM:
         tl.fill(end - 3, fillers)
         for k in (3, 2, 1):
             tl.say(str(k), "countdown", at=end - k)
-    else:
+    elif not energetic:
         release = say("release")
         at = end - tl.length(release) - 0.8
         tl.fill(at, fillers)
         tl.say(release, "release", at=at)
+    tl.fill(end, fillers)
     tl.chime("end", at=end)
     return end
 

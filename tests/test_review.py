@@ -1,0 +1,187 @@
+"""The coaching rules: each one can fail (a crafted script that breaks it is flagged), and the bundled
+routines break none of them at any length and level the review sweeps."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+
+from audioworkout import api, review
+from audioworkout.content import load_routine, routine_names
+from audioworkout.script import ChimeCue, SpokenCue
+
+
+@pytest.fixture(scope="module")
+def session():
+    return api.plan_session(load_routine("back-pain"), 20, "beginner")
+
+
+def _rules(plan, script) -> set[str]:
+    return {f.rule for f in review.review(plan, script)}
+
+
+def test_the_default_back_pain_session_breaks_no_rule(session):
+    plan, script = session
+    assert review.review(plan, script) == []
+
+
+def test_odd_amounts_are_flagged(session):
+    plan, script = copy.deepcopy(session)
+    hold = next(ex for ex in plan.exercises if ex.exercise.kind in ("timed", "hold"))
+    hold.amount = 19
+    script.cues.append(SpokenCue(time=1.0, duration=1.0, kind="rest", text="Rest for 13 seconds."))
+    findings = [f for f in review.review(plan, script) if f.rule == "amounts"]
+    assert any("19 s" in f.message for f in findings) and any("13 seconds" in f.message for f in findings)
+
+
+def test_talk_while_the_clock_runs_is_flagged(session):
+    plan, script = copy.deepcopy(session)
+    work = script.work[0]
+    script.cues.append(SpokenCue(time=work.start + 2, duration=2, kind="setup", text="Stand tall."))
+    assert "talk-before-clock" in _rules(plan, script)
+
+
+def test_a_hold_full_of_talk_is_flagged(session):
+    plan, script = copy.deepcopy(session)
+    hold = next(w for w in script.work if w.amount == "hold")
+    script.cues.append(SpokenCue(time=hold.start + 1, duration=(hold.end - hold.start) * 0.5, kind="form",
+                                 text="A long form reminder."))
+    findings = [f for f in review.review(plan, script) if f.rule == "quiet-holds"]
+    assert findings and re.search(r"hold \d+ s has \d+ s of quiet", findings[0].message)
+
+
+def test_unequal_sides_are_flagged(session):
+    plan, script = copy.deepcopy(session)
+    each = next(ex for ex in plan.exercises if ex.exercise.sides == "each")
+    spans = [w for w in script.work if w.title == each.name]
+    spans[1].end += 4
+    assert "equal-sides" in _rules(plan, script)
+
+
+def test_a_shifted_tempo_is_flagged():
+    plan, script = copy.deepcopy(api.plan_session(load_routine("back-pain"), 30, "intermediate"))
+    reps = next(ex for ex in plan.exercises if ex.exercise.kind == "reps" and len(ex.exercise.tempo) > 1)
+    second = reps.exercise.tempo[1].say
+    cue = next(c for c in script.cues if isinstance(c, SpokenCue) and c.exercise == reps.name
+               and c.text.lower() == second.lower())
+    cue.time += 0.6
+    assert "tempo" in _rules(plan, script)
+
+
+def test_dead_air_is_flagged(session):
+    plan, script = copy.deepcopy(session)
+    work = max(script.work, key=lambda w: w.end - w.start)
+    script.cues = [c for c in script.cues if not (work.start < c.time < work.end) or isinstance(c, ChimeCue)]
+    assert "dead-air" in _rules(plan, script)
+
+
+def test_a_missing_last_section_and_extra_warm_up_sets_are_flagged(session):
+    plan, script = copy.deepcopy(session)
+    plan.sections = [s for s in plan.sections if s.name != plan.sections[-1].name]
+    warm = plan.sections[0].exercises[0]
+    warm.sets = 2
+    findings = [f for f in review.review(plan, script) if f.rule == "shape"]
+    assert any("left out" in f.message for f in findings) and any("2 sets" in f.message for f in findings)
+
+
+def test_a_stretch_held_too_long_is_flagged(session):
+    plan, script = copy.deepcopy(session)
+    stretch = next(ex for ex in plan.exercises if ex.exercise.is_stretch)
+    stretch.amount = stretch.exercise.stretch_hold[1] + 15
+    assert "stretch" in _rules(plan, script)
+
+
+def test_a_rest_named_with_the_wrong_length_is_flagged(session):
+    plan, script = copy.deepcopy(session)
+    rest = next(c for c in script.cues if c.kind == "rest")
+    rest.text = re.sub(r"\d+", lambda m: str(int(m.group()) + 5), rest.text, count=1)
+    assert "rests" in _rules(plan, script)
+
+
+def test_a_session_of_the_wrong_length_is_flagged(session):
+    plan, script = copy.deepcopy(session)
+    script.total_seconds += 60
+    assert "length" in _rules(plan, script)
+
+
+def test_repeats_and_countdowns_in_calm_sections_are_flagged(session):
+    plan, script = copy.deepcopy(session)
+    calm = next(s for s in plan.sections if s.register == "calm")
+    spoken = [c for c in script.cues if isinstance(c, SpokenCue) and c.kind == "setup"]
+    twin = copy.deepcopy(spoken[0])
+    twin.time = spoken[0].end + 0.1
+    script.cues.insert(script.cues.index(spoken[0]) + 1, twin)
+    script.cues.append(SpokenCue(time=script.total_seconds - 5, duration=0.4, kind="countdown", text="3",
+                                 section=calm.name))
+    findings = [f for f in review.review(plan, script) if f.rule == "wording"]
+    assert any("twice in a row" in f.message for f in findings)
+    assert any("countdown in a calm section" in f.message for f in findings)
+
+
+def test_unsaid_safety_notes_and_equipment_are_flagged(session):
+    plan, script = copy.deepcopy(session)
+    script.cues = [c for c in script.cues if c.kind not in ("safety_note", "equipment")]
+    findings = [f for f in review.review(plan, script) if f.rule in ("safety", "equipment")]
+    assert any(f.rule == "safety" for f in findings)
+    if plan.equipment():
+        assert any(f.rule == "equipment" for f in findings)
+
+
+def test_long_stretches_without_progress_are_flagged(session):
+    plan, script = copy.deepcopy(session)
+    script.cues = [c for c in script.cues if c.kind not in review.PROGRESS_KINDS]
+    assert "progress" in _rules(plan, script)
+
+
+def test_back_and_forth_positions_are_flagged(session):
+    plan, script = copy.deepcopy(session)
+    flexible = [s for s in plan.sections if s.name in {r.name for r in plan.routine.sections if r.order == "flexible"}]
+    section = next(s for s in flexible if len({e.exercise.position for e in s.exercises}) > 1)
+    section.exercises.reverse()
+    assert "positions" in _rules(plan, script)
+
+
+def test_missing_options_are_flagged(session):
+    plan, script = copy.deepcopy(session)
+    script.cues = [c for c in script.cues if c.kind != "option"]
+    assert "options" in _rules(plan, script)
+
+
+def test_levels_that_invert_are_flagged():
+    routine = load_routine("back-pain")
+    sessions = {lv: api.plan_session(routine, 30, lv) for lv in ("beginner", "advanced")}
+    assert review.review_levels(sessions) == []
+    hard = copy.deepcopy(sessions["advanced"])
+    for ex in hard[0].exercises:
+        ex.amount = 5 if ex.exercise.kind in ("timed", "hold") else 1
+    assert {f.rule for f in review.review_levels({"beginner": sessions["beginner"], "advanced": hard})} == {"levels"}
+
+
+@pytest.mark.parametrize("name", routine_names())
+def test_review_sweep_of_every_bundled_routine_finds_nothing(name):
+    """Every length the routine supports in 5-minute steps (and its own default), at every level."""
+    sessions = api.review_routine(load_routine(name))
+    findings = [f"{s.minutes} {s.level}: {f}" for s in sessions for f in s.findings]
+    assert len({(s.minutes, s.level) for s in sessions}) >= 3
+    assert findings == []
+
+
+def test_review_command_prints_findings_and_exits_non_zero(cli, tmp_path):
+    result = cli("review", "back-pain", "--minutes", 20, "--level", "beginner")
+    assert result.exit_code == 0, result.output
+    assert "no rule broken" in result.output
+
+
+def test_levels_rise_in_every_bundled_routine():
+    for name in routine_names():
+        routine = load_routine(name)
+        for minutes in (None, 20) if not routine.fit else (routine.minutes, 30):
+            sessions = {}
+            for level in ("beginner", "intermediate", "advanced"):
+                try:
+                    sessions[level] = api.plan_session(routine, minutes, level)
+                except Exception:
+                    continue
+            assert review.review_levels(sessions) == [], (name, minutes)
