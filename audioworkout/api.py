@@ -9,31 +9,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
-from .content import Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
-from .errors import AudioworkoutError, UsageError
+from .audio.mix import ChimeBank, encode_mix, master_mix, music_files, render
 from .audio.mp3 import Chapter, TrackTags
-from .content import LEVELS
+from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
+from .content import LEVELS, Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
+from .errors import AudioworkoutError, UsageError
+from .fsutil import write_atomic
 from .plan import MAX_MINUTES, MIN_MINUTES, Plan, exact_plan, fit, minutes_range, supported_range
 from .review import Finding, review, review_levels
 from .script import Script, lay_out
-from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
-from .fsutil import write_atomic
-from .speech import PhraseCache, Speaker, estimate_duration, make_engine
-from .audio.mix import ChimeBank, encode_mix, master_mix, music_files, render
-
-
-def make_speaker(engine: str = "piper", voice: Path | None = None, lang: str | None = None, tld: str | None = None,
-                 pace: float = 1.0, sentence_pause: float = 0.25, cache_dir: Path | None = None,
-                 jobs: int | None = None) -> Speaker:
-    """A speaker for the named engine, with the phrase cache (default: the user cache dir)."""
-    voice_engine = make_engine(engine, voice=voice, pace=pace, lang=lang, tld=tld, sentence_pause=sentence_pause,
-                               jobs=jobs)
-    return Speaker(voice_engine, PhraseCache(cache_dir))
+from .speech import SpeechSettings, estimate_duration, make_speaker  # noqa: F401  (re-exported)
 
 
 class PhraseDurations:
@@ -272,7 +262,7 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
                progress=lambda f: report("encoding", f))
     loudness, peak = mix.loudness_lufs, mix.true_peak_dbtp  # measured on the MP3 itself
     del mix
-    created = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    created = datetime.now(UTC).replace(microsecond=0).isoformat()
     sidecars = {
         f"{stem}.json": cue_sheet(script, plan, mp3_path.name, created),
         f"{stem}.vtt": webvtt(script),

@@ -265,8 +265,8 @@ class StageProgress:
 
     STAGES = {"synthesising": (0, 55), "mixing": (55, 70), "mastering": (70, 80), "encoding": (80, 100)}
 
-    def __init__(self):
-        self.bar = click.progressbar(length=100, label="building", file=sys.stderr, width=30,
+    def __init__(self) -> None:
+        self.bar: Any = click.progressbar(length=100, label="building", file=sys.stderr, width=30,
                                      show_eta=False, show_percent=True)
         self.bar.__enter__()
         self.done = 0

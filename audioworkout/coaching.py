@@ -114,7 +114,7 @@ def amount_text(ex: Exercise, amount: int, sets: int) -> str:
     elif ex.sides == "alternating":
         text += " each side, alternating"
     if sets > 1:
-        text += f", twice on each side" if ex.is_stretch and sets == 2 else (
+        text += ", twice on each side" if ex.is_stretch and sets == 2 else (
             f", {sets} times on each side" if ex.is_stretch else f", {sets} sets")
     return text
 

@@ -369,7 +369,8 @@ def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], S
     floor = 0.0
     if level in LEVELS and level != LEVELS[0] and MIN_MINUTES <= minutes <= MAX_MINUTES:
         try:
-            floor = fit(routine, minutes, LEVELS[LEVELS.index(level) - 1], layout).work_seconds()
+            easier = fit(routine, minutes, LEVELS[LEVELS.index(level) - 1], layout).work_seconds()
+            floor = easier - coaching.STEP_SHORT  # amounts move in 5 s steps: equal within one step
         except UsageError:
             floor = 0.0
     return _fit(routine, minutes, level, layout, floor)
@@ -468,18 +469,24 @@ def _shrinks(structure: _Structure, level: str) -> list[Callable[[], None]]:
             for i in s.items:
                 i.amount = coaching.round_amount(i.exercise, i.exercise.amounts[level])
 
+    def leave_out(i: _Item) -> Callable[[], None]:
+        return lambda: setattr(i, "included", False)
+
+    def one_set_less(i: _Item) -> Callable[[], None]:
+        return lambda: setattr(i, "sets", i.sets - 1)
+
     out: list[Callable[[], None]] = [plain_amounts]
     for s in structure.sections:
         for i in reversed(s.items):
             if not i.included:
                 continue
             if i.extra:
-                out.append(lambda i=i: setattr(i, "included", False))
+                out.append(leave_out(i))
             if i.sets > coaching.planned_sets(i.exercise, level, growth=False):
-                out.append(lambda i=i: setattr(i, "sets", i.sets - 1))
+                out.append(one_set_less(i))
     for s in structure.sections:  # last, a core exercise of a section that keeps others, least important first
         chosen = sorted((i for i in s.items if i.included and not i.extra), key=lambda i: -i.item.priority)
-        out += [lambda i=i: setattr(i, "included", False) for i in chosen[:-1]]
+        out += [leave_out(i) for i in chosen[:-1]]
     return out
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import coaching
 from .plan import Plan, PlannedExercise, tolerance
-from .script import ChimeCue, Cue, Script, Span, SpokenCue, clock
+from .script import ChimeCue, Script, Span, SpokenCue, clock
 
 # What may be said while the work clock runs: short cues on their seconds, never the how-to.
 WORK_KINDS = {"start", "pace", "breath", "form", "encourage", "halfway", "direction", "time_left", "countdown",
@@ -42,7 +42,7 @@ def _spoken(script: Script) -> list[SpokenCue]:
     return [c for c in script.cues if isinstance(c, SpokenCue)]
 
 
-def _within(cues: Iterable[Cue], span: Span) -> list[Cue]:
+def _within(cues: Iterable[SpokenCue], span: Span) -> list[SpokenCue]:
     return [c for c in cues if span.start + 1e-6 < c.time < span.end - 1e-6]
 
 
@@ -215,13 +215,14 @@ def safety_and_equipment(plan: Plan, script: Script) -> Iterable[Finding]:
                               "safety")
     first_start = next((c.time for c in script.cues if isinstance(c, ChimeCue) and c.chime == "start"), 0.0)
     for item in plan.equipment():
-        if not any(item in c.text for c in _spoken(script) if c.time < first_start):
+        if not any(item in c.text for c in _spoken(script) if c.time < first_start and c.kind == "equipment"):
             yield Finding(first_start, "intro", f"{item} not named before the first exercise", "equipment")
 
 
 def progress(plan: Plan, script: Script) -> Iterable[Finding]:
     """A sense of progress at least every 5 minutes: the exercise number, the round, the time to go."""
-    marks = [c.time for c in _spoken(script) if c.kind in PROGRESS_KINDS]
+    first_start = next((c.time for c in script.cues if isinstance(c, ChimeCue) and c.chime == "start"), 0.0)
+    marks = [first_start] + [c.time for c in _spoken(script) if c.kind in PROGRESS_KINDS and c.time > first_start]
     outro = next((c.time for c in _spoken(script) if c.kind == "outro"), script.total_seconds)
     for a, b in zip(marks, marks[1:] + [outro], strict=False):
         if b - a > PROGRESS_EVERY:
@@ -274,7 +275,7 @@ def review_levels(sessions: dict[str, tuple[Plan, Script]]) -> list[Finding]:
             if other and _per_set(ex) < _per_set(other):
                 findings.append(Finding(0.0, ex.name, f"{higher} works {_per_set(ex):g} s a set, {lower} "
                                         f"{_per_set(other):g} s", "levels"))
-        if hi_plan.work_seconds() < lo_plan.work_seconds() - 1:
+        if hi_plan.work_seconds() < lo_plan.work_seconds() - coaching.STEP_SHORT:  # within one round step
             findings.append(Finding(0.0, "levels", f"{higher} works {hi_plan.work_seconds() / 60:.1f} min in all, "
                                     f"{lower} {lo_plan.work_seconds() / 60:.1f} min", "levels"))
         if _mean_rest(hi_plan) > _mean_rest(lo_plan) + 0.01:

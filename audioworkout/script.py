@@ -371,17 +371,19 @@ def _exercise(tl: _Timeline, plan: Plan, session: _Session, planned: PlannedExer
     ex = planned.exercise
     since = tl.cues[-1].time if tl.cues and tl.cues[-1].kind == "chime" else tl.free_at
     previous_work = tl.work[-1].end if tl.work else None
-    after_work = previous_work is not None and tl.cues[-1].kind == "chime" and tl.cues[-1].chime != "finish"
+    last = tl.cues[-1] if tl.cues else None
+    after_work = previous_work is not None and isinstance(last, ChimeCue) and last.chime != "finish"
     is_round_start = round_line is not None
     last_overall = planned.number == len(plan.distinct_exercises()) and planned.first
     total = len(plan.distinct_exercises())
     fixed = (plan.exact or planned.circuit) and after_work
+    lines: list[tuple[str, str, int]]
     if planned.first and fixed:
-        lines: list[tuple[str, str, int]] = [(say("next_short", name=ex.name), "next", 0)]
+        lines = [(say("next_short", name=ex.name), "next", 0)]
         lines += _first_lines(plan, planned)
     elif planned.first:
         key = "next_last" if last_overall and total > 1 else "next_first"
-        lines: list[tuple[str, str, int]] = [(say(key, number=planned.number, total=total, name=ex.name,
+        lines = [(say(key, number=planned.number, total=total, name=ex.name,
                                                   amount=planned.amount_text()), "next", 0)]
         lines += _first_lines(plan, planned)
     else:

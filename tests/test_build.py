@@ -24,6 +24,7 @@ from audioworkout.audio.mastering import dual_mono_loudness, true_peak_dbtp
 from audioworkout.audio.mp3 import decode_mp3, read_chapters
 
 MINUTES = 20
+pytestmark = pytest.mark.slow  # real Piper builds: deselect with -m "not slow" for the quick loop
 
 
 @pytest.fixture(scope="module")
@@ -66,11 +67,15 @@ def test_mp3_format_and_length(built):
     assert b"Info" in head or b"Xing" in head  # the LAME/Xing header players use for length and seeking
 
 
-def test_loudness_and_true_peak(built):
+def test_loudness_and_true_peak_are_the_files_and_what_build_prints(built):
     loudness = dual_mono_loudness(built["samples"], built["rate"])
-    assert -17.0 <= loudness <= -15.0
-    assert true_peak_dbtp(built["samples"], built["rate"]) <= -1.0
-    assert re.search(r"-1[56]\.\d LUFS", built["output"])
+    peak = true_peak_dbtp(built["samples"], built["rate"])
+    assert -16.3 <= loudness <= -15.7
+    assert peak <= -1.0
+    printed = re.search(r"(-\d+\.\d) LUFS, true peak (-\d+\.\d) dBTP", built["output"])
+    assert printed, built["output"]
+    assert float(printed.group(1)) == pytest.approx(loudness, abs=0.1)
+    assert float(printed.group(2)) == pytest.approx(peak, abs=0.1)
 
 
 def test_tags_and_chapters(built):
@@ -82,7 +87,9 @@ def test_tags_and_chapters(built):
     assert "Bridges" in comment and "sharp pain" in comment
     chapters = read_chapters(built["mp3"])
     spans = built["sheet"]["chapters"]
-    assert [c.title for c in chapters][: 3] and len(chapters) == len(spans)
+    expected = [s["title"] if s["kind"] == "section" else f"{s['title']} ({s['amount']})" for s in spans]
+    assert [c.title for c in sorted(chapters, key=lambda c: (c.start, c.title not in expected[:1]))] != []
+    assert sorted(c.title for c in chapters) == sorted(expected)
     sections = [c for c in chapters if c.title in {"Warm-up", "Stretch", "Strength", "Cool-down"}]
     assert len(sections) == 4
     exercises = [s for s in spans if s["kind"] == "exercise"]
@@ -104,7 +111,8 @@ def test_chimes_found_by_frequency_at_their_times(built):
         expected = CHIME_FREQUENCIES[cue["chime"]]
         assert dominant_frequency(window, built["rate"]) == pytest.approx(expected, abs=15), cue
         checked.add(cue["chime"])
-    assert checked == set(CHIME_FREQUENCIES)
+    used = {c["chime"] for c in cues if c["chime_set"] == "bright"}
+    assert checked == used and {"start", "end", "countdown", "finish"} <= used
 
 
 def _onset(x: np.ndarray, rate: int, threshold_db: float) -> float:
@@ -116,12 +124,37 @@ def _onset(x: np.ndarray, rate: int, threshold_db: float) -> float:
     return loud[0] * frame / rate if loud.size else float("inf")
 
 
+def test_the_coach_says_what_a_listener_needs(built):
+    """Safety notes once each, equipment before the first exercise, no sentence twice in a row, a progress
+    cue at least every 5 minutes, and no spoken countdown in a calm section — in the built track's cues."""
+    routine = api.load_routine("back-pain")
+    cues = built["sheet"]["cues"]
+    spoken = [c for c in cues if "text" in c]
+    said = [c["text"] for c in spoken]
+    exercises = {s["title"] for s in built["sheet"]["chapters"] if s["kind"] == "exercise"}
+    notes = [n for section in routine.sections for item in section.items + section.extras
+             for ex in [item.exercise.for_level("beginner")] if ex.name in exercises for n in ex.safety]
+    assert notes
+    for note in set(notes):
+        assert sum(note in text for text in said) == 1, note
+    first_start = next(c["time"] for c in cues if c.get("chime") == "start")
+    equipment = [c for c in spoken if c["kind"] == "equipment"]
+    assert equipment and equipment[0]["time"] < first_start and "mat" in equipment[0]["text"]
+    repeats = [(a["text"], b["time"]) for a, b in zip(spoken, spoken[1:]) if a["text"] == b["text"]
+               and a["kind"] not in ("pace", "breath", "countdown", "last")]
+    assert repeats == []
+    progress = [c["time"] for c in spoken if c["kind"] in ("next", "round", "set", "progress", "time_left")]
+    assert all(b - a <= 300 for a, b in zip([first_start] + progress, progress + [built["sheet"]["total_seconds"] - 30]))
+    calm = {"Warm-up", "Stretch", "Cool-down"}
+    assert not [c for c in cues if c["section"] in calm and c["kind"] == "countdown"]
+
+
 def test_every_cue_lands_on_its_time(built):
     """Each chime starts within 20 ms of its cue time; each phrase's own audio is found at its time ±20 ms."""
     from scipy.signal import correlate
 
-    from audioworkout.speech import PhraseCache, Speaker, make_engine
     from audioworkout.audio.mix import resample
+    from audioworkout.speech import PhraseCache, Speaker, make_engine
 
     rate = built["rate"]
     speaker = Speaker(make_engine("piper"), PhraseCache())  # the cache the build filled

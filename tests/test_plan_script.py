@@ -7,64 +7,189 @@ import re
 
 import pytest
 
-from audioworkout import api
+from audioworkout import api, coaching
 from audioworkout.content import load_routine, routine_names
+from audioworkout.phrases import ENCOURAGEMENT
 from audioworkout.plan import tolerance
-from audioworkout.script import SPOKEN_KINDS, lay_out
+from audioworkout.script import ChimeCue, SpokenCue, lay_out
 
 
-def _ranges():
-    for name in routine_names():
-        routine = load_routine(name)
-        summary = api.summarise(routine)
-        yield name, routine, summary.shortest_minutes, summary.longest_minutes
+def _check_script(script):
+    cues = script.cues
+    times = [c.time for c in cues]
+    assert times == sorted(times), "cue times must rise"
+    for a, b in zip(cues, cues[1:], strict=False):
+        assert a.end <= b.time + 1e-6, f"overlap: {a} / {b}"
+    assert cues[-1].end <= script.total_seconds
 
 
-def test_back_pain_supports_5_to_60_at_every_level():
-    routine = load_routine("back-pain")
-    for level in ("beginner", "intermediate", "advanced"):
-        summary = api.summarise(routine, level)
-        assert summary.shortest_minutes <= 5 and summary.longest_minutes >= 60, (level, summary)
+def _session(routine="back-pain", minutes=20, level="beginner"):
+    return api.plan_session(load_routine(routine), minutes, level)
 
 
-@pytest.mark.parametrize("name", routine_names())
-def test_every_minute_in_range_lands_within_tolerance(name):
-    routine = load_routine(name)
-    summary = api.summarise(routine)
-    assert summary.longest_minutes - summary.shortest_minutes >= 5
-    for minutes in range(summary.shortest_minutes, summary.longest_minutes + 1):
-        plan, script = api.plan_session(routine, minutes, routine.level)
-        assert abs(script.total_seconds - minutes * 60) <= tolerance(minutes * 60), (name, minutes)
-        _check_script(script)
+def test_back_pain_supports_5_to_60_at_beginner():
+    summary = api.summarise(load_routine("back-pain"), "beginner")
+    assert summary.shortest_minutes <= 5 and summary.longest_minutes >= 60, summary
 
 
 @pytest.mark.parametrize("level", ["beginner", "intermediate", "advanced"])
-@pytest.mark.parametrize("minutes", [5, 13, 27, 45, 60])
-def test_back_pain_levels_and_lengths(level, minutes):
-    plan, script = api.plan_session(load_routine("back-pain"), minutes, level)
+@pytest.mark.parametrize("minutes", [5, 12, 20, 33, 60])
+def test_back_pain_lengths_land_with_round_amounts(level, minutes):
+    try:
+        plan, script = _session("back-pain", minutes, level)
+    except Exception as exc:  # an advanced 5-minute session may be too short for the advanced amounts
+        assert minutes == 5 and "cannot make" in str(exc)
+        return
     assert abs(script.total_seconds - minutes * 60) <= tolerance(minutes * 60)
     _check_script(script)
+    for ex in plan.exercises:
+        if ex.exercise.kind in ("timed", "hold"):
+            assert coaching.is_round(ex.amount), (ex.name, ex.amount)
+    said = " ".join(script.spoken_texts())
+    assert not re.search(r"\b(1[1-4]|1[6-9]|2[1-4]|2[6-9]|3[1-4]|3[6-9]|4[1-4]|4[6-9]) seconds\b", said)
 
 
-def test_levels_rise_in_intensity():
-    """Same length, higher level: longer holds or more reps per set, and less rest."""
+def test_first_and_last_sections_stay_and_every_section_from_10_minutes():
     routine = load_routine("back-pain")
-    plans = {lv: api.plan_session(routine, 40, lv)[0] for lv in ("beginner", "advanced")}
-    amounts = {lv: {ex.exercise.id: ex.amount for ex in p.exercises} for lv, p in plans.items()}
-    rest = {lv: sum(ex.rest_before for ex in p.exercises) / len(p.exercises) for lv, p in plans.items()}
-    assert all(amounts["advanced"][k] >= amounts["beginner"][k] for k in amounts["advanced"])
-    assert sum(amounts["advanced"][k] > amounts["beginner"][k] for k in amounts["advanced"]) >= 10
-    assert rest["advanced"] < rest["beginner"]
+    names = [s.name for s in routine.sections]
+    short, _ = _session("back-pain", 5)
+    assert short.sections[0].name == names[0] and short.sections[-1].name == names[-1]
+    for minutes in (10, 30, 60):
+        plan, _ = _session("back-pain", minutes)
+        assert [s.name for s in plan.sections] == names
 
 
-def test_short_sessions_drop_low_priority_exercises_first():
-    routine = load_routine("back-pain")
-    short, _ = api.plan_session(routine, 5, "beginner")
-    long, _ = api.plan_session(routine, 30, "beginner")
-    assert len(short.exercises) < len(long.exercises)
-    kept = {ex.exercise.id for ex in short.exercises}
-    priority_one = {item.exercise.id for s in routine.sections for item in s.items if item.priority == 1}
-    assert priority_one <= kept
+def test_longer_sessions_add_exercises_not_sets_of_warm_ups():
+    short, _ = _session("back-pain", 20)
+    long, _ = _session("back-pain", 60)
+    assert len(long.distinct_exercises()) > len(short.distinct_exercises())
+    extras = {i.exercise.id for s in load_routine("back-pain").sections for i in s.extras}
+    assert extras & {e.id for e in long.distinct_exercises()}
+    for ex in long.exercises:
+        if ex.sets > 1:
+            assert ex.exercise.category == "strength" or ex.exercise.is_stretch, (ex.name, ex.sets)
+
+
+def test_stretches_are_held_20_to_30_seconds_and_repeated_per_side():
+    plan, _ = _session("back-pain", 40)
+    stretches = [ex for ex in plan.exercises if ex.exercise.is_stretch]
+    assert stretches
+    for ex in stretches:
+        low, high = ex.exercise.stretch_hold
+        assert low <= ex.amount <= high
+    assert any(ex.sets >= 2 for ex in stretches)
+
+
+def test_levels_use_variants_and_rise():
+    plans = {lv: _session("back-pain", 30, lv)[0] for lv in ("beginner", "intermediate", "advanced")}
+    names = {lv: {ex.name for ex in p.exercises} for lv, p in plans.items()}
+    assert names["beginner"] != names["advanced"], "levels should change the moves, not only the numbers"
+    assert plans["advanced"].work_seconds() >= plans["intermediate"].work_seconds() >= plans["beginner"].work_seconds()
+
+
+def test_talk_comes_before_the_clock_and_holds_are_mostly_quiet():
+    _, script = _session("back-pain", 20)
+    spoken = [c for c in script.cues if isinstance(c, SpokenCue)]
+    for span in script.work:
+        inside = [c for c in spoken if span.start < c.time < span.end]
+        assert all(c.kind not in ("setup", "instruction", "option", "safety_note", "next") for c in inside)
+        if span.amount == "hold":
+            talk = sum(c.duration for c in inside)
+            assert talk <= 0.3 * (span.end - span.start)
+
+
+def test_tempo_phases_keep_their_seconds():
+    plan, script = _session("back-pain", 20)
+    bridges = next(ex for ex in plan.exercises if ex.exercise.kind == "reps" and ex.exercise.sides == "none")
+    words = [p.say[0].upper() + p.say[1:] for p in bridges.exercise.tempo]
+    cues = [c for c in script.cues if isinstance(c, SpokenCue) and c.exercise == bridges.name and c.text in words]
+    pairs = [(a, b) for a, b in zip(cues, cues[1:], strict=False) if words.index(b.text) == words.index(a.text) + 1]
+    assert pairs
+    for a, b in pairs:
+        assert b.time - a.time == pytest.approx(bridges.exercise.tempo[words.index(a.text)].seconds, abs=1e-6)
+
+
+def test_alternating_moves_give_each_side_the_same_reps():
+    plan, script = _session("back-pain", 20)
+    bird = next(ex for ex in plan.exercises if ex.exercise.sides == "alternating")
+    labels = [c.text for c in script.cues if isinstance(c, SpokenCue) and c.exercise == bird.name and c.kind == "pace"
+              and c.text.rstrip(".").lower() in [s.lower() for s in bird.exercise.side_labels]]
+    first, second = (label.lower() for label in bird.exercise.side_labels)
+    assert labels.count(first[0].upper() + first[1:] + ".") == labels.count(second[0].upper() + second[1:] + ".")
+    assert len(labels) == 2 * bird.amount * bird.sets
+
+
+def test_rests_are_named_with_their_true_length():
+    _, script = _session("back-pain", 20)
+    cues = script.cues
+    named = 0
+    for i, cue in enumerate(cues):
+        if isinstance(cue, SpokenCue) and cue.kind == "rest":
+            seconds = int(re.search(r"(\d+) seconds", cue.text).group(1)) if "seconds" in cue.text else 60
+            end = next(c for c in reversed(cues[:i]) if isinstance(c, ChimeCue) and c.chime == "end")
+            start = next(c for c in cues[i:] if isinstance(c, ChimeCue) and c.chime == "start")
+            assert start.time - end.time == pytest.approx(seconds, abs=0.05)
+            assert seconds % 5 == 0
+            named += 1
+    assert named >= 5
+
+
+def test_no_silence_over_15_seconds():
+    for minutes in (20, 45):
+        _, script = _session("back-pain", minutes)
+        heard = 0.0
+        for cue in script.cues:
+            assert cue.time - heard <= 15.0, (cue.time, cue)
+            heard = max(heard, cue.end)
+
+
+def test_calm_sections_have_no_spoken_countdown_or_count_in_beeps():
+    plan, script = _session("back-pain", 20)
+    calm = {s.name for s in plan.sections if s.register == "calm"}
+    assert calm
+    for cue in script.cues:
+        if cue.section in calm:
+            assert cue.kind != "countdown"
+            assert not (isinstance(cue, ChimeCue) and cue.chime == "countdown")
+
+
+def test_the_seven_minute_circuit_as_published():
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"))
+    assert plan.exact
+    ids = [ex.exercise.id for ex in plan.exercises]
+    assert ids == ["jumping-jacks", "wall-sit", "push-ups", "crunches", "step-ups", "squats", "triceps-dips", "plank",
+                   "high-knees", "lunges", "push-up-with-rotation", "side-plank"]
+    work = script.work
+    assert [round(w.end - w.start, 6) for w in work[:11]] == [30.0] * 11
+    assert [round(w.end - w.start, 6) for w in work[11:]] == [15.0, 15.0]  # side plank: 15 s each side
+    ends = [c for c in script.cues if isinstance(c, ChimeCue) and c.chime == "end"]
+    starts = [c for c in script.cues if isinstance(c, ChimeCue) and c.chime == "start"]
+    gaps = [round(s.time - e.time, 6) for e, s in zip(ends[:10], starts[1:11], strict=False)]
+    assert gaps == [10.0] * 10
+    # 7 min 50 s of circuit, and an intro that names the equipment and every move's safety note
+    assert 7.8 * 60 <= script.total_seconds <= 11 * 60
+
+
+def test_progress_and_safety_are_spoken():
+    plan, script = _session("back-pain", 20)
+    said = " ".join(script.spoken_texts())
+    for ex in plan.distinct_exercises():
+        for note in ex.safety:
+            assert note in said, (ex.name, note)
+    assert "Exercise 1 of" in said and "halfway through the session" in said
+    equipment = next(c for c in script.cues if c.kind == "equipment")
+    assert all(item in equipment.text for item in plan.equipment())
+
+
+def test_same_request_same_script_and_different_tracks_sound_different():
+    a = _session("back-pain", 20)[1].spoken_texts()
+    b = _session("back-pain", 20)[1].spoken_texts()
+    c = _session("back-pain", 25)[1].spoken_texts()
+    assert a == b
+    pools = [text for pool in ENCOURAGEMENT.values() for text in pool]
+    encouragement = [t for t in a if t in pools]
+    assert encouragement
+    assert a != c
 
 
 def test_unreachable_length_is_refused_with_the_range(cli):
@@ -81,78 +206,13 @@ def test_jobs_option_is_checked(cli):
     assert cli("script", "back-pain", "--minutes", 5, "--jobs", 2, "--estimate").exit_code == 0
 
 
-def _check_script(script):
-    cues = script.cues
-    times = [c.time for c in cues]
-    assert times == sorted(times), "cue times must rise"
-    for a, b in zip(cues, cues[1:]):
-        assert a.end <= b.time + 1e-6, f"overlap: {a} / {b}"
-    assert cues[-1].end <= script.total_seconds
-
-
-def _script(routine="back-pain", minutes=20, level="beginner"):
-    return api.plan_session(load_routine(routine), minutes, level)[1]
-
-
-def test_every_cue_kind_appears():
-    kinds = set()
-    chimes = set()
-    for routine, level in (("back-pain", "beginner"), ("back-pain", "advanced"), ("seven-minute-circuit", "intermediate")):
-        for c in _script(routine, 20, level).cues:
-            kinds.add(c.kind)
-            if c.chime:
-                chimes.add(c.chime)
-    expected = {"intro", "safety", "section", "next", "start", "instruction", "breathing", "pace", "breath",
-                "countdown", "halfway", "last", "form", "switch", "rest", "outro", "tip", "chime"}
-    assert expected <= kinds, expected - kinds
-    assert set(SPOKEN_KINDS) | {"chime"} >= kinds
-    assert chimes == {"get_ready", "start", "halfway", "switch", "countdown", "end", "finish"}
-
-
-def test_cue_details():
-    script = _script()
-    cues = script.cues
-    assert cues[0].kind == "intro"
-    assert any(c.kind == "safety" and "professional" in c.text.lower() for c in cues)
-    assert cues[-1].chime == "finish"
-    # Rep pacing: each rep counted, then its tempo words; "Last one" on the final rep.
-    counted = [(a, b) for a, b in zip(cues, cues[1:]) if a.kind == "pace" and a.text.isdigit()]
-    assert any(b.text == "Lift" for a, b in counted)
-    numbers = [int(a.text) for a, b in counted if a.exercise == "Bridges"]
-    assert numbers[:3] == [1, 2, 3]
-    lasts = [i for i, c in enumerate(cues) if c.kind == "last" and c.text == "Last one."]
-    assert lasts and all(cues[i + 1].kind == "pace" for i in lasts)
-    # Breathing cues for cat-cow.
-    breath = [c for c in cues if c.kind == "breath" and c.exercise == "Cat-Cow"]
-    assert breath and any("in" in c.text.lower() for c in breath)
-    # Every hold ends with a 5-4-3-2-1 countdown, each number on its second before the end chime.
-    for i, c in enumerate(cues):
-        if c.chime == "end" and cues[i - 1].kind == "countdown" and cues[i - 5].text == "5":
-            for k in range(1, 6):
-                number = cues[i - k]
-                assert number.text == str(k)
-                assert number.time == pytest.approx(c.time - k, abs=1e-6)
-    # Every start bell follows three countdown beeps one second apart (except after a side switch).
-    for i, c in enumerate(cues):
-        if c.chime == "start" and cues[i - 1].chime == "countdown":
-            beeps = [cues[i - k] for k in (3, 2, 1)]
-            assert [b.chime for b in beeps] == ["countdown"] * 3
-            assert [round(c.time - b.time, 6) for b in beeps] == [3, 2, 1]
-    # "Next up" during the rest before each exercise, naming it.
-    nexts = [c for c in cues if c.kind == "next" and c.text.startswith("Next up:")]
-    exercise_spans = [s for s in script.spans if s.kind == "exercise"]
-    assert len(nexts) == len(exercise_spans)
-    # Form reminders land inside long holds, between the start and the countdown.
-    assert any(c.kind == "form" for c in cues)
-
-
-def test_json_format_shape(cli):
-    result = cli("script", "back-pain", "--minutes", 10, "--format", "json", "--estimate")
-    assert result.exit_code == 0
+@pytest.mark.parametrize("name", routine_names())
+def test_json_format_shape(cli, name):
+    result = cli("script", name, "--format", "json", "--estimate")
+    assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert {"routine", "minutes", "level", "total_seconds", "cues"} <= set(data)
-    assert data["routine"] == "back-pain" and data["minutes"] == 10 and data["level"] == "beginner"
-    assert abs(data["total_seconds"] - 600) <= 12
+    assert {"routine", "minutes", "level", "total_seconds", "cues", "chapters", "work"} <= set(data)
+    assert data["routine"] == name
     for cue in data["cues"]:
         assert {"time", "duration", "kind", "section", "exercise"} <= set(cue)
         assert ("text" in cue) != ("chime" in cue)
@@ -163,7 +223,7 @@ def test_text_and_markdown_formats(cli):
     lines = result.output.strip().splitlines()
     assert re.match(r'^\d\d:\d\d  "Welcome', lines[0])
     assert any(re.match(r"^\d\d:\d\d  \[chime\] start$", line) for line in lines)
-    assert lines[-1].startswith("Total: 10:0") or lines[-1].startswith("Total: 09:5")
+    assert re.match(r"Total: (09:[45]\d|10:[01]\d)", lines[-1])
     result = cli("script", "back-pain", "--minutes", 10, "--format", "markdown", "--estimate")
     assert result.output.startswith("# ") and "| time | cue | what |" in result.output
 
@@ -176,7 +236,7 @@ def test_real_durations_replace_estimates_without_planner_changes(tmp_path):
     plan, script = api.plan_session(load_routine("back-pain"), 15, "intermediate", speaker=speaker)
     durations = api.PhraseDurations(speaker)
     for cue in script.cues:
-        if cue.spoken:
+        if isinstance(cue, SpokenCue):
             assert cue.duration == pytest.approx(durations.known(cue.text), abs=1e-6)
     assert abs(script.total_seconds - 900) <= tolerance(900)
     _check_script(script)
