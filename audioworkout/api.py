@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, 
 from .content import LEVELS, Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import AudioworkoutError, UsageError
 from .fsutil import write_atomic
-from .plan import MAX_MINUTES, MIN_MINUTES, Plan, exact_plan, fit, minutes_range, supported_range
+from .plan import MAX_MINUTES, MIN_MINUTES, Plan, exact_plan, fit, minutes_range, supported_range, tolerance
 from .review import Finding, review, review_levels
 from .script import Script, lay_out
 from .speech import SpeechSettings, estimate_duration, make_speaker  # noqa: F401  (re-exported)
@@ -73,25 +74,52 @@ def layout_with(durations: PhraseDurations) -> Callable[[Plan], Script]:
 
 def plan_session(routine: Routine, minutes: float | None = None, level: str | None = None, speaker=None,
                  chimes: ChimeBank | None = None,
-                 progress: Callable[[int, int, str], None] | None = None) -> tuple[Plan, Script]:
-    """Fit the routine to `minutes` at `level`, with real speech durations when a speaker is given.
+                 progress: Callable[[int, int, str], None] | None = None,
+                 synthesise: bool = True) -> tuple[Plan, Script]:
+    """Fit the routine to `minutes` at `level`, then time it with real speech when a speaker is given.
 
-    The search runs on known-or-estimated durations; the chosen plan's new phrases are then
-    synthesised and the fit repeated, until every phrase in the script has its real duration.
+    The plan is chosen on estimated phrase lengths, so it is a pure function of the routine and the
+    settings, whatever the cache holds. Its phrases are then synthesised, and if real speech moved
+    the length off its target, the rests are corrected in whole 5 s steps (each correction depends
+    only on the real lengths of the phrases already in the plan, so the same command gives the same
+    script). With `synthesise=False` nothing is synthesised or written: cached lengths where
+    present, estimates for the rest.
     """
     exact = minutes is None and not routine.fit
     minutes = routine.minutes if minutes is None else minutes
     level = level or routine.level
+    estimated = layout_with(PhraseDurations(None, chimes))
     durations = PhraseDurations(speaker, chimes)
-    layout = layout_with(durations)
-    for _ in range(4):
-        plan = exact_plan(routine, level) if exact else fit(routine, minutes, level, layout)
-        script = lay_out(plan, durations)
-        if speaker is None:
+    plan = exact_plan(routine, level) if exact else fit(routine, minutes, level, estimated)
+    delta = 0
+    script = lay_out(plan, durations)
+    for _ in range(8):
+        if speaker is None or not synthesise:
             return plan, script
         missing = sorted({t for t in script.spoken_texts() if durations.known(t) is None})
-        if not missing:
+        if missing:
+            speaker.prefetch(missing, progress=progress)
+            durations.refresh()
+            script = lay_out(plan, durations)
+            continue
+        off = plan.target_seconds - script.total_seconds
+        if exact or abs(off) <= tolerance(plan.target_seconds) / 2:
             return plan, script
+        step = round(off / 5)
+        corrected = fit(routine, minutes, level, estimated, pad_delta=delta + step)
+        if step == 0 or corrected.exercises == plan.exercises:
+            break  # the rests cannot move further
+        delta += step
+        plan = corrected
+        script = lay_out(plan, durations)
+    if exact or abs(plan.target_seconds - script.total_seconds) <= tolerance(plan.target_seconds):
+        return plan, script
+    for _ in range(4):  # real speech far from the estimates: fit on the real lengths themselves
+        plan = fit(routine, minutes, level, layout_with(durations))
+        script = lay_out(plan, durations)
+        missing = sorted({t for t in script.spoken_texts() if durations.known(t) is None})
+        if not missing:
+            break
         speaker.prefetch(missing, progress=progress)
         durations.refresh()
     return plan, lay_out(plan, durations)
@@ -172,6 +200,8 @@ class BuildResult:
     loudness_lufs: float | None = None  # integrated, dual mono
     true_peak_dbtp: float | None = None
     phrases_synthesised: int = 0
+    cached_phrases: int = 0  # dry run: phrases timed from the cache
+    estimated_phrases: int = 0  # dry run: phrases timed by estimate
 
 
 def track_stem(routine: Routine, minutes: float, level: str) -> str:
@@ -232,13 +262,19 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     music, output_dir, dry_run = options.music, Path(options.output_dir), options.dry_run
     cover_bytes, cover_mime = _cover(options.cover or routine.cover)
     speaker = make_speaker(speech)
+    if not dry_run:  # before any synthesis: a folder we cannot write to fails now, not after the work
+        _check_output(output_dir, (minutes or routine.minutes) * 60, options.bitrate_kbps)
     plan, script = plan_session(routine, minutes, level, speaker, chimes,
-                                progress=lambda done, total, *_: report("synthesising", done / max(total, 1)))
+                                progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
+                                synthesise=not dry_run)
     minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
     stem = track_stem(routine, minutes, level)
     if dry_run:
-        return BuildResult(None, [], script, plan, script.total_seconds)
-    output_dir.mkdir(parents=True, exist_ok=True)
+        durations = PhraseDurations(speaker, chimes)
+        texts = set(script.spoken_texts())
+        cached = sum(1 for t in texts if durations.known(t) is not None)
+        return BuildResult(None, [], script, plan, script.total_seconds, cached_phrases=cached,
+                           estimated_phrases=len(texts) - cached)
     remove_stale_parts(output_dir)
 
     def speech_audio(text: str):
@@ -289,6 +325,22 @@ def _cover(path: Path | None) -> tuple[bytes | None, str]:
     if mime is None or not path.is_file():
         raise UsageError(f"cover: got {str(path)!r}; expected an existing .png or .jpg file")
     return path.read_bytes(), mime
+
+
+def _check_output(folder: Path, seconds: float, bitrate_kbps: int) -> None:
+    """The output folder exists (or can be made), can be written, and has room for the MP3 and its sidecars."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test.{os.getpid()}.part"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise AudioworkoutError(f"{folder}: cannot write the track there ({exc.strerror or exc})") from None
+    need = seconds * bitrate_kbps * 1000 / 8 * 1.1 + 2_000_000
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise AudioworkoutError(f"{folder}: not enough free space ({free / 1e6:.0f} MB free, "
+                                f"about {need / 1e6:.0f} MB needed)")
 
 
 def remove_stale_parts(folder: Path) -> None:

@@ -331,7 +331,8 @@ def build(routine, minutes, level, music, chime_values, chime_set, cover, output
             indent = "" if span.kind == "section" else "  "
             amount = f"  {span.amount}" if span.amount else ""
             click.echo(f"{clock(span.start)}  {indent}{span.title}{amount}")
-        click.echo(f"Total: {clock(result.seconds)} ({result.seconds / 60:.1f} minutes); nothing written (dry run)")
+        click.echo(f"Total: {clock(result.seconds)} ({result.seconds / 60:.1f} minutes); nothing written (dry run: "
+                   f"{result.cached_phrases} phrases timed from the cache, {result.estimated_phrases} estimated)")
         return
     click.echo(f"Wrote {result.mp3}  {clock(result.seconds)} ({result.seconds / 60:.1f} min), "
                f"{result.loudness_lufs:.1f} LUFS, true peak {result.true_peak_dbtp:.1f} dBTP")

@@ -58,6 +58,7 @@ ENGLISH: dict[str, str] = {
     "change_direction": "Change direction.",
     "to_go": "{length} to go.",
     "release": "And slowly release.",
+    "ease_off": "And gently ease off.",
     "last_rep": "Last one.",
     "last_breath": "Last breath.",
     # Progress through the session.

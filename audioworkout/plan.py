@@ -360,7 +360,7 @@ def _grow_balanced(structure: _Structure, phase: Phase, fits: Callable[[], bool]
             undo()
 
 
-def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script]) -> Plan:
+def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script], pad_delta: int = 0) -> Plan:
     """The plan whose laid-out length lands on `minutes`, grown as a coach would grow a session.
 
     A harder level never works less in all than the easier one at the same length: if growing in
@@ -373,11 +373,11 @@ def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], S
             floor = easier - coaching.STEP_SHORT  # amounts move in 5 s steps: equal within one step
         except UsageError:
             floor = 0.0
-    return _fit(routine, minutes, level, layout, floor)
+    return _fit(routine, minutes, level, layout, floor, pad_delta=pad_delta)
 
 
 def _fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script], floor: float,
-         explain: bool = True) -> Plan:
+         explain: bool = True, pad_delta: int = 0) -> Plan:
     if level not in LEVELS:
         raise UsageError(f"level: got {level!r}; allowed: {' | '.join(LEVELS)}")
     if not (MIN_MINUTES <= minutes <= MAX_MINUTES):
@@ -426,7 +426,10 @@ def _fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], 
 
         _reach_floor(structure, level, floor, work, fits, balanced)
     _settle_rests(structure, routine, level, target, length)
-    if abs(length() - target) > tol:
+    if pad_delta:  # the caller's correction for real speech, in whole 5 s steps of rest
+        capacity = _rest_room(structure, routine, level, target) // coaching.REST_STEP
+        structure.pad_steps = int(max(0, min(capacity, structure.pad_steps + pad_delta)))
+    elif abs(length() - target) > tol:
         raise _unreachable(routine, minutes, level, layout, explain)
     return build_plan(routine, level, structure, target, exact=False)
 

@@ -446,7 +446,7 @@ def _switch(tl: _Timeline, planned: PlannedExercise, side: str, again: bool) -> 
     """Change sides (or hold again): a switch chime, the side named once, then the start bell."""
     switch = tl.cues[-1]
     tl.chime("switch")
-    text = say("switch", side=side[0].upper() + side[1:])
+    text = say("switch", side=side)
     if again:
         text = f"{say('stretch_again')} {text}"
     tl.say(text, "switch")
@@ -511,7 +511,7 @@ def _timed(tl: _Timeline, planned: PlannedExercise, start: float, fillers: list[
         for k in (3, 2, 1):
             tl.say(str(k), "countdown", at=end - k)
     elif not energetic:
-        release = say("release")
+        release = say("release" if ex.kind == "hold" else "ease_off")
         at = end - tl.length(release) - 0.8
         tl.fill(at, fillers)
         tl.say(release, "release", at=at)

@@ -329,8 +329,9 @@ def test_no_temporary_files_are_left_and_an_unchanged_folder_keeps_its_mtimes(tm
 def test_feed_from_three_real_builds(tmp_path, cli):
     """Three tracks built through the CLI (Pico voice, for speed), then `audioworkout feed`."""
     out = tmp_path / "out"
-    for routine, minutes in (("desk-break", 5), ("seven-minute-circuit", 7), ("back-pain", 8)):
-        result = cli("build", routine, "--minutes", minutes, "--engine", "pico", "--output", out)
+    for routine, minutes in (("desk-break", ["--minutes", 5]), ("seven-minute-circuit", []),
+                             ("back-pain", ["--minutes", 8])):
+        result = cli("build", routine, *minutes, "--engine", "pico", "--output", out)
         assert result.exit_code == 0, result.output
     result = cli("feed", "--output", out, "--base-url", "https://example.org/workouts/")
     assert result.exit_code == 0, result.output

@@ -242,3 +242,26 @@ def test_real_durations_replace_estimates_without_planner_changes(tmp_path):
     _check_script(script)
     relaid = lay_out(plan, durations)
     assert relaid.total_seconds == pytest.approx(script.total_seconds)
+
+
+def test_dry_run_writes_nothing_not_even_to_the_cache(cli, tmp_path):
+    cache = tmp_path / "cache"
+    result = cli("build", "back-pain", "--minutes", 10, "--output", tmp_path / "out", "--dry-run",
+                 "--cache-dir", cache)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"nothing written \(dry run: 0 phrases timed from the cache, \d+ estimated\)", result.output)
+    assert not (tmp_path / "out").exists()
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_an_unwritable_output_folder_fails_before_any_synthesis(tmp_path):
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    proc = subprocess.run([sys.executable, "-m", "audioworkout", "build", "back-pain", "-m", "5", "-o", "/proc/x",
+                           "--cache-dir", str(cache)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: /proc/x: cannot write")
+    assert "Traceback" not in proc.stderr
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))

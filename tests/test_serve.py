@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import threading
+import time
 
 import pytest
 
@@ -209,3 +211,123 @@ def test_serve_stops_cleanly_on_ctrl_c(tmp_path, monkeypatch, capsys):
     serve_mod.serve(tmp_path, "127.0.0.1", 0)  # returns, no traceback
     err = capsys.readouterr().err
     assert "Serving" in err and "Stopped" in err
+
+
+# ------------------------------------------------------------ idle clients, thread bound, huge ranges
+
+@pytest.fixture
+def small(tmp_path):
+    """A server with a 1 s idle timeout and 3 workers; yields (port, server)."""
+    (tmp_path / "a.mp3").write_bytes(DATA)
+    server = make_server(tmp_path, "127.0.0.1", 0, idle_timeout=1.0, max_workers=3)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server.server_address[1], server
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def _get(port: int, path: str = "/a.mp3", headers: dict | None = None, timeout: float = 10):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        resp = conn.getresponse()
+        return resp, resp.read()
+    finally:
+        conn.close()
+
+
+def _wait_closed(sock: socket.socket, limit: float) -> float:
+    """Seconds until the server closes sock (recv gives b"")."""
+    start = time.monotonic()
+    sock.settimeout(limit)
+    while sock.recv(65536):
+        pass  # a response before the idle period
+    return time.monotonic() - start
+
+
+def test_silent_connection_is_closed_after_idle_timeout(small):
+    port, _ = small
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        assert 0.5 < _wait_closed(sock, 5) < 4
+
+
+def test_keep_alive_connection_is_closed_when_idle(small):
+    port, _ = small
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET /a.mp3 HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data or not data.endswith(DATA[:10]):
+            chunk = sock.recv(65536)
+            assert chunk
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 206")
+        assert _wait_closed(sock, 5) < 4  # kept alive, then dropped once idle
+
+
+def test_idle_connections_do_not_take_unbounded_threads(small):
+    port, _ = small
+    before = threading.active_count()
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(8)]
+    try:
+        peak = before
+        for _ in range(10):
+            peak = max(peak, threading.active_count())
+            time.sleep(0.05)
+        assert peak <= before + 3  # the 3 workers; the rest wait their turn
+        start = time.monotonic()
+        resp, body = _get(port)  # served once the idle ones ahead of it time out
+        assert resp.status == 200 and body == DATA
+        assert time.monotonic() - start < 8
+        assert threading.active_count() <= before + 3
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_shutdown_is_not_held_up_by_a_full_server(tmp_path):
+    server = make_server(tmp_path, "127.0.0.1", 0, idle_timeout=30, max_workers=1)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(3)]
+    try:
+        time.sleep(0.3)  # one holds the worker, one waits for it in process_request
+        start = time.monotonic()
+        server.shutdown()
+        assert time.monotonic() - start < 3
+    finally:
+        server.server_close()
+        for s in socks:
+            s.close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("header, status", [
+    ("bytes=" + "9" * 5000 + "-", 416),  # starts past the end of any file
+    ("bytes=" + "1" * 19 + "-" + "2" * 19, 416),
+    ("bytes=0-" + "9" * 5000, 206),  # "to the end"
+    ("bytes=-" + "9" * 5000, 206),  # a suffix longer than the file: all of it
+    ("bytes=" + "0" * 5000 + "5-9", 206),  # leading zeros are still a small number
+])
+def test_huge_range_numbers(small, header, status):
+    port, _ = small
+    resp, body = _get(port, headers={"Range": header})
+    assert resp.status == status
+    if status == 416:
+        assert resp.getheader("Content-Range") == f"bytes */{len(DATA)}" and body == b""
+    elif header.startswith("bytes=0000"):
+        assert body == DATA[5:10]
+    else:
+        assert body == DATA
+    resp, body = _get(port)  # and the server still answers
+    assert resp.status == 200 and body == DATA
+
+
+def test_parse_range_huge_numbers():
+    assert parse_range("bytes=" + "9" * 5000 + "-", 10) is False
+    assert parse_range("bytes=2-" + "9" * 5000, 10) == (2, 9)
+    assert parse_range("bytes=-" + "9" * 5000, 10) == (0, 9)
+    assert parse_range("bytes=" + "9" * 19 + "-" + "9" * 18, 10) is None  # last < first: ignored
+    assert parse_range("bytes=\u0661-\u0662", 10) is None  # only ASCII digits make a range

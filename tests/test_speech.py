@@ -566,3 +566,48 @@ def test_gtts_online():
     audio = engine.synthesize("Get ready for squats")
     assert engine.sample_rate == 24000 and audio.dtype == np.float32
     assert 0.8 < len(audio) / 24000 < 4 and rms(audio) > 0.02
+
+
+def test_clear_on_read_only_cache_is_an_error(cache, monkeypatch):
+    """A cache that cannot be emptied must not report "Removed 0 phrases" and succeed."""
+    from audioworkout.errors import AudioworkoutError
+
+    engine = FakeEngine()
+    for text in ("One.", "Two.", "Three."):
+        cache.put(engine, text, np.zeros(100, dtype=np.float32))
+    shards = [p for p in cache.directory.iterdir() if p.is_dir()]
+    if os.geteuid() == 0:  # root ignores permissions: simulate them
+        def refuse(self, missing_ok=False):
+            raise PermissionError(13, "Permission denied", str(self))
+
+        monkeypatch.setattr(Path, "unlink", refuse)
+    else:
+        for shard in shards:
+            shard.chmod(0o555)
+    try:
+        with pytest.raises(AudioworkoutError, match=r"cannot remove 3 cached phrases from .*cache: Permission denied"):
+            cache.clear()
+    finally:
+        monkeypatch.undo()
+        for shard in shards:
+            shard.chmod(0o755)
+    assert cache.info()[0] == 3  # nothing was lost, and the entries are still there to remove
+    assert cache.clear() == 3 and cache.info() == (0, 0)
+
+
+def test_cache_clear_command_exits_1_on_read_only_cache(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from audioworkout.cli import main
+
+    directory = tmp_path / "cache"
+    PhraseCache(directory).put(FakeEngine(), "One.", np.zeros(10, dtype=np.float32))
+
+    def refuse(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    result = CliRunner().invoke(main, ["cache", "clear", "--cache-dir", str(directory)])
+    monkeypatch.undo()
+    assert result.exit_code == 1
+    assert "cannot remove 1 cached phrases" in result.output and "Removed" not in result.output

@@ -14,6 +14,7 @@ import mimetypes
 import os
 import re
 import sys
+import threading
 from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,8 +41,18 @@ MIME_TYPES = {
     ".svg": "image/svg+xml",
 }
 CORS_SUFFIXES = (".vtt", ".json")  # fetched cross-origin by web players
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")  # ASCII digits only: int() would take other scripts' digits
+_RANGE_DIGITS = 18  # no file has 10**18 bytes; longer numbers are read as "beyond any file"
 _CHUNK = 64 * 1024
+IDLE_TIMEOUT = 15.0  # seconds a connection may send nothing (between or within requests) before it is closed
+MAX_WORKERS = 32  # connections handled at once; more wait in the listen backlog
+_BACKLOG = 64
+
+
+def _byte_pos(digits: str) -> int:
+    """A Range number; a huge one (int() of 5,000 digits raises) becomes 10**18, past the end of any file."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _RANGE_DIGITS else 10**_RANGE_DIGITS
 
 
 def content_type(name: str) -> str:
@@ -56,7 +67,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | Liter
     """(first, last) byte for a single Range header; None to ignore it; False if unsatisfiable.
 
     Multiple ranges and malformed headers are ignored (RFC 9110 lets a server
-    answer those with the whole file).
+    answer those with the whole file). Numbers too long to be a real offset count as
+    "beyond the end": a huge first byte is unsatisfiable (416), a huge last byte or
+    suffix means "to the end" / "all of it", as RFC 9110 reads them.
     """
     if not header:
         return None
@@ -65,14 +78,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | Liter
         return None
     first, last = m.group(1), m.group(2)
     if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-        if last and int(last) < start:
+        start = _byte_pos(first)
+        end = min(_byte_pos(last), size - 1) if last else size - 1
+        if last and _byte_pos(last) < start:
             return None  # invalid range: ignore it
         if start >= size:
             return False
         return start, end
-    suffix = int(last)
+    suffix = _byte_pos(last)
     if suffix == 0 or size == 0:
         return False
     return max(size - suffix, 0), size - 1
@@ -84,8 +97,9 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "audioworkout"
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, *args, directory: Path, **kwargs):
+    def __init__(self, *args, directory: Path, idle_timeout: float = IDLE_TIMEOUT, **kwargs):
         self.root = directory
+        self.timeout = idle_timeout  # socket timeout set in setup(): a silent client is dropped, not waited for
         super().__init__(*args, **kwargs)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
@@ -178,7 +192,41 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most max_workers handler threads.
+
+    Without the bound, every idle connection costs a thread; with it, extra connections
+    wait (accepted one at a time) until a worker is free or an idle one times out.
+    """
+
     daemon_threads = True
+    request_queue_size = _BACKLOG
+
+    def __init__(self, *args, max_workers: int = MAX_WORKERS, **kwargs):
+        self._slots = threading.BoundedSemaphore(max_workers)
+        self._stopping = threading.Event()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address) -> None:
+        """Wait for a free worker, polling so shutdown() is not held up by a full server."""
+        while not self._slots.acquire(timeout=0.2):
+            if self._stopping.is_set():
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()  # the thread never started
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        super().shutdown()
 
     def handle_error(self, request, client_address) -> None:
         """Dropped connections are normal with media players: no tracebacks."""
@@ -186,13 +234,18 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(directory: Path, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
-    """A ready (bound, not yet serving) server for directory; port 0 picks a free one."""
+def make_server(directory: Path, host: str = "127.0.0.1", port: int = 8000, *,
+                idle_timeout: float = IDLE_TIMEOUT, max_workers: int = MAX_WORKERS) -> ThreadingHTTPServer:
+    """A ready (bound, not yet serving) server for directory; port 0 picks a free one.
+
+    idle_timeout and max_workers keep idle or slow clients from holding unbounded threads.
+    """
     root = Path(directory).resolve()
     if not root.is_dir():
         raise AudioworkoutError(f"{directory}: no such folder to serve")
     try:
-        return _Server((host, port), partial(Handler, directory=root))
+        return _Server((host, port), partial(Handler, directory=root, idle_timeout=idle_timeout),
+                       max_workers=max_workers)
     except OSError as exc:
         raise AudioworkoutError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import AudioworkoutError, printable
 from ..fsutil import write_atomic
 from .textnorm import normalise
 
@@ -160,14 +161,22 @@ class PhraseCache:
         return entries, size
 
     def clear(self) -> int:
-        """Delete every entry (and stale temp files, empty shards); returns entries removed."""
-        removed = 0
+        """Delete every entry (and stale temp files, empty shards); returns entries removed.
+
+        Raises AudioworkoutError if some entries could not be removed (a read-only cache),
+        so `cache clear` never reports success while phrases remain.
+        """
+        removed = failed = 0
+        cause: OSError | None = None
         for p in list(self._entries()):
             try:
                 p.unlink()
                 removed += 1
-            except OSError:
-                pass
+            except FileNotFoundError:
+                pass  # removed meanwhile by another clear
+            except OSError as exc:
+                failed += 1
+                cause = cause or exc
         if self.directory.is_dir():
             for p in self.directory.glob("*/.*"):  # temp files: a build may be writing the fresh ones
                 try:
@@ -180,4 +189,8 @@ class PhraseCache:
                     shard.rmdir()
                 except OSError:
                     pass
+        if cause is not None:
+            why = cause.strerror or str(cause)
+            raise AudioworkoutError(f"cannot remove {failed} cached phrases from {printable(str(self.directory))}: "
+                                    f"{why} ({removed} removed)")
         return removed
