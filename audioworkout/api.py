@@ -1,9 +1,9 @@
 """The Python API: what the CLI calls, usable directly.
 
-    from audioworkout import api
-    routine = api.load_routine("back-pain")
-    plan, script = api.plan_session(routine, minutes=20, level="beginner")
-    result = api.build(routine, minutes=20, level="beginner")   # the MP3 and its sidecars
+from audioworkout import api
+routine = api.load_routine("back-pain")
+plan, script = api.plan_session(routine, minutes=20, level="beginner")
+result = api.build(routine, minutes=20, level="beginner")   # the MP3 and its sidecars
 """
 
 from __future__ import annotations
@@ -72,10 +72,15 @@ def layout_with(durations: PhraseDurations) -> Callable[[Plan], Script]:
     return lambda plan: lay_out(plan, durations)
 
 
-def plan_session(routine: Routine, minutes: float | None = None, level: str | None = None, speaker=None,
-                 chimes: ChimeBank | None = None,
-                 progress: Callable[[int, int, str], None] | None = None,
-                 synthesise: bool = True) -> tuple[Plan, Script]:
+def plan_session(
+    routine: Routine,
+    minutes: float | None = None,
+    level: str | None = None,
+    speaker=None,
+    chimes: ChimeBank | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    synthesise: bool = True,
+) -> tuple[Plan, Script]:
     """Fit the routine to `minutes` at `level`, then time it with real speech when a speaker is given.
 
     The plan is chosen on estimated phrase lengths, so it is a pure function of the routine and the
@@ -163,14 +168,18 @@ def review_lengths(routine: Routine, level: str) -> list[float | None]:
     return sorted(set(lengths), key=lambda m: -1 if m is None else m)
 
 
-def review_routine(routine: Routine, minutes: list[float] | None = None,
-                   levels: list[str] | None = None) -> list[ReviewedSession]:
+def review_routine(
+    routine: Routine, minutes: list[float] | None = None, levels: list[str] | None = None
+) -> list[ReviewedSession]:
     """The coaching rules applied to every requested length and level (estimated speech: no synthesis)."""
     out = []
     levels = levels or list(LEVELS)
     supported = {lv: review_lengths(routine, lv) for lv in levels}
-    lengths = minutes if minutes else sorted({m for lv in levels for m in supported[lv]},
-                                             key=lambda m: -1 if m is None else m)
+    lengths = (
+        minutes
+        if minutes
+        else sorted({m for lv in levels for m in supported[lv]}, key=lambda m: -1 if m is None else m)
+    )
     for length in lengths:
         sessions: dict[str, tuple[Plan, Script]] = {}
         for level in levels:
@@ -248,9 +257,14 @@ def _check_inputs(options: BuildOptions) -> ChimeBank:
         raise UsageError(str(exc)) from None
 
 
-def build(routine: Routine, minutes: float | None = None, level: str | None = None,
-          speech: SpeechSettings | None = None, options: BuildOptions | None = None,
-          progress: Callable[[str, float], None] | None = None) -> BuildResult:
+def build(
+    routine: Routine,
+    minutes: float | None = None,
+    level: str | None = None,
+    speech: SpeechSettings | None = None,
+    options: BuildOptions | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> BuildResult:
     """Plan, script, synthesise, mix, master and encode one track with its sidecars."""
 
     report = progress or (lambda stage, fraction: None)
@@ -264,17 +278,24 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     speaker = make_speaker(speech)
     if not dry_run:  # before any synthesis: a folder we cannot write to fails now, not after the work
         _check_output(output_dir, (minutes or routine.minutes) * 60, options.bitrate_kbps)
-    plan, script = plan_session(routine, minutes, level, speaker, chimes,
-                                progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
-                                synthesise=not dry_run)
+    plan, script = plan_session(
+        routine,
+        minutes,
+        level,
+        speaker,
+        chimes,
+        progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
+        synthesise=not dry_run,
+    )
     minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
     stem = track_stem(routine, minutes, level)
     if dry_run:
         durations = PhraseDurations(speaker, chimes)
         texts = set(script.spoken_texts())
         cached = sum(1 for t in texts if durations.known(t) is not None)
-        return BuildResult(None, [], script, plan, script.total_seconds, cached_phrases=cached,
-                           estimated_phrases=len(texts) - cached)
+        return BuildResult(
+            None, [], script, plan, script.total_seconds, cached_phrases=cached, estimated_phrases=len(texts) - cached
+        )
     remove_stale_parts(output_dir)
 
     def speech_audio(text: str):
@@ -288,14 +309,27 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     mp3_path = output_dir / f"{stem}.mp3"
     tags = TrackTags(
         title=f"{routine.title} ({minutes:g} min, {level})",
-        artist=options.artist, album=routine.title, genre="Fitness", year=str(datetime.now().year),
-        comment=_comment(script, routine), length_ms=int(round(script.total_seconds * 1000)),
-        cover=cover_bytes, cover_mime=cover_mime,
+        artist=options.artist,
+        album=routine.title,
+        genre="Fitness",
+        year=str(datetime.now().year),
+        comment=_comment(script, routine),
+        length_ms=int(round(script.total_seconds * 1000)),
+        cover=cover_bytes,
+        cover_mime=cover_mime,
     )
-    chapters = [Chapter(s.title if s.kind == "section" else f"{s.title} ({s.amount})", s.start, s.end,
-                        0 if s.kind == "section" else 1) for s in script.spans]
-    encode_mix(mix, mp3_path, tags, chapters, bitrate_kbps=options.bitrate_kbps,
-               progress=lambda f: report("encoding", f))
+    chapters = [
+        Chapter(
+            s.title if s.kind == "section" else f"{s.title} ({s.amount})",
+            s.start,
+            s.end,
+            0 if s.kind == "section" else 1,
+        )
+        for s in script.spans
+    ]
+    encode_mix(
+        mix, mp3_path, tags, chapters, bitrate_kbps=options.bitrate_kbps, progress=lambda f: report("encoding", f)
+    )
     loudness, peak = mix.loudness_lufs, mix.true_peak_dbtp  # measured on the MP3 itself
     del mix
     created = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -308,8 +342,16 @@ def build(routine: Routine, minutes: float | None = None, level: str | None = No
     }
     for name, text in sidecars.items():
         write_atomic(output_dir / name, text)
-    return BuildResult(mp3_path, [output_dir / n for n in sidecars], script, plan, script.total_seconds,
-                       loudness, peak, speaker.stats.synthesised)
+    return BuildResult(
+        mp3_path,
+        [output_dir / n for n in sidecars],
+        script,
+        plan,
+        script.total_seconds,
+        loudness,
+        peak,
+        speaker.stats.synthesised,
+    )
 
 
 def _comment(script: Script, routine: Routine) -> str:
@@ -339,8 +381,9 @@ def _check_output(folder: Path, seconds: float, bitrate_kbps: int) -> None:
     need = seconds * bitrate_kbps * 1000 / 8 * 1.1 + 2_000_000
     free = shutil.disk_usage(folder).free
     if free < need:
-        raise AudioworkoutError(f"{folder}: not enough free space ({free / 1e6:.0f} MB free, "
-                                f"about {need / 1e6:.0f} MB needed)")
+        raise AudioworkoutError(
+            f"{folder}: not enough free space ({free / 1e6:.0f} MB free, about {need / 1e6:.0f} MB needed)"
+        )
 
 
 def remove_stale_parts(folder: Path) -> None:

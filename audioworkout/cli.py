@@ -46,32 +46,71 @@ class Commands(click.Group):
 
 
 def minutes_option(func):
-    return click.option("--minutes", "-m", type=click.FloatRange(5, 60), default=None,
-                        help="Session length in minutes, 5 to 60 (default: the routine's own).")(func)
+    return click.option(
+        "--minutes",
+        "-m",
+        type=click.FloatRange(5, 60),
+        default=None,
+        help="Session length in minutes, 5 to 60 (default: the routine's own).",
+    )(func)
 
 
 def level_option(func):
-    return click.option("--level", "-l", type=LEVEL_CHOICE, default=None,
-                        help="beginner, intermediate or advanced (default: the routine's own).")(func)
+    return click.option(
+        "--level",
+        "-l",
+        type=LEVEL_CHOICE,
+        default=None,
+        help="beginner, intermediate or advanced (default: the routine's own).",
+    )(func)
 
 
 def speech_options(func):
     """The options that choose a voice; shared by `script` and `build`."""
     options = [
-        click.option("--engine", type=ENGINE_CHOICE, default="piper", show_default=True,
-                     help="Speech engine: piper (offline, default), pico (offline, small) or gtts (online extra)."),
-        click.option("--voice", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="A Piper voice file (.onnx, with its .onnx.json beside it)."),
+        click.option(
+            "--engine",
+            type=ENGINE_CHOICE,
+            default="piper",
+            show_default=True,
+            help="Speech engine: piper (offline, default), pico (offline, small) or gtts (online extra).",
+        ),
+        click.option(
+            "--voice",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="A Piper voice file (.onnx, with its .onnx.json beside it).",
+        ),
         click.option("--lang", default=None, help="Language: pico en-US|en-GB; gtts e.g. en."),
         click.option("--tld", default=None, help="gTTS accent by Google domain, e.g. co.uk, com.au."),
-        click.option("--pace", type=click.FloatRange(0.6, 1.6), default=1.0, show_default=True,
-                     help="Speaking rate (1.0 normal; 0.8 slower; 1.2 faster)."),
-        click.option("--sentence-pause", type=click.FloatRange(0, 2), default=0.25, show_default=True,
-                     help="Seconds of silence between sentences of one phrase (piper, pico)."),
-        click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     envvar="AUDIOWORKOUT_CACHE_DIR", help="Phrase cache folder (env AUDIOWORKOUT_CACHE_DIR)."),
-        click.option("--jobs", "-j", type=click.IntRange(1, 64), default=None,
-                     help="Phrases piper synthesises at once (default: one per CPU core, at most 4)."),
+        click.option(
+            "--pace",
+            type=click.FloatRange(0.6, 1.6),
+            default=1.0,
+            show_default=True,
+            help="Speaking rate (1.0 normal; 0.8 slower; 1.2 faster).",
+        ),
+        click.option(
+            "--sentence-pause",
+            type=click.FloatRange(0, 2),
+            default=0.25,
+            show_default=True,
+            help="Seconds of silence between sentences of one phrase (piper, pico).",
+        ),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            envvar="AUDIOWORKOUT_CACHE_DIR",
+            help="Phrase cache folder (env AUDIOWORKOUT_CACHE_DIR).",
+        ),
+        click.option(
+            "--jobs",
+            "-j",
+            type=click.IntRange(1, 64),
+            default=None,
+            help="Phrases piper synthesises at once (default: one per CPU core, at most 4).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -119,21 +158,28 @@ def show(routine):
     click.echo(f"Default: {r.minutes:g} minutes, {r.level}")
     rest = r.rest
     click.echo("Rest between exercises: " + ", ".join(f"{lv} {s:g} s" for lv, s in rest.between_exercises.items()))
-    click.echo("Rest between sets: " + ", ".join(f"{lv} {s:g} s" for lv, s in rest.between_sets.items())
-               + f"; switching sides {rest.switch_sides:g} s")
+    click.echo(
+        "Rest between sets: "
+        + ", ".join(f"{lv} {s:g} s" for lv, s in rest.between_sets.items())
+        + f"; switching sides {rest.switch_sides:g} s"
+    )
     click.echo("Safety:")
     for note in r.safety:
         click.echo(f"  - {note}")
     for section in r.sections:
-        rounds = "" if max(section.rounds.values()) == 1 else "  rounds " + "/".join(str(v) for v in section.rounds.values())
+        rounds = (
+            "" if max(section.rounds.values()) == 1 else "  rounds " + "/".join(str(v) for v in section.rounds.values())
+        )
         click.echo(f"\n{section.name}  (chimes: {section.chimes}){rounds}")
         for item in section.items:
             ex = item.exercise
             amounts = "/".join(str(ex.amounts[lv]) for lv in ("beginner", "intermediate", "advanced"))
             sets = "/".join(str(ex.sets[lv]) for lv in ("beginner", "intermediate", "advanced"))
             sides = "" if ex.sides == "none" else f", {ex.sides} side"
-            click.echo(f"  {ex.name} [{ex.kind}{sides}] {amounts} {ex.unit}, sets {sets} "
-                       f"(beginner/intermediate/advanced), priority {item.priority}")
+            click.echo(
+                f"  {ex.name} [{ex.kind}{sides}] {amounts} {ex.unit}, sets {sets} "
+                f"(beginner/intermediate/advanced), priority {item.priority}"
+            )
             click.echo(f"    setup: {ex.setup}")
 
 
@@ -165,10 +211,22 @@ def script(routine, minutes, level, fmt, estimate, **speech):
 
 @main.command()
 @click.argument("routine")
-@click.option("--minutes", "-m", "minutes", type=click.FloatRange(5, 60), multiple=True,
-              help="A length to check (repeatable; default: every 5 minutes the routine supports, and its own).")
-@click.option("--level", "-l", "levels", type=LEVEL_CHOICE, multiple=True,
-              help="A level to check (repeatable; default: all three).")
+@click.option(
+    "--minutes",
+    "-m",
+    "minutes",
+    type=click.FloatRange(5, 60),
+    multiple=True,
+    help="A length to check (repeatable; default: every 5 minutes the routine supports, and its own).",
+)
+@click.option(
+    "--level",
+    "-l",
+    "levels",
+    type=LEVEL_CHOICE,
+    multiple=True,
+    help="A level to check (repeatable; default: all three).",
+)
 def review(routine, minutes, levels):
     """Apply the coaching rules to a routine's sessions; print each rule broken; exit 1 if any."""
     from . import api
@@ -184,8 +242,11 @@ def review(routine, minutes, levels):
         if session.skipped:
             click.echo(f"[{r.id} {length} {session.level}] not made: {session.skipped.split('; ', 1)[-1]}")
     checked = len({(s.minutes, s.level) for s in sessions if s.level != "all levels" and not s.skipped})
-    click.echo(f"{found} finding(s) in {checked} session(s) of {r.id}" if found else
-               f"{r.id}: {checked} session(s) reviewed, no rule broken")
+    click.echo(
+        f"{found} finding(s) in {checked} session(s) of {r.id}"
+        if found
+        else f"{r.id}: {checked} session(s) reviewed, no rule broken"
+    )
     if found:
         sys.exit(1)
 
@@ -228,8 +289,9 @@ def cache():
 
 
 @cache.command("info")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              envvar="AUDIOWORKOUT_CACHE_DIR")
+@click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="AUDIOWORKOUT_CACHE_DIR"
+)
 def cache_info(cache_dir):
     """Where the cache is, its entries and size."""
     from .speech import PhraseCache
@@ -240,8 +302,9 @@ def cache_info(cache_dir):
 
 
 @cache.command("clear")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              envvar="AUDIOWORKOUT_CACHE_DIR")
+@click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="AUDIOWORKOUT_CACHE_DIR"
+)
 def cache_clear(cache_dir):
     """Delete every cached phrase."""
     from .speech import PhraseCache
@@ -266,8 +329,9 @@ class StageProgress:
     STAGES = {"synthesising": (0, 55), "mixing": (55, 70), "mastering": (70, 80), "encoding": (80, 100)}
 
     def __init__(self) -> None:
-        self.bar: Any = click.progressbar(length=100, label="building", file=sys.stderr, width=30,
-                                     show_eta=False, show_percent=True)
+        self.bar: Any = click.progressbar(
+            length=100, label="building", file=sys.stderr, width=30, show_eta=False, show_percent=True
+        )
         self.bar.__enter__()
         self.done = 0
 
@@ -298,18 +362,49 @@ def _stop_on_sigterm() -> None:
 @minutes_option
 @level_option
 @speech_options
-@click.option("--music", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Background music: a file or a folder of files, looped and ducked under speech.")
-@click.option("--chime", "chime_values", multiple=True, metavar="NAME=FILE",
-              help="Use your own sound for a chime (get_ready, start, halfway, switch, countdown, end, finish).")
-@click.option("--chimes", "chime_set", type=click.Choice(("auto", *CHIME_SETS)), default="auto",
-              show_default=True, help="Chime set: each section's own (auto), or bright or soft everywhere.")
-@click.option("--cover", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Cover art (PNG or JPEG) for the MP3 tags.")
-@click.option("--output", "-o", "output_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("output"), show_default=True, help="Folder for the MP3 and its sidecars.")
-@click.option("--bitrate", type=click.Choice(["64", "96", "128", "160", "192"]), default="96", show_default=True,
-              help="MP3 bitrate in kbps (constant).")
+@click.option(
+    "--music",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Background music: a file or a folder of files, looped and ducked under speech.",
+)
+@click.option(
+    "--chime",
+    "chime_values",
+    multiple=True,
+    metavar="NAME=FILE",
+    help="Use your own sound for a chime (get_ready, start, halfway, switch, countdown, end, finish).",
+)
+@click.option(
+    "--chimes",
+    "chime_set",
+    type=click.Choice(("auto", *CHIME_SETS)),
+    default="auto",
+    show_default=True,
+    help="Chime set: each section's own (auto), or bright or soft everywhere.",
+)
+@click.option(
+    "--cover",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Cover art (PNG or JPEG) for the MP3 tags.",
+)
+@click.option(
+    "--output",
+    "-o",
+    "output_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("output"),
+    show_default=True,
+    help="Folder for the MP3 and its sidecars.",
+)
+@click.option(
+    "--bitrate",
+    type=click.Choice(["64", "96", "128", "160", "192"]),
+    default="96",
+    show_default=True,
+    help="MP3 bitrate in kbps (constant).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan and its length; write nothing.")
 def build(routine, minutes, level, music, chime_values, chime_set, cover, output_dir, bitrate, dry_run, **speech):
     """Build the MP3 for ROUTINE with its cue sheet, transcript, chapters and plan."""
@@ -318,8 +413,15 @@ def build(routine, minutes, level, music, chime_values, chime_set, cover, output
 
     _stop_on_sigterm()
     r = api.load_routine(routine)
-    options = api.BuildOptions(music=music, chime_files=_chime_files(chime_values), chime_set=chime_set, cover=cover,
-                               output_dir=output_dir, bitrate_kbps=int(bitrate), dry_run=dry_run)
+    options = api.BuildOptions(
+        music=music,
+        chime_files=_chime_files(chime_values),
+        chime_set=chime_set,
+        cover=cover,
+        output_dir=output_dir,
+        bitrate_kbps=int(bitrate),
+        dry_run=dry_run,
+    )
     bar = StageProgress() if not dry_run and sys.stderr.isatty() else None
     try:
         result = api.build(r, minutes, level, speech_settings(speech), options, progress=bar)
@@ -331,23 +433,42 @@ def build(routine, minutes, level, music, chime_values, chime_set, cover, output
             indent = "" if span.kind == "section" else "  "
             amount = f"  {span.amount}" if span.amount else ""
             click.echo(f"{clock(span.start)}  {indent}{span.title}{amount}")
-        click.echo(f"Total: {clock(result.seconds)} ({result.seconds / 60:.1f} minutes); nothing written (dry run: "
-                   f"{result.cached_phrases} phrases timed from the cache, {result.estimated_phrases} estimated)")
+        click.echo(
+            f"Total: {clock(result.seconds)} ({result.seconds / 60:.1f} minutes); nothing written (dry run: "
+            f"{result.cached_phrases} phrases timed from the cache, {result.estimated_phrases} estimated)"
+        )
         return
-    click.echo(f"Wrote {result.mp3}  {clock(result.seconds)} ({result.seconds / 60:.1f} min), "
-               f"{result.loudness_lufs:.1f} LUFS, true peak {result.true_peak_dbtp:.1f} dBTP")
+    click.echo(
+        f"Wrote {result.mp3}  {clock(result.seconds)} ({result.seconds / 60:.1f} min), "
+        f"{result.loudness_lufs:.1f} LUFS, true peak {result.true_peak_dbtp:.1f} dBTP"
+    )
     for path in result.sidecars:
         click.echo(f"  {path}")
 
 
 @main.command()
-@click.option("--output", "-o", "output_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("output"), show_default=True, help="The folder of built tracks.")
-@click.option("--base-url", default=None,
-              help="Where the folder will be published, e.g. https://example.org/workouts/ (default: the show "
-                   "file's, else http://localhost:8000/ for `audioworkout serve`).")
-@click.option("--config", "show_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Show settings (title, author, owner, description, language, category, cover…) in YAML.")
+@click.option(
+    "--output",
+    "-o",
+    "output_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("output"),
+    show_default=True,
+    help="The folder of built tracks.",
+)
+@click.option(
+    "--base-url",
+    default=None,
+    help="Where the folder will be published, e.g. https://example.org/workouts/ (default: the show "
+    "file's, else http://localhost:8000/ for `audioworkout serve`).",
+)
+@click.option(
+    "--config",
+    "show_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Show settings (title, author, owner, description, language, category, cover…) in YAML.",
+)
 def feed(output_dir, base_url, show_file):
     """Write feed.xml (a podcast feed) and index.html (a web page) for every track in the folder."""
     from .publish.feed import build_feed
@@ -360,10 +481,21 @@ def feed(output_dir, base_url, show_file):
 
 
 @main.command()
-@click.option("--output", "-o", "output_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("output"), show_default=True, help="The folder to serve.")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; 0.0.0.0 lets other devices on your network in.")
+@click.option(
+    "--output",
+    "-o",
+    "output_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("output"),
+    show_default=True,
+    help="The folder to serve.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 lets other devices on your network in.",
+)
 @click.option("--port", "-p", type=click.IntRange(0, 65535), default=8000, show_default=True)
 def serve(output_dir, host, port):
     """Serve the output folder over HTTP (range requests, so players can seek) until Ctrl-C."""

@@ -114,8 +114,11 @@ def amount_text(ex: Exercise, amount: int, sets: int) -> str:
     elif ex.sides == "alternating":
         text += " each side, alternating"
     if sets > 1:
-        text += ", twice on each side" if ex.is_stretch and sets == 2 else (
-            f", {sets} times on each side" if ex.is_stretch else f", {sets} sets")
+        text += (
+            ", twice on each side"
+            if ex.is_stretch and sets == 2
+            else (f", {sets} times on each side" if ex.is_stretch else f", {sets} sets")
+        )
     return text
 
 
@@ -145,6 +148,8 @@ def rest_pad_limits(routine: Routine, level: str) -> dict[str, float]:
         return max(0.0, min(most, REST_STEP * math.floor((values[easier] - values[level]) / REST_STEP)))
 
     # A rest between rounds is a circuit's recovery, not a level's rest: it may grow at any level.
-    return {"rest_pad": room(rest.between_exercises, REST_PAD_MAX),
-            "set_pad": room(rest.between_sets, REST_PAD_MAX),
-            "round_pad": float(ROUND_PAD_MAX)}
+    return {
+        "rest_pad": room(rest.between_exercises, REST_PAD_MAX),
+        "set_pad": room(rest.between_sets, REST_PAD_MAX),
+        "round_pad": float(ROUND_PAD_MAX),
+    }

@@ -203,8 +203,10 @@ MINUTES_BOUNDS = (5, 60)
 PHASE_SECONDS_BOUNDS = (0.5, 30)  # one spoken phase of a rep or breath
 STRETCH_BOUNDS = (5, 120)  # seconds of one static stretch hold
 EXERCISE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-_ID_RULE = ("expected an exercise id: lowercase letters, digits and hyphens, at most 64 characters "
-            "(a file name in exercises/ without .yaml)")
+_ID_RULE = (
+    "expected an exercise id: lowercase letters, digits and hyphens, at most 64 characters "
+    "(a file name in exercises/ without .yaml)"
+)
 _WHY_SETS = "sets must be at least 1: a set of zero would drop the exercise; use priority instead"
 _WHY_ROUNDS = "rounds must be at least 1: zero rounds would drop the section; remove the section instead"
 _WHY_AMOUNT = "amounts must be at least {lo} {unit}: zero would drop the exercise; use priority instead"
@@ -227,12 +229,35 @@ def _amount_bounds(kind: str | None) -> tuple[int, int, str]:
 
 _TEXT_FIELDS = ("name", "setup", "breathing", "easier", "harder")
 _LIST_FIELDS = ("form", "safety", "equipment")
-_VARIANT_KEYS = ("name", "setup", "cues", "form", "tempo", "breath", "easier", "harder", "safety", "equipment",
-                 "side_labels")
+_VARIANT_KEYS = (
+    "name",
+    "setup",
+    "cues",
+    "form",
+    "tempo",
+    "breath",
+    "easier",
+    "harder",
+    "safety",
+    "equipment",
+    "side_labels",
+)
 _OVERRIDE_KEYS = ("amounts", "sets", "limits")
-_EXERCISE_KEYS = _VARIANT_KEYS + _OVERRIDE_KEYS + (
-    "kind", "sides", "breathing", "category", "position", "stretch", "direction_change", "intermediate_option",
-    "variants")
+_EXERCISE_KEYS = (
+    _VARIANT_KEYS
+    + _OVERRIDE_KEYS
+    + (
+        "kind",
+        "sides",
+        "breathing",
+        "category",
+        "position",
+        "stretch",
+        "direction_change",
+        "intermediate_option",
+        "variants",
+    )
+)
 _EXERCISE_REQUIRED = ("name", "kind", "setup", "cues", "amounts")
 
 
@@ -391,14 +416,30 @@ def _exercise(r: Reader, exercise_id: str) -> Exercise | None:
         lo, hi, _ = _amount_bounds(kind)
         limits = (max(lo, math.ceil(min(amounts.values()) / 2)), min(hi, max(amounts.values()) * 2))
     return Exercise(
-        id=exercise_id, name=described["name"], kind=kind, setup=described["setup"], cues=described["cues"],
-        breathing=described.get("breathing", ""), amounts=amounts, easier=described.get("easier", ""),
-        harder=described.get("harder", ""), sides=sides or "none", form=described.get("form", ()),
-        sets=over.get("sets") or {lv: 1 for lv in LEVELS}, limits=limits, tempo=described.get("tempo", ()),
-        breath=described.get("breath", ()), side_labels=described.get("side_labels", ("right side", "left side")),
-        safety=described.get("safety", ()), category=category or _DEFAULT_CATEGORY[kind],
-        position=position or "any", equipment=described.get("equipment", ()), stretch_hold=stretch_hold,
-        direction_change=bool(direction_change), intermediate_option=option or "none", variants=variants,
+        id=exercise_id,
+        name=described["name"],
+        kind=kind,
+        setup=described["setup"],
+        cues=described["cues"],
+        breathing=described.get("breathing", ""),
+        amounts=amounts,
+        easier=described.get("easier", ""),
+        harder=described.get("harder", ""),
+        sides=sides or "none",
+        form=described.get("form", ()),
+        sets=over.get("sets") or {lv: 1 for lv in LEVELS},
+        limits=limits,
+        tempo=described.get("tempo", ()),
+        breath=described.get("breath", ()),
+        side_labels=described.get("side_labels", ("right side", "left side")),
+        safety=described.get("safety", ()),
+        category=category or _DEFAULT_CATEGORY[kind],
+        position=position or "any",
+        equipment=described.get("equipment", ()),
+        stretch_hold=stretch_hold,
+        direction_change=bool(direction_change),
+        intermediate_option=option or "none",
+        variants=variants,
     )
 
 
@@ -420,8 +461,9 @@ class ExerciseLibrary:
         self._cache: dict[Path, Exercise | ContentError] = {}
 
     def ids(self) -> list[str]:
-        return sorted({p.stem for folder in self.folders for p in folder.glob("*.yaml")
-                       if EXERCISE_ID.fullmatch(p.stem)})
+        return sorted(
+            {p.stem for folder in self.folders for p in folder.glob("*.yaml") if EXERCISE_ID.fullmatch(p.stem)}
+        )
 
     def get(self, exercise_id: str) -> Exercise | None:
         """The exercise, None when no folder has it; raises ContentError when its file is bad.
@@ -446,8 +488,20 @@ class ExerciseLibrary:
 
 # --------------------------------------------------------------------------- routines
 
-_ROUTINE_KEYS = ("title", "description", "minutes", "level", "safety", "tips", "rest", "sections", "cover",
-                 "outro", "fit", "sources")
+_ROUTINE_KEYS = (
+    "title",
+    "description",
+    "minutes",
+    "level",
+    "safety",
+    "tips",
+    "rest",
+    "sections",
+    "cover",
+    "outro",
+    "fit",
+    "sources",
+)
 _REST_KEYS = ("between_exercises", "between_sets", "between_rounds", "switch_sides")
 _SECTION_KEYS = ("name", "intro", "chimes", "register", "order", "rounds", "exercises", "extras")
 _ITEM_KEYS = ("exercise", "priority") + _OVERRIDE_KEYS
@@ -509,8 +563,9 @@ def _given_names(r: Reader) -> set[str]:
 
 def _section(r: Reader, library: ExerciseLibrary) -> Section | None:
     # A section of extras alone is allowed: it is played only when a longer session has room for it.
-    f = r.fields(_SECTION_KEYS, ("name",) if "extras" in _given_names(r) else ("name", "exercises"),
-                 what="section fields")
+    f = r.fields(
+        _SECTION_KEYS, ("name",) if "extras" in _given_names(r) else ("name", "exercises"), what="section fields"
+    )
     name = f["name"].text()
     intro = f["intro"].text(default=f"Next section: {name}.")
     chimes = f["chimes"].choice(CHIME_SETS)
@@ -528,14 +583,25 @@ def _section(r: Reader, library: ExerciseLibrary) -> Section | None:
         items = None
     if None in (name, intro, rounds, order, items, extras) or not r.report.ok:
         return None
-    return validation.build(Section, name=name, intro=intro, items=items, chimes=chimes, rounds=rounds,
-                            register=register, order=order, extras=extras)
+    return validation.build(
+        Section,
+        name=name,
+        intro=intro,
+        items=items,
+        chimes=chimes,
+        rounds=rounds,
+        register=register,
+        order=order,
+        extras=extras,
+    )
 
 
 def _rest(r: Reader) -> RestRules | None:
     f = r.fields(_REST_KEYS, what="rest fields")
-    rest = {key: f[key].per_level(LEVELS, *REST_BOUNDS, integer=False, default=default, unit="seconds")
-            for key, default in (("between_exercises", 15), ("between_sets", 15), ("between_rounds", 60))}
+    rest = {
+        key: f[key].per_level(LEVELS, *REST_BOUNDS, integer=False, default=default, unit="seconds")
+        for key, default in (("between_exercises", 15), ("between_sets", 15), ("between_rounds", 60))
+    }
     switch = f["switch_sides"].number(*SWITCH_SIDES_BOUNDS, integer=False, default=5, unit="seconds")
     if None in rest.values() or switch is None:
         return None
@@ -561,14 +627,27 @@ def _routine(r: Reader, path: Path, library: ExerciseLibrary) -> Routine | None:
     sections = [_section(s, library) for s in f["sections"].items(1, what="sections") or []]
     if not r.report.ok:
         return None
-    return validation.build(Routine, id=path.stem, title=title, description=description, minutes=minutes,
-                            level=level, safety=safety, tips=tips, rest=rest, sections=tuple(sections), path=path,
-                            cover=cover, outro=outro, fit=bool(fit), sources=sources)
+    return validation.build(
+        Routine,
+        id=path.stem,
+        title=title,
+        description=description,
+        minutes=minutes,
+        level=level,
+        safety=safety,
+        tips=tips,
+        rest=rest,
+        sections=tuple(sections),
+        path=path,
+        cover=cover,
+        outro=outro,
+        fit=bool(fit),
+        sources=sources,
+    )
 
 
 def _library_for(path: Path) -> ExerciseLibrary:
-    return ExerciseLibrary([path.parent / "exercises", path.parent.parent / "exercises",
-                            content_root() / "exercises"])
+    return ExerciseLibrary([path.parent / "exercises", path.parent.parent / "exercises", content_root() / "exercises"])
 
 
 def routine_path(name_or_path: str | Path) -> Path:
@@ -580,8 +659,9 @@ def routine_path(name_or_path: str | Path) -> Path:
     bundled = content_root() / "routines" / f"{text}.yaml"
     if not EXERCISE_ID.fullmatch(text) or not bundled.is_file():
         known = ", ".join(routine_names()) or "(none)"
-        raise ContentError(text, "routine", text,
-                           f"no such routine; bundled routines: {known}, or give a path to a .yaml file")
+        raise ContentError(
+            text, "routine", text, f"no such routine; bundled routines: {known}, or give a path to a .yaml file"
+        )
     return bundled
 
 
@@ -614,9 +694,13 @@ def _what(root: Reader, path: Path) -> str:
 
     if not isinstance(root.node, validation.MappingNode):
         value = "an empty file" if root.node is None else validation.shown(root.node)
-        root.report.add(root.node, "(top level)", value,
-                        "expected a routine (title, sections...), an exercise (name, kind...) "
-                        "or a show file (title, author, base_url...)")
+        root.report.add(
+            root.node,
+            "(top level)",
+            value,
+            "expected a routine (title, sections...), an exercise (name, kind...) "
+            "or a show file (title, author, base_url...)",
+        )
         root.report.raise_if_any()
         return ""
     names = _given_names(root)
@@ -624,8 +708,11 @@ def _what(root: Reader, path: Path) -> str:
         return "routine"
     if "kind" in names:
         return "exercise"
-    scores = {"routine": len(names & _ROUTINE_ONLY), "exercise": len(names & _EXERCISE_ONLY),
-              "show": len(names & (set(SHOW_KEYS) - set(_ROUTINE_KEYS)))}
+    scores = {
+        "routine": len(names & _ROUTINE_ONLY),
+        "exercise": len(names & _EXERCISE_ONLY),
+        "show": len(names & (set(SHOW_KEYS) - set(_ROUTINE_KEYS))),
+    }
     best = max(scores, key=lambda k: scores[k])
     if scores[best]:
         return best

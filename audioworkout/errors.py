@@ -23,7 +23,7 @@ def printable(text: str) -> str:
 
 def clip(text: str, limit: int = VALUE_LIMIT) -> str:
     """At most `limit` characters, so a message stays one readable line whatever the value."""
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def show_value(value: object, limit: int = VALUE_LIMIT) -> str:
@@ -31,7 +31,7 @@ def show_value(value: object, limit: int = VALUE_LIMIT) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, str):
-        return clip(repr(value[:limit + 20]), limit)
+        return clip(repr(value[: limit + 20]), limit)
     if isinstance(value, bool) or isinstance(value, float):
         return clip(repr(value), limit)
     if isinstance(value, int):
@@ -70,8 +70,15 @@ class ContentError(AudioworkoutError):
 
     exit_code = 2
 
-    def __init__(self, file: object = None, field: str = "", value: object = None, allowed: str = "", *,
-                 problems: Iterable[Problem] = ()):
+    def __init__(
+        self,
+        file: object = None,
+        field: str = "",
+        value: object = None,
+        allowed: str = "",
+        *,
+        problems: Iterable[Problem] = (),
+    ):
         self.problems: list[Problem] = list(problems)
         if not self.problems:
             self.problems = [Problem(str(file), None, None, field, show_value(value), allowed)]

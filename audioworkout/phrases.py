@@ -115,7 +115,7 @@ def length_words(seconds: float) -> str:
 
 
 def join_words(items: list[str]) -> str:
-    """"a, b and c"."""
+    """ "a, b and c"."""
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]

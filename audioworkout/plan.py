@@ -169,18 +169,39 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
         parts += 1
         for rnd in range(1, s.rounds + 1):
             between_rounds = rest.between_rounds[level] + coaching.REST_STEP * structure.round_steps
-            planned = PlannedSection(s.section.name, s.section.intro, s.section.chimes, rnd, s.rounds,
-                                     s.section.register, parts, rest_before=between_rounds if rnd > 1 else 0)
+            planned = PlannedSection(
+                s.section.name,
+                s.section.intro,
+                s.section.chimes,
+                rnd,
+                s.rounds,
+                s.section.register,
+                parts,
+                rest_before=between_rounds if rnd > 1 else 0,
+            )
             for i in chosen:
                 ex = i.exercise
                 first = ex.id not in numbers
                 if first:
                     numbers[ex.id] = len(numbers) + 1
-                planned.exercises.append(PlannedExercise(
-                    exercise=ex, section=s.section.name, amount=i.amount, sets=i.sets,
-                    rest_before=rest.between_exercises[level], rest_between_sets=rest.between_sets[level],
-                    switch_sides=rest.switch_sides, chimes=s.section.chimes, register=s.section.register,
-                    round=rnd, rounds=s.rounds, first=first, number=numbers[ex.id], circuit=s.round_limit > 1))
+                planned.exercises.append(
+                    PlannedExercise(
+                        exercise=ex,
+                        section=s.section.name,
+                        amount=i.amount,
+                        sets=i.sets,
+                        rest_before=rest.between_exercises[level],
+                        rest_between_sets=rest.between_sets[level],
+                        switch_sides=rest.switch_sides,
+                        chimes=s.section.chimes,
+                        register=s.section.register,
+                        round=rnd,
+                        rounds=s.rounds,
+                        first=first,
+                        number=numbers[ex.id],
+                        circuit=s.round_limit > 1,
+                    )
+                )
             sections.append(planned)
     _spread_pads(sections, structure.pad_steps)
     return Plan(routine, level, target_seconds, sections, exact=exact, parts=parts)
@@ -212,8 +233,9 @@ def _start(routine: Routine, level: str) -> _Structure:
             i.included = True  # a circuit is done whole, or it is not the circuit
         if core and not circuit:
             min(core, key=lambda i: i.item.priority).included = True
-        sections.append(_Section(section, items, 1, max(section.rounds.values()) if max(section.rounds.values()) > 1
-                                 else 1))
+        sections.append(
+            _Section(section, items, 1, max(section.rounds.values()) if max(section.rounds.values()) > 1 else 1)
+        )
     return _Structure(sections)
 
 
@@ -246,6 +268,7 @@ def _include(i: _Item) -> Step:
             return None
         i.included = True
         return lambda: setattr(i, "included", False)
+
     return step
 
 
@@ -255,6 +278,7 @@ def _more_sets(i: _Item, limit: int) -> Step:
             return None
         i.sets += 1
         return lambda: setattr(i, "sets", i.sets - 1)
+
     return step
 
 
@@ -264,6 +288,7 @@ def _more_rounds(s: _Section, limit: int) -> Step:
             return None
         s.rounds += 1
         return lambda: setattr(s, "rounds", s.rounds - 1)
+
     return step
 
 
@@ -278,29 +303,38 @@ def _ladder(structure: _Structure, level: str) -> list[Phase]:
         return [make(s) for s in sections]
 
     def level_sets(s: _Section) -> list[Step]:  # 1. the level's own rounds and sets
-        steps = [_more_rounds(s, s.section.rounds[level])] * (s.section.rounds[level] - 1) if s.round_limit > 1 \
-            else []
+        steps = [_more_rounds(s, s.section.rounds[level])] * (s.section.rounds[level] - 1) if s.round_limit > 1 else []
         for _ in range(coaching.MAX_SETS):
-            steps += [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=False))
-                      for i in s.items if not i.extra]
+            steps += [
+                _more_sets(i, coaching.planned_sets(i.exercise, level, growth=False)) for i in s.items if not i.extra
+            ]
         return steps
 
     def core(s: _Section) -> list[Step]:  # 2. the section's own exercises, by priority
         return [_include(i) for i in sorted(s.items, key=lambda i: i.item.priority) if not i.extra]
 
     def stretches(s: _Section) -> list[Step]:  # 3. stretches held again per side, towards a minute (ACSM)
-        return [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
-                for _ in range(coaching.MAX_STRETCH_HOLDS) for i in s.items if i.exercise.is_stretch]
+        return [
+            _more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
+            for _ in range(coaching.MAX_STRETCH_HOLDS)
+            for i in s.items
+            if i.exercise.is_stretch
+        ]
 
     def extras(s: _Section) -> list[Step]:  # 4. the optional extras
         return [_include(i) for i in s.items if i.extra] + [
-            _more_sets(i, coaching.planned_sets(i.exercise, level, growth=False)) for i in s.items if i.extra]
+            _more_sets(i, coaching.planned_sets(i.exercise, level, growth=False)) for i in s.items if i.extra
+        ]
 
     def more(s: _Section) -> list[Step]:  # 5. more sets of strength moves, more rounds of circuits
         if s.round_limit > 1:  # a circuit keeps its rhythm: it grows by rounds, not by sets or longer work
             return [_more_rounds(s, s.section.rounds[level] + coaching.EXTRA_ROUNDS)] * coaching.EXTRA_ROUNDS
-        steps = [_more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
-                 for _ in range(coaching.MAX_SETS) for i in s.items if not i.exercise.is_stretch]
+        steps = [
+            _more_sets(i, coaching.planned_sets(i.exercise, level, growth=True))
+            for _ in range(coaching.MAX_SETS)
+            for i in s.items
+            if not i.exercise.is_stretch
+        ]
         if s.round_limit > 1:
             steps += [_more_rounds(s, s.section.rounds[level] + coaching.EXTRA_ROUNDS)] * coaching.EXTRA_ROUNDS
         return steps
@@ -325,6 +359,7 @@ def _longer(i: _Item, level: str) -> Step:
             return None
         before, i.amount = i.amount, bigger
         return lambda: setattr(i, "amount", before)
+
     return step
 
 
@@ -336,12 +371,20 @@ def _target_shares(structure: _Structure) -> list[float]:
         total = sum(weights) or 1.0
         return [w / total for w in weights]
     middle = sum(weights[1:-1]) or 1.0
-    return [coaching.WARM_COOL_SHARE] + [(1 - 2 * coaching.WARM_COOL_SHARE) * w / middle
-                                          for w in weights[1:-1]] + [coaching.WARM_COOL_SHARE]
+    return (
+        [coaching.WARM_COOL_SHARE]
+        + [(1 - 2 * coaching.WARM_COOL_SHARE) * w / middle for w in weights[1:-1]]
+        + [coaching.WARM_COOL_SHARE]
+    )
 
 
-def _grow_balanced(structure: _Structure, phase: Phase, fits: Callable[[], bool],
-                   shares: Callable[[], list[float]], capped: bool = True) -> None:
+def _grow_balanced(
+    structure: _Structure,
+    phase: Phase,
+    fits: Callable[[], bool],
+    shares: Callable[[], list[float]],
+    capped: bool = True,
+) -> None:
     """Take each section's steps in order, each time in the section furthest below its share, while they fit."""
     pools = [list(steps) for steps in phase]
     wanted = _target_shares(structure)
@@ -376,8 +419,15 @@ def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], S
     return _fit(routine, minutes, level, layout, floor, pad_delta=pad_delta)
 
 
-def _fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script], floor: float,
-         explain: bool = True, pad_delta: int = 0) -> Plan:
+def _fit(
+    routine: Routine,
+    minutes: float,
+    level: str,
+    layout: Callable[[Plan], Script],
+    floor: float,
+    explain: bool = True,
+    pad_delta: int = 0,
+) -> Plan:
     if level not in LEVELS:
         raise UsageError(f"level: got {level!r}; allowed: {' | '.join(LEVELS)}")
     if not (MIN_MINUTES <= minutes <= MAX_MINUTES):
@@ -391,13 +441,17 @@ def _fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], 
 
     # Below 10 minutes the middle sections may go; the first and last always stay.
     middle = _middle(structure)
-    while length() > target + tol and minutes < coaching.ALL_SECTIONS_FROM_MINUTES and any(
-            i.included for s in middle for i in s.items):
+    while (
+        length() > target + tol
+        and minutes < coaching.ALL_SECTIONS_FROM_MINUTES
+        and any(i.included for s in middle for i in s.items)
+    ):
         last = next(s for s in reversed(middle) if any(i.included for i in s.items))
         for i in last.items:
             i.included = False
     if length() > target + tol:
         raise _unreachable(routine, minutes, level, layout, explain)
+
     def shares() -> list[float]:
         script = layout(build_plan(routine, level, structure, target, exact=False))
         spans = {sp.title.split(",")[0]: 0.0 for sp in script.spans}
@@ -419,10 +473,15 @@ def _fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], 
         return build_plan(routine, level, structure, target, exact=False).work_seconds()
 
     if work() < floor:
+
         def balanced() -> bool:
             now, wanted = shares(), _target_shares(structure)
-            return all(now[k] >= coaching.SHARE_BAND[0] or wanted[k] < coaching.WARM_COOL_SHARE
-                       or not any(i.included for i in structure.sections[k].items) for k in range(len(now)))
+            return all(
+                now[k] >= coaching.SHARE_BAND[0]
+                or wanted[k] < coaching.WARM_COOL_SHARE
+                or not any(i.included for i in structure.sections[k].items)
+                for k in range(len(now))
+            )
 
         _reach_floor(structure, level, floor, work, fits, balanced)
     _settle_rests(structure, routine, level, target, length)
@@ -441,8 +500,14 @@ def _rest_room(structure: _Structure, routine: Routine, level: str, target: floa
     return slots * coaching.REST_STEP * int(bounds["rest_pad"] // coaching.REST_STEP)
 
 
-def _reach_floor(structure: _Structure, level: str, floor: float, work: Callable[[], float],
-                 fits: Callable[[], bool], balanced: Callable[[], bool]) -> None:
+def _reach_floor(
+    structure: _Structure,
+    level: str,
+    floor: float,
+    work: Callable[[], float],
+    fits: Callable[[], bool],
+    balanced: Callable[[], bool],
+) -> None:
     """More work for a harder level left short by whole steps: trade one talk-heavy step for work steps."""
 
     def grow() -> None:
@@ -467,6 +532,7 @@ def _reach_floor(structure: _Structure, level: str, floor: float, work: Callable
 
 def _shrinks(structure: _Structure, level: str) -> list[Callable[[], None]]:
     """What growth may be taken back: an included extra, a set or a step of amount beyond the level's own."""
+
     def plain_amounts() -> None:
         for s in structure.sections:
             for i in s.items:
@@ -493,8 +559,9 @@ def _shrinks(structure: _Structure, level: str) -> list[Callable[[], None]]:
     return out
 
 
-def _settle_rests(structure: _Structure, routine: Routine, level: str, target: float,
-                  length: Callable[[], float]) -> None:
+def _settle_rests(
+    structure: _Structure, routine: Routine, level: str, target: float, length: Callable[[], float]
+) -> None:
     """Lengthen rests in whole 5 s steps, within their bounds, to bring the session nearest its target.
 
     Rests between rounds grow first (a circuit's recovery), then the rests between exercises.
@@ -511,13 +578,17 @@ def _settle_rests(structure: _Structure, routine: Routine, level: str, target: f
     structure.pad_steps = max(0, min(capacity, round(deficit / coaching.REST_STEP)))
 
 
-def _unreachable(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script],
-                 explain: bool = True) -> UsageError:
+def _unreachable(
+    routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script], explain: bool = True
+) -> UsageError:
     if not explain:
         return UsageError(f"{routine.id}: cannot make {minutes:g} minutes at {level} level")
     low, high = minutes_range(*supported_range(routine, level, layout))
-    can = (f"this routine supports {low} to {high} minutes at this level" if low <= high else
-           f"no length from {MIN_MINUTES} to {MAX_MINUTES} minutes can be made at this level")
+    can = (
+        f"this routine supports {low} to {high} minutes at this level"
+        if low <= high
+        else f"no length from {MIN_MINUTES} to {MAX_MINUTES} minutes can be made at this level"
+    )
     if low <= minutes <= high:  # inside the range, between two whole steps: name the nearest that can be made
         near = []
         for other in sorted(range(low, high + 1), key=lambda m: (abs(m - minutes), m))[1:7]:

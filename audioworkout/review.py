@@ -16,8 +16,20 @@ from .plan import Plan, PlannedExercise, tolerance
 from .script import ChimeCue, Script, Span, SpokenCue, clock
 
 # What may be said while the work clock runs: short cues on their seconds, never the how-to.
-WORK_KINDS = {"start", "pace", "breath", "form", "encourage", "halfway", "direction", "time_left", "countdown",
-              "release", "last", "switch"}
+WORK_KINDS = {
+    "start",
+    "pace",
+    "breath",
+    "form",
+    "encourage",
+    "halfway",
+    "direction",
+    "time_left",
+    "countdown",
+    "release",
+    "last",
+    "switch",
+}
 PROGRESS_KINDS = {"next", "round", "set", "progress", "time_left", "halfway", "direction", "section"}
 REPEATABLE_KINDS = {"pace", "breath", "countdown", "last"}
 PROGRESS_EVERY = 300.0
@@ -69,8 +81,12 @@ def talk_before_clock(plan: Plan, script: Script) -> Iterable[Finding]:
     for span in script.work:
         for cue in _within(spoken, span):
             if cue.kind not in WORK_KINDS:
-                yield Finding(cue.time, span.title, f'"{cue.text[:60]}" ({cue.kind}) is said while the clock runs',
-                              "talk-before-clock")
+                yield Finding(
+                    cue.time,
+                    span.title,
+                    f'"{cue.text[:60]}" ({cue.kind}) is said while the clock runs',
+                    "talk-before-clock",
+                )
 
 
 def quiet_holds(plan: Plan, script: Script) -> Iterable[Finding]:
@@ -82,8 +98,12 @@ def quiet_holds(plan: Plan, script: Script) -> Iterable[Finding]:
         length = span.end - span.start
         talk = sum(min(c.end, span.end) - c.time for c in _within(spoken, span))
         if length and (length - talk) / length < coaching.HOLD_QUIET_SHARE:
-            yield Finding(span.start, span.title, f"hold {length:g} s has {length - talk:.0f} s of quiet "
-                          f"(needs ≥ {coaching.HOLD_QUIET_SHARE:.0%})", "quiet-holds")
+            yield Finding(
+                span.start,
+                span.title,
+                f"hold {length:g} s has {length - talk:.0f} s of quiet (needs ≥ {coaching.HOLD_QUIET_SHARE:.0%})",
+                "quiet-holds",
+            )
 
 
 def equal_sides(plan: Plan, script: Script) -> Iterable[Finding]:
@@ -100,8 +120,12 @@ def equal_sides(plan: Plan, script: Script) -> Iterable[Finding]:
             quiet = [s.end - s.start - sum(c.duration for c in _within(spoken, s)) for s in (first, second)]
             work = [s.end - s.start for s in (first, second)]
             if abs(work[0] - work[1]) > 0.05 or abs(quiet[0] - quiet[1]) > 1.0:
-                yield Finding(first.start, ex.name, f"sides differ: work {work[0]:.1f} and {work[1]:.1f} s, "
-                              f"quiet {quiet[0]:.1f} and {quiet[1]:.1f} s", "equal-sides")
+                yield Finding(
+                    first.start,
+                    ex.name,
+                    f"sides differ: work {work[0]:.1f} and {work[1]:.1f} s, quiet {quiet[0]:.1f} and {quiet[1]:.1f} s",
+                    "equal-sides",
+                )
 
 
 def tempo_grid(plan: Plan, script: Script) -> Iterable[Finding]:
@@ -116,8 +140,12 @@ def tempo_grid(plan: Plan, script: Script) -> Iterable[Finding]:
         for a, b in zip(cues, cues[1:], strict=False):
             i = words.index(a.text)
             if i + 1 < len(words) and b.text == words[i + 1] and abs(b.time - a.time - ex.tempo[i].seconds) > 0.05:
-                yield Finding(a.time, span.title, f'"{a.text}" to "{b.text}" is {b.time - a.time:.2f} s; the tempo '
-                              f"says {ex.tempo[i].seconds:g} s", "tempo")
+                yield Finding(
+                    a.time,
+                    span.title,
+                    f'"{a.text}" to "{b.text}" is {b.time - a.time:.2f} s; the tempo says {ex.tempo[i].seconds:g} s',
+                    "tempo",
+                )
                 break
 
 
@@ -126,8 +154,12 @@ def no_dead_air(plan: Plan, script: Script) -> Iterable[Finding]:
     heard_until = 0.0
     for cue in sorted(script.cues, key=lambda c: c.time):
         if cue.time - heard_until > 15.0:
-            yield Finding(heard_until, cue.exercise or cue.section or "script",
-                          f"{cue.time - heard_until:.0f} s of silence", "dead-air")
+            yield Finding(
+                heard_until,
+                cue.exercise or cue.section or "script",
+                f"{cue.time - heard_until:.0f} s of silence",
+                "dead-air",
+            )
         heard_until = max(heard_until, cue.end)
 
 
@@ -147,14 +179,21 @@ def shape(plan: Plan, script: Script) -> Iterable[Finding]:
         for name in present:
             if not re.search(r"warm|cool", name, re.I):
                 continue
-            share = sum(s.end - s.start for s in script.spans if s.kind == "section" and
-                        (s.title == name or s.title.startswith(name + ","))) / script.total_seconds
+            share = (
+                sum(
+                    s.end - s.start
+                    for s in script.spans
+                    if s.kind == "section" and (s.title == name or s.title.startswith(name + ","))
+                )
+                / script.total_seconds
+            )
             if not low <= share <= high:
                 yield Finding(0.0, name, f"takes {share:.0%} of the session (roughly 10–20 % wanted)", "shape")
     for ex in plan.exercises:
         if ex.sets > 1 and ex.exercise.category not in coaching.SETS_FOR and not ex.exercise.is_stretch:
-            yield Finding(_first_work(script, ex.name), ex.name, f"{ex.sets} sets of a {ex.exercise.category} move",
-                          "shape")
+            yield Finding(
+                _first_work(script, ex.name), ex.name, f"{ex.sets} sets of a {ex.exercise.category} move", "shape"
+            )
 
 
 def stretch_holds(plan: Plan, script: Script) -> Iterable[Finding]:
@@ -162,8 +201,12 @@ def stretch_holds(plan: Plan, script: Script) -> Iterable[Finding]:
     for ex in plan.exercises:
         bounds = ex.exercise.stretch_hold
         if bounds and not bounds[0] <= ex.amount <= bounds[1]:
-            yield Finding(_first_work(script, ex.name), ex.name, f"held {ex.amount} s; the stretch wants "
-                          f"{bounds[0]}–{bounds[1]} s", "stretch")
+            yield Finding(
+                _first_work(script, ex.name),
+                ex.name,
+                f"held {ex.amount} s; the stretch wants {bounds[0]}–{bounds[1]} s",
+                "stretch",
+            )
 
 
 def named_rests(plan: Plan, script: Script) -> Iterable[Finding]:
@@ -179,15 +222,23 @@ def named_rests(plan: Plan, script: Script) -> Iterable[Finding]:
         end = next((c for c in reversed(cues[:i]) if isinstance(c, ChimeCue) and c.chime == "end"), None)
         start = next((c for c in cues[i:] if isinstance(c, ChimeCue) and c.chime == "start"), None)
         if end and start and abs(start.time - end.time - seconds) > 0.05:
-            yield Finding(cue.time, cue.exercise or "rest", f'says "{cue.text}" but the rest is '
-                          f"{start.time - end.time:.1f} s", "rests")
+            yield Finding(
+                cue.time,
+                cue.exercise or "rest",
+                f'says "{cue.text}" but the rest is {start.time - end.time:.1f} s',
+                "rests",
+            )
 
 
 def fitted_length(plan: Plan, script: Script) -> Iterable[Finding]:
     """A fitted session lands within ±2 % (or ±10 s) of the minutes asked for."""
     if plan.target_seconds and abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds):
-        yield Finding(script.total_seconds, "length", f"{script.total_seconds / 60:.1f} minutes for "
-                      f"{plan.minutes:g} asked", "length")
+        yield Finding(
+            script.total_seconds,
+            "length",
+            f"{script.total_seconds / 60:.1f} minutes for {plan.minutes:g} asked",
+            "length",
+        )
 
 
 def wording(plan: Plan, script: Script) -> Iterable[Finding]:
@@ -211,8 +262,7 @@ def safety_and_equipment(plan: Plan, script: Script) -> Iterable[Finding]:
     for ex in plan.distinct_exercises():
         for note in ex.safety:
             if note not in said:
-                yield Finding(_first_work(script, ex.name), ex.name, f'safety note never said: "{note[:60]}"',
-                              "safety")
+                yield Finding(_first_work(script, ex.name), ex.name, f'safety note never said: "{note[:60]}"', "safety")
     first_start = next((c.time for c in script.cues if isinstance(c, ChimeCue) and c.chime == "start"), 0.0)
     for item in plan.equipment():
         if not any(item in c.text for c in _spoken(script) if c.time < first_start and c.kind == "equipment"):
@@ -253,9 +303,23 @@ def options(plan: Plan, script: Script) -> Iterable[Finding]:
             yield Finding(_first_work(script, ex.name), ex.name, f"the {choice} option is not offered", "options")
 
 
-RULES: list[Rule] = [round_amounts, talk_before_clock, quiet_holds, equal_sides, tempo_grid, no_dead_air, shape,
-                     stretch_holds, named_rests, fitted_length, wording, safety_and_equipment, progress, positions,
-                     options]
+RULES: list[Rule] = [
+    round_amounts,
+    talk_before_clock,
+    quiet_holds,
+    equal_sides,
+    tempo_grid,
+    no_dead_air,
+    shape,
+    stretch_holds,
+    named_rests,
+    fitted_length,
+    wording,
+    safety_and_equipment,
+    progress,
+    positions,
+    options,
+]
 
 
 def review(plan: Plan, script: Script) -> list[Finding]:
@@ -273,14 +337,34 @@ def review_levels(sessions: dict[str, tuple[Plan, Script]]) -> list[Finding]:
         for ex in hi_plan.exercises:
             other = lo_amounts.get(ex.exercise.id)
             if other and _per_set(ex) < _per_set(other):
-                findings.append(Finding(0.0, ex.name, f"{higher} works {_per_set(ex):g} s a set, {lower} "
-                                        f"{_per_set(other):g} s", "levels"))
+                findings.append(
+                    Finding(
+                        0.0,
+                        ex.name,
+                        f"{higher} works {_per_set(ex):g} s a set, {lower} {_per_set(other):g} s",
+                        "levels",
+                    )
+                )
         if hi_plan.work_seconds() < lo_plan.work_seconds() - coaching.STEP_SHORT:  # within one round step
-            findings.append(Finding(0.0, "levels", f"{higher} works {hi_plan.work_seconds() / 60:.1f} min in all, "
-                                    f"{lower} {lo_plan.work_seconds() / 60:.1f} min", "levels"))
+            findings.append(
+                Finding(
+                    0.0,
+                    "levels",
+                    f"{higher} works {hi_plan.work_seconds() / 60:.1f} min in all, "
+                    f"{lower} {lo_plan.work_seconds() / 60:.1f} min",
+                    "levels",
+                )
+            )
         if _mean_rest(hi_plan) > _mean_rest(lo_plan) + 0.01:
-            findings.append(Finding(0.0, "levels", f"{higher} rests {_mean_rest(hi_plan):.0f} s between exercises, "
-                                    f"{lower} {_mean_rest(lo_plan):.0f} s", "levels"))
+            findings.append(
+                Finding(
+                    0.0,
+                    "levels",
+                    f"{higher} rests {_mean_rest(hi_plan):.0f} s between exercises, "
+                    f"{lower} {_mean_rest(lo_plan):.0f} s",
+                    "levels",
+                )
+            )
     return findings
 
 

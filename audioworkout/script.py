@@ -103,11 +103,19 @@ class Script:
                 d["chime"], d["chime_set"] = c.chime, c.chime_set
             d["section"], d["exercise"] = c.section, c.exercise
             cues.append(d)
-        return {"routine": self.routine, "title": self.title, "minutes": self.minutes, "level": self.level,
-                "total_seconds": round(self.total_seconds, 3), "cues": cues,
-                "chapters": [{k: v for k, v in asdict(s).items() if v is not None} for s in self.spans],
-                "work": [{"exercise": w.title, "start": round(w.start, 3), "end": round(w.end, 3), "kind": w.amount}
-                         for w in self.work]}
+        return {
+            "routine": self.routine,
+            "title": self.title,
+            "minutes": self.minutes,
+            "level": self.level,
+            "total_seconds": round(self.total_seconds, 3),
+            "cues": cues,
+            "chapters": [{k: v for k, v in asdict(s).items() if v is not None} for s in self.spans],
+            "work": [
+                {"exercise": w.title, "start": round(w.start, 3), "end": round(w.end, 3), "kind": w.amount}
+                for w in self.work
+            ],
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
@@ -197,7 +205,7 @@ class _Session:
     last_number: int = 0
 
     def progress_line(self, now: float) -> tuple[str, str] | None:
-        """"Halfway through the session" or "10 minutes to go", once each, when the moment has come."""
+        """ "Halfway through the session" or "10 minutes to go", once each, when the moment has come."""
         if not self.total:
             return None
         if not self.said_halfway and now >= self.total / 2:
@@ -212,8 +220,9 @@ class _Session:
         return None
 
 
-def _lay_out(plan: Plan, durations: Durations, total: float | None,
-             early_notes: list[str]) -> tuple[Script, list[tuple[str, str]]]:
+def _lay_out(
+    plan: Plan, durations: Durations, total: float | None, early_notes: list[str]
+) -> tuple[Script, list[tuple[str, str]]]:
     routine = plan.routine
     tl = _Timeline(durations, f"{routine.id}|{plan.level}|{plan.target_seconds:g}")
     tl.free_at = LEAD_IN
@@ -254,8 +263,13 @@ def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
     parts = list(dict.fromkeys(s.name for s in plan.sections))
     count = len(plan.distinct_exercises())
     if len(parts) > 1:
-        text = say("session", length=length, level=plan.level, count=count,
-                   parts=f"in {len(parts)} parts: {join_words([p.lower() for p in parts])}")
+        text = say(
+            "session",
+            length=length,
+            level=plan.level,
+            count=count,
+            parts=f"in {len(parts)} parts: {join_words([p.lower() for p in parts])}",
+        )
     else:
         text = say("session_one_part", length=length, level=plan.level, count=count)
     tl.say(text, "intro")
@@ -268,7 +282,7 @@ def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
 
 
 def _with_article(item: str) -> str:
-    """"a mat", "an exercise band", "two towels": equipment as it is said."""
+    """ "a mat", "an exercise band", "two towels": equipment as it is said."""
     first = item.split()[0].lower() if item.split() else ""
     if first in ("a", "an", "the", "some", "two", "your") or item.endswith("s"):
         return item
@@ -300,9 +314,19 @@ def _tip_index(plan: Plan) -> int:
 # --------------------------------------------------------------------------- transitions
 
 
-def _transition(tl: _Timeline, since: float, rest: float, lines: list[tuple[str, str, int]], register: str,
-                exact: bool, rest_key: str | None, rest_fields: dict[str, object], fillers: list[tuple[str, str]],
-                base_rest: float | None = None, count_in: bool = True) -> float:
+def _transition(
+    tl: _Timeline,
+    since: float,
+    rest: float,
+    lines: list[tuple[str, str, int]],
+    register: str,
+    exact: bool,
+    rest_key: str | None,
+    rest_fields: dict[str, object],
+    fillers: list[tuple[str, str]],
+    base_rest: float | None = None,
+    count_in: bool = True,
+) -> float:
     """Rest and talk between the last end bell (at `since`) and the next start bell; returns the start time.
 
     `lines` are (text, kind, priority) in speaking order; in exact mode the transition keeps its
@@ -366,8 +390,9 @@ def _first_lines(plan: Plan, planned: PlannedExercise) -> list[tuple[str, str, i
     return lines
 
 
-def _exercise(tl: _Timeline, plan: Plan, session: _Session, planned: PlannedExercise,
-              round_line: tuple[str, str] | None) -> None:
+def _exercise(
+    tl: _Timeline, plan: Plan, session: _Session, planned: PlannedExercise, round_line: tuple[str, str] | None
+) -> None:
     ex = planned.exercise
     since = tl.cues[-1].time if tl.cues and tl.cues[-1].kind == "chime" else tl.free_at
     previous_work = tl.work[-1].end if tl.work else None
@@ -383,8 +408,7 @@ def _exercise(tl: _Timeline, plan: Plan, session: _Session, planned: PlannedExer
         lines += _first_lines(plan, planned)
     elif planned.first:
         key = "next_last" if last_overall and total > 1 else "next_first"
-        lines = [(say(key, number=planned.number, total=total, name=ex.name,
-                                                  amount=planned.amount_text()), "next", 0)]
+        lines = [(say(key, number=planned.number, total=total, name=ex.name, amount=planned.amount_text()), "next", 0)]
         lines += _first_lines(plan, planned)
     else:
         lines = [(say("next_again", name=ex.name, amount=planned.amount_text()), "next", 0)]
@@ -410,8 +434,18 @@ def _exercise(tl: _Timeline, plan: Plan, session: _Session, planned: PlannedExer
     else:
         since = tl.free_at
     written = plan.routine.rest.between_exercises[plan.level] if not section_rest else rest
-    start = _transition(tl, since, rest, lines, planned.register, fixed and not section_rest, rest_key,
-                        rest_fields, _rest_fillers(tl, planned.register), base_rest=written)
+    start = _transition(
+        tl,
+        since,
+        rest,
+        lines,
+        planned.register,
+        fixed and not section_rest,
+        rest_key,
+        rest_fields,
+        _rest_fillers(tl, planned.register),
+        base_rest=written,
+    )
     _sets(tl, plan, planned, start)
 
 
@@ -434,9 +468,17 @@ def _sets(tl: _Timeline, plan: Plan, planned: PlannedExercise, start: float) -> 
                     reminder = coaching.reminder_for(ex, set_no)
                     if reminder:
                         lines.append((say("reminder", text=reminder), "reminder", 4))
-                    start = _transition(tl, end_chime.time, planned.rest_between_sets, lines, planned.register,
-                                        plan.exact, "set_next", {"set": set_no, "sets": planned.sets},
-                                        _rest_fillers(tl, planned.register))
+                    start = _transition(
+                        tl,
+                        end_chime.time,
+                        planned.rest_between_sets,
+                        lines,
+                        planned.register,
+                        plan.exact,
+                        "set_next",
+                        {"set": set_no, "sets": planned.sets},
+                        _rest_fillers(tl, planned.register),
+                    )
                 else:
                     start = _switch(tl, planned, side or ex.side_labels[0], again=side_no == 0)
             _work(tl, planned, start, list(fillers))

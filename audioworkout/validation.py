@@ -73,18 +73,25 @@ class _Loader(yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
-                raise _Refused(event.start_mark, f"more than {MAX_ALIASES} aliases",
-                               f"at most {MAX_ALIASES} aliases (*name) in one file")
+                raise _Refused(
+                    event.start_mark,
+                    f"more than {MAX_ALIASES} aliases",
+                    f"at most {MAX_ALIASES} aliases (*name) in one file",
+                )
             return super().compose_node(parent, index)
         self.values += 1
         if self.values > MAX_VALUES:
-            raise _Refused(event.start_mark, f"more than {MAX_VALUES} values",
-                           f"at most {MAX_VALUES} values in one file")
+            raise _Refused(
+                event.start_mark, f"more than {MAX_VALUES} values", f"at most {MAX_VALUES} values in one file"
+            )
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                raise _Refused(event.start_mark, f"more than {MAX_DEPTH} levels of nesting",
-                               f"at most {MAX_DEPTH} levels of lists and mappings inside each other")
+                raise _Refused(
+                    event.start_mark,
+                    f"more than {MAX_DEPTH} levels of nesting",
+                    f"at most {MAX_DEPTH} levels of lists and mappings inside each other",
+                )
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
@@ -136,8 +143,16 @@ def _ordered(problems: list[Problem]) -> list[Problem]:
         group.sort(key=lambda p: (p.line or 0, p.column or 0))
         out.extend(group[:MAX_PROBLEMS])
         if len(group) > MAX_PROBLEMS:
-            out.append(Problem(file, None, None, "(file)", f"{len(group) - MAX_PROBLEMS} more problems",
-                               f"only the first {MAX_PROBLEMS} are listed; fix those first"))
+            out.append(
+                Problem(
+                    file,
+                    None,
+                    None,
+                    "(file)",
+                    f"{len(group) - MAX_PROBLEMS} more problems",
+                    f"only the first {MAX_PROBLEMS} are listed; fix those first",
+                )
+            )
     return out
 
 
@@ -169,8 +184,9 @@ def _read_text(path: Path, report: Report) -> str | None:
         report.add(None, "(file)", what, "expected a regular .yaml file")
         return None
     if info.st_size > MAX_BYTES:
-        report.add(None, "(file)", f"{info.st_size} bytes",
-                   f"expected at most {MAX_BYTES} bytes ({MAX_BYTES // 1024} KiB)")
+        report.add(
+            None, "(file)", f"{info.st_size} bytes", f"expected at most {MAX_BYTES} bytes ({MAX_BYTES // 1024} KiB)"
+        )
         return None
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
@@ -203,11 +219,15 @@ def _read_text(path: Path, report: Report) -> str | None:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        head = data[:exc.start]
+        head = data[: exc.start]
         line = head.count(b"\n")
         column = len(head) - (head.rfind(b"\n") + 1)
-        report.add(_Mark(line, column), "(file)", f"byte 0x{data[exc.start]:02x}",
-                   "expected UTF-8 text (save the file as UTF-8)")
+        report.add(
+            _Mark(line, column),
+            "(file)",
+            f"byte 0x{data[exc.start]:02x}",
+            "expected UTF-8 text (save the file as UTF-8)",
+        )
         return None
 
 
@@ -215,9 +235,13 @@ def _file_type(mode: int) -> str:
     """'' for a regular file, else what it is, for the message."""
     if stat.S_ISREG(mode):
         return ""
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -239,17 +263,22 @@ def _compose(text: str, report: Report) -> Node | None:
     except _Refused as exc:
         report.add(exc.mark, "(file)", exc.value, exc.allowed)
     except yaml.reader.ReaderError as exc:
-        head = text[:exc.position]
+        head = text[: exc.position]
         mark = _Mark(head.count("\n"), exc.position - (head.rfind("\n") + 1))
         char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
-        report.add(mark, "(YAML text)", f"character U+{char:04X}",
-                   "control characters are not allowed in YAML; write text only")
+        report.add(
+            mark,
+            "(YAML text)",
+            f"character U+{char:04X}",
+            "control characters are not allowed in YAML; write text only",
+        )
     except yaml.MarkedYAMLError as exc:
         problem = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
         report.add(exc.problem_mark or exc.context_mark, "(YAML syntax)", clip(repr(problem)), "expected valid YAML")
     except yaml.YAMLError as exc:
-        report.add(None, "(YAML syntax)", clip(repr(str(exc).splitlines()[0] if str(exc) else "?")),
-                   "expected valid YAML")
+        report.add(
+            None, "(YAML syntax)", clip(repr(str(exc).splitlines()[0] if str(exc) else "?")), "expected valid YAML"
+        )
     except RecursionError:  # cannot happen below MAX_DEPTH; kept so no input can give a traceback
         report.add(None, "(file)", "nesting too deep", f"at most {MAX_DEPTH} levels")
     finally:
@@ -289,12 +318,20 @@ def _survey(root: Node, report: Report) -> bool:
             height[key] = 1 + max((height[id(c)] for c in kids), default=0)
             state[key] = 2
             if size[key] > MAX_VALUES:
-                report.add(node, path, f"more than {MAX_VALUES} values once aliases are expanded",
-                           f"at most {MAX_VALUES} values; aliases (*name) may not multiply a file (alias bomb)")
+                report.add(
+                    node,
+                    path,
+                    f"more than {MAX_VALUES} values once aliases are expanded",
+                    f"at most {MAX_VALUES} values; aliases (*name) may not multiply a file (alias bomb)",
+                )
                 return False
             if height[key] > MAX_DEPTH:
-                report.add(node, path, f"more than {MAX_DEPTH} levels once aliases are expanded",
-                           f"at most {MAX_DEPTH} levels of lists and mappings inside each other")
+                report.add(
+                    node,
+                    path,
+                    f"more than {MAX_DEPTH} levels once aliases are expanded",
+                    f"at most {MAX_DEPTH} levels of lists and mappings inside each other",
+                )
                 return False
             continue
         seen = state.get(key)
@@ -306,8 +343,12 @@ def _survey(root: Node, report: Report) -> bool:
         state[key] = 1
         stack.append((node, path, True))
         if node.tag not in _PLAIN_TAGS:
-            report.add(node, path, clip(repr(printable(node.tag.replace(_TAG, "!!")[:VALUE_LIMIT]))),
-                       "YAML tags (!name) are not used in these files; remove it")
+            report.add(
+                node,
+                path,
+                clip(repr(printable(node.tag.replace(_TAG, "!!")[:VALUE_LIMIT]))),
+                "YAML tags (!name) are not used in these files; remove it",
+            )
             report.quiet.add(key)
         if isinstance(node, ScalarNode):
             _check_scalar(node, path, report)
@@ -323,12 +364,17 @@ def _check_scalar(node: ScalarNode, path: str, report: Report) -> None:
     bad = next((ch for ch in value if ord(ch) in _BAD_CHARS or 0xD800 <= ord(ch) <= 0xDFFF), None)
     if bad is not None:
         what = "a lone surrogate" if 0xD800 <= ord(bad) <= 0xDFFF else "a control character"
-        report.add(node, path, shown(node), f"text may not contain {what} (U+{ord(bad):04X}); "
-                                            "only tab and newline are allowed")
+        report.add(
+            node, path, shown(node), f"text may not contain {what} (U+{ord(bad):04X}); only tab and newline are allowed"
+        )
         report.quiet.add(id(node))
     elif node.tag in (INT, FLOAT) and len(value) > MAX_NUMBER_CHARS:
-        report.add(node, path, f"a number written with {len(value)} characters",
-                   f"numbers of at most {MAX_NUMBER_CHARS} characters")
+        report.add(
+            node,
+            path,
+            f"a number written with {len(value)} characters",
+            f"numbers of at most {MAX_NUMBER_CHARS} characters",
+        )
         report.quiet.add(id(node))
 
 
@@ -341,8 +387,12 @@ def _check_keys(node: MappingNode, path: str, report: Report) -> None:
         name = key_node.value
         if name in first and key_node.tag != MERGE:
             earlier = first[name].start_mark
-            report.add(key_node, join(path, name), clip(repr(name[:VALUE_LIMIT])),
-                       f"duplicate key; first given at line {earlier.line + 1}:{earlier.column + 1}; give each once")
+            report.add(
+                key_node,
+                join(path, name),
+                clip(repr(name[:VALUE_LIMIT])),
+                f"duplicate key; first given at line {earlier.line + 1}:{earlier.column + 1}; give each once",
+            )
         first.setdefault(name, key_node)
 
 
@@ -369,8 +419,8 @@ def _preview(node: Node, room: int, top: bool = False) -> str:
         if node.tag == NULL:
             return "nothing" if top else "null"
         if node.tag == STR or node.tag not in _PLAIN_TAGS:
-            return repr(node.value[:room + 2]) if top or node.style else printable(node.value[:room + 2])
-        return printable(node.value[:room + 2])
+            return repr(node.value[: room + 2]) if top or node.style else printable(node.value[: room + 2])
+        return printable(node.value[: room + 2])
     opening, closing = ("{", "}") if isinstance(node, MappingNode) else ("[", "]")
     out = opening
     for i, item in enumerate(node.value):
@@ -460,8 +510,9 @@ class Reader:
         """Record a problem at this value."""
         if self.dead:
             return
-        self.report.add(self.where, self.path if field is None else field,
-                        shown(self.node) if value is None else value, allowed)
+        self.report.add(
+            self.where, self.path if field is None else field, shown(self.node) if value is None else value, allowed
+        )
 
     # ---- structure
 
@@ -477,8 +528,12 @@ class Reader:
             if name not in allowed and id(key_node) not in self.report.quiet:
                 hint = difflib.get_close_matches(name, list(allowed), n=1) if len(name) <= 40 else []
                 did = f"did you mean {hint[0]}? " if hint else ""
-                self.report.add(key_node, join(self.path, name), shown(value_node),
-                                f"unknown field; {did}allowed: {', '.join(sorted(allowed))}")
+                self.report.add(
+                    key_node,
+                    join(self.path, name),
+                    shown(value_node),
+                    f"unknown field; {did}allowed: {', '.join(sorted(allowed))}",
+                )
         for name in required:
             if name not in found or found[name][1].tag == NULL:
                 where = found[name][0] if name in found else self.node
@@ -516,8 +571,9 @@ class Reader:
             return None
         return value
 
-    def texts(self, default: tuple[str, ...] = (), minimum: int = 0, maximum: int = MAX_ITEMS,
-              max_len: int = MAX_TEXT) -> tuple[str, ...] | None:
+    def texts(
+        self, default: tuple[str, ...] = (), minimum: int = 0, maximum: int = MAX_ITEMS, max_len: int = MAX_TEXT
+    ) -> tuple[str, ...] | None:
         """A list of texts (one text alone counts as a list of one)."""
         if self._silent():
             return default if self.node is None or self.dead else None
@@ -529,8 +585,11 @@ class Reader:
             if readers is None:
                 return None
         else:
-            self.fail(f"expected a list of at least {minimum} text{'s' if minimum != 1 else ''}" if minimum
-                      else "expected a list of texts")
+            self.fail(
+                f"expected a list of at least {minimum} text{'s' if minimum != 1 else ''}"
+                if minimum
+                else "expected a list of texts"
+            )
             return None
         out = [r.text(max_len=max_len) for r in readers]
         if any(v is None for v in out):
@@ -554,8 +613,16 @@ class Reader:
         self.fail("expected true or false")
         return None
 
-    def number(self, lo: float, hi: float, *, integer: bool = True, default: float | None = None,
-               unit: str = "", why_low: str = "") -> Any:
+    def number(
+        self,
+        lo: float,
+        hi: float,
+        *,
+        integer: bool = True,
+        default: float | None = None,
+        unit: str = "",
+        why_low: str = "",
+    ) -> Any:
         """A number from `lo` to `hi`; `why_low` explains the lower bound when a value falls below it."""
         if self._silent():
             if self.node is None and default is not None:
@@ -573,8 +640,17 @@ class Reader:
             return None
         return int(value) if integer else float(value)
 
-    def per_level(self, levels: Collection[str], lo: float, hi: float, *, integer: bool = True,
-                  default: float | None = None, unit: str = "", why_low: str = "") -> dict[str, Any] | None:
+    def per_level(
+        self,
+        levels: Collection[str],
+        lo: float,
+        hi: float,
+        *,
+        integer: bool = True,
+        default: float | None = None,
+        unit: str = "",
+        why_low: str = "",
+    ) -> dict[str, Any] | None:
         """A number for every level, or a mapping with one for each of `levels`."""
         if self._silent():
             if self.node is None and not self.dead and default is not None:
@@ -582,8 +658,10 @@ class Reader:
             return None
         if isinstance(self.node, SequenceNode):
             noun = ("a whole number" if integer else "a number") + (f" of {unit}" if unit else "")
-            self.fail(f"expected {noun} from {lo:g} to {hi:g}, or one per level: "
-                      f"{{{', '.join(lv + ': ...' for lv in levels)}}}")
+            self.fail(
+                f"expected {noun} from {lo:g} to {hi:g}, or one per level: "
+                f"{{{', '.join(lv + ': ...' for lv in levels)}}}"
+            )
             return None
         if not isinstance(self.node, MappingNode):
             n = self.number(lo, hi, integer=integer, unit=unit, why_low=why_low)

@@ -77,12 +77,18 @@ def bench_speech(lengths: list[int]) -> None:
             warm = time.perf_counter() - start
             speech_seconds = sum(c.duration for c in script.cues if c.spoken)
             distinct_seconds = speaker.stats.speech_seconds
-            print(f"{minutes:3d} min: {len(texts)} phrases, {len(distinct)} distinct, "
-                  f"{speech_seconds:.0f} s of speech in the script ({distinct_seconds:.0f} s distinct)")
-            print(f"        cold script {cold:.2f} s (synthesised {speaker.stats.synthesised}, {engine.jobs} jobs), "
-                  f"bare Piper on the same distinct phrases {bare:.2f} s, ratio {cold / bare:.2f} (target <= 1.15)")
-            print(f"        warm script {warm:.2f} s (synthesised {warm_speaker.stats.synthesised}; target < 1 s), "
-                  f"real-time factor cold {cold / max(distinct_seconds, 1e-9):.3f}")
+            print(
+                f"{minutes:3d} min: {len(texts)} phrases, {len(distinct)} distinct, "
+                f"{speech_seconds:.0f} s of speech in the script ({distinct_seconds:.0f} s distinct)"
+            )
+            print(
+                f"        cold script {cold:.2f} s (synthesised {speaker.stats.synthesised}, {engine.jobs} jobs), "
+                f"bare Piper on the same distinct phrases {bare:.2f} s, ratio {cold / bare:.2f} (target <= 1.15)"
+            )
+            print(
+                f"        warm script {warm:.2f} s (synthesised {warm_speaker.stats.synthesised}; target < 1 s), "
+                f"real-time factor cold {cold / max(distinct_seconds, 1e-9):.3f}"
+            )
 
 
 def bench_build(lengths: list[int], cold_minutes: int) -> None:
@@ -103,12 +109,46 @@ def bench_build(lengths: list[int], cold_minutes: int) -> None:
             run_child(cli + ["--minutes", str(minutes)], env)  # warm the cache for this length
             wall, rss = run_child(cli + ["--minutes", str(minutes)], env)
             wav = tmp / "floor.wav"
-            subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
-                            f"anoisesrc=d={minutes * 60}:c=pink:r=44100:a=0.05", "-ac", "1", str(wav)], check=True)
-            floor, _ = run_child([ffmpeg_exe(), "-v", "error", "-y", "-i", str(wav), "-c:a", "libmp3lame",
-                                  "-b:a", "96k", "-ac", "1", "-ar", "44100", str(tmp / "floor.mp3")], env)
-            print(f"warm {minutes:3d} min build: {wall:.1f} s, peak RSS {rss:.0f} MB; ffmpeg alone {floor:.1f} s; "
-                  f"ratio {wall / floor:.2f} (target <= 1.3 at 60 min; peak RSS < 500 MB)")
+            subprocess.run(
+                [
+                    ffmpeg_exe(),
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    f"anoisesrc=d={minutes * 60}:c=pink:r=44100:a=0.05",
+                    "-ac",
+                    "1",
+                    str(wav),
+                ],
+                check=True,
+            )
+            floor, _ = run_child(
+                [
+                    ffmpeg_exe(),
+                    "-v",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(wav),
+                    "-c:a",
+                    "libmp3lame",
+                    "-b:a",
+                    "96k",
+                    "-ac",
+                    "1",
+                    "-ar",
+                    "44100",
+                    str(tmp / "floor.mp3"),
+                ],
+                env,
+            )
+            print(
+                f"warm {minutes:3d} min build: {wall:.1f} s, peak RSS {rss:.0f} MB; ffmpeg alone {floor:.1f} s; "
+                f"ratio {wall / floor:.2f} (target <= 1.3 at 60 min; peak RSS < 500 MB)"
+            )
 
 
 def main() -> None:

@@ -48,9 +48,9 @@ if str(ROOT) not in sys.path:
 from audioworkout.phrases import ENGLISH  # noqa: E402
 from audioworkout.speech.textnorm import normalise  # noqa: E402
 
-RATE = 16000          # PocketSphinx's en-us model
-PAD_SECONDS = 0.3     # silence either side, so the recogniser hears a start and an end
-NEIGHBOURS = 6        # automatic confusions per word: the commonest words one phone away
+RATE = 16000  # PocketSphinx's en-us model
+PAD_SECONDS = 0.3  # silence either side, so the recogniser hears a start and an end
+NEIGHBOURS = 6  # automatic confusions per word: the commonest words one phone away
 COMMON_FLOOR = -150000  # unigram log-probability (PocketSphinx logmath units) below which a word is too rare
 
 # The start words the coach said before the phrases replaced them, and the short cues listeners
@@ -111,9 +111,9 @@ def _same_word(a: str, b: str) -> bool:
 @dataclass
 class Result:
     text: str
-    seconds: float       # the first take: the speech stage's (cached) audio, as a build uses it
-    heard: str           # plain language-model decode of the first take
-    chosen: list[str]    # grammar decode of every take, the first take first
+    seconds: float  # the first take: the speech stage's (cached) audio, as a build uses it
+    heard: str  # plain language-model decode of the first take
+    chosen: list[str]  # grammar decode of every take, the first take first
 
     @property
     def want(self) -> list[str]:
@@ -202,7 +202,7 @@ class Recogniser:
             if self.lm.prob([word]) < COMMON_FLOOR:
                 continue
             for pron in variants:
-                for key in {pron, *(pron[:i] + pron[i + 1:] for i in range(len(pron)))}:
+                for key in {pron, *(pron[:i] + pron[i + 1 :] for i in range(len(pron)))}:
                     index.setdefault(key, set()).add(word)
         self._prons, self._index = prons, index
 
@@ -219,13 +219,18 @@ class Recogniser:
             return (word,)
         near: set[str] = set()
         for pron in own:
-            for key in {pron, *(pron[:i] + pron[i + 1:] for i in range(len(pron)))}:
+            for key in {pron, *(pron[:i] + pron[i + 1 :] for i in range(len(pron)))}:
                 near |= self._index.get(key, set())
 
         def distinct(other: str) -> bool:
             theirs = self._prons.get(other, set())
-            return (bool(theirs) and not (theirs & own) and other != word and other not in NOT_CANDIDATES
-                    and not _same_word(word, other))
+            return (
+                bool(theirs)
+                and not (theirs & own)
+                and other != word
+                and other not in NOT_CANDIDATES
+                and not _same_word(word, other)
+            )
 
         near = {w for w in near if distinct(w) and min(_edit_distance(p, q) for p in own for q in self._prons[w]) == 1}
         auto = sorted(near, key=lambda w: (-self.lm.prob([w]), w))[: self.neighbours]
@@ -278,7 +283,7 @@ class Recogniser:
 
 def contains(heard: list[str], key: list[str]) -> bool:
     """`key` appears as consecutive words in `heard`."""
-    return any(heard[i:i + len(key)] == key for i in range(len(heard) - len(key) + 1))
+    return any(heard[i : i + len(key)] == key for i in range(len(heard) - len(key) + 1))
 
 
 def check(recogniser: Recogniser, text: str, takes: list[np.ndarray], rate: int) -> Result:
@@ -343,15 +348,18 @@ def current_tempo_words() -> list[str]:
 def old_tempo_words(rev: str = OLD_REV) -> list[str]:
     """Tempo and breath words of every committed version of content/exercises up to `rev` (read-only git)."""
     git = ["git", "-C", str(ROOT)]
-    commits = subprocess.run(git + ["log", "--format=%H", rev, "--", "content/exercises"],
-                             capture_output=True, text=True, check=True).stdout.split()
+    commits = subprocess.run(
+        git + ["log", "--format=%H", rev, "--", "content/exercises"], capture_output=True, text=True, check=True
+    ).stdout.split()
     specs = []
     for commit in reversed(commits):
-        names = subprocess.run(git + ["ls-tree", "--name-only", commit, "content/exercises/"],
-                               capture_output=True, text=True, check=True).stdout.split()
+        names = subprocess.run(
+            git + ["ls-tree", "--name-only", commit, "content/exercises/"], capture_output=True, text=True, check=True
+        ).stdout.split()
         specs += [f"{commit}:{name}" for name in names if name.endswith(".yaml")]
-    blobs = subprocess.run(git + ["cat-file", "--batch"], input=("\n".join(specs) + "\n").encode(),
-                           capture_output=True, check=True).stdout
+    blobs = subprocess.run(
+        git + ["cat-file", "--batch"], input=("\n".join(specs) + "\n").encode(), capture_output=True, check=True
+    ).stdout
     out: list[str] = []
     pos = 0
     while pos < len(blobs):
@@ -361,7 +369,7 @@ def old_tempo_words(rev: str = OLD_REV) -> list[str]:
         if len(header) < 3 or header[1] != b"blob":
             continue
         size = int(header[2])
-        body, pos = blobs[pos:pos + size], pos + size + 1
+        body, pos = blobs[pos : pos + size], pos + size + 1
         for say in _spoken_tempo(yaml.safe_load(body.decode("utf-8"))):
             if say not in out:
                 out.append(say)
@@ -386,15 +394,19 @@ def table(title: str, results: list[Result]) -> None:
     width = max(len(r.text) for r in results) + 2
     yes = {True: "yes", False: "no"}
     print(f"\n{title}")
-    print(f"{'phrase':<{width}} {'dur s':>5}  {'LM decode':<30} {'ok':<3}  {'grammar decode':<30} {'ok':<3}  "
-          f"{'takes':>5}  recognised")
+    print(
+        f"{'phrase':<{width}} {'dur s':>5}  {'LM decode':<30} {'ok':<3}  {'grammar decode':<30} {'ok':<3}  "
+        f"{'takes':>5}  recognised"
+    )
     for r in results:
-        print(f"{r.text:<{width}} {r.seconds:5.2f}  {r.heard or '-':<30} {yes[r.heard_ok]:<3}  "
-              f"{r.chosen[0] or '-':<30} {yes[r.chosen_ok]:<3}  {r.takes_ok:>2}/{len(r.chosen):<2}  {yes[r.recognised]}")
+        print(
+            f"{r.text:<{width}} {r.seconds:5.2f}  {r.heard or '-':<30} {yes[r.heard_ok]:<3}  "
+            f"{r.chosen[0] or '-':<30} {yes[r.chosen_ok]:<3}  {r.takes_ok:>2}/{len(r.chosen):<2}  {yes[r.recognised]}"
+        )
 
 
 def miss_tally(results: list[Result]) -> str:
-    """"hold->old 12, knee->me 9, ...": the grammar decode's word errors over every take."""
+    """ "hold->old 12, knee->me 9, ...": the grammar decode's word errors over every take."""
     counts: dict[tuple[str, str], int] = {}
     for r in results:
         for miss in r.misses():
@@ -405,16 +417,30 @@ def miss_tally(results: list[Result]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("phrases", nargs="*",
-                        help="try these phrases instead of the old and new cue words (e.g. candidate replacements)")
-    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/cue-cache"), help="phrase cache (default %(default)s)")
-    parser.add_argument("--old-rev", default=OLD_REV,
-                        help="last commit of the old tempo words (default: the one before the rewrite)")
+    parser.add_argument(
+        "phrases",
+        nargs="*",
+        help="try these phrases instead of the old and new cue words (e.g. candidate replacements)",
+    )
+    parser.add_argument(
+        "--cache-dir", type=Path, default=Path("/tmp/cue-cache"), help="phrase cache (default %(default)s)"
+    )
+    parser.add_argument(
+        "--old-rev", default=OLD_REV, help="last commit of the old tempo words (default: the one before the rewrite)"
+    )
     parser.add_argument("--engine", default="piper", help="speech engine (default %(default)s; pico to compare voices)")
-    parser.add_argument("--neighbours", type=int, default=NEIGHBOURS,
-                        help="automatic confusions per word in the grammar (default %(default)s)")
-    parser.add_argument("--takes", type=int, default=3,
-                        help="renderings per phrase for the grammar decode, the cached one first (default %(default)s)")
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=NEIGHBOURS,
+        help="automatic confusions per word in the grammar (default %(default)s)",
+    )
+    parser.add_argument(
+        "--takes",
+        type=int,
+        default=3,
+        help="renderings per phrase for the grammar decode, the cached one first (default %(default)s)",
+    )
     parser.add_argument("--show-grammar", action="store_true", help="print each cue's candidate words")
     args = parser.parse_args(argv)
 
@@ -427,8 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.phrases:
         groups = {"tried": unique(args.phrases)}
     else:
-        groups = {"old": unique(OLD_WORDS + old_tempo_words(args.old_rev)),
-                  "new": unique(list(start_phrases().values()) + OTHER_NEW + current_tempo_words())}
+        groups = {
+            "old": unique(OLD_WORDS + old_tempo_words(args.old_rev)),
+            "new": unique(list(start_phrases().values()) + OTHER_NEW + current_tempo_words()),
+        }
     for texts in groups.values():
         for text in texts:
             for word in words_of(text):
@@ -454,12 +482,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tried: {count('tried', 'recognised')} recognised")
         return 0
     shortest = min(results["new"], key=lambda r: r.seconds)
-    print(f"plain LM decode, first take: old: {count('old', 'heard_ok')} heard exactly, "
-          f"new: {count('new', 'heard_ok')} heard exactly")
+    print(
+        f"plain LM decode, first take: old: {count('old', 'heard_ok')} heard exactly, "
+        f"new: {count('new', 'heard_ok')} heard exactly"
+    )
     print(f"grammar decode, first take: old: {count('old', 'chosen_ok')}, new: {count('new', 'chosen_ok')}")
     print(f"shortest new phrase: {shortest.text!r}")
-    print(f"old: {count('old', 'recognised')} recognised, new: {count('new', 'recognised')} recognised; "
-          f"shortest new phrase {shortest.seconds:.2f} s")
+    print(
+        f"old: {count('old', 'recognised')} recognised, new: {count('new', 'recognised')} recognised; "
+        f"shortest new phrase {shortest.seconds:.2f} s"
+    )
     return 0
 
 

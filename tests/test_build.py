@@ -35,19 +35,27 @@ def built(tmp_path_factory):
 
     from audioworkout.cli import main
 
-    result = CliRunner().invoke(main, ["build", "back-pain", "--minutes", str(MINUTES), "--output", str(out)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["build", "back-pain", "--minutes", str(MINUTES), "--output", str(out)], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     stem = out / f"back-pain-{MINUTES}min-beginner"
     sheet = json.loads(stem.with_suffix(".json").read_text())
     samples, rate = decode_mp3(stem.with_suffix(".mp3"))
-    return {"out": out, "stem": stem, "mp3": stem.with_suffix(".mp3"), "sheet": sheet, "samples": samples,
-            "rate": rate, "output": result.output}
+    return {
+        "out": out,
+        "stem": stem,
+        "mp3": stem.with_suffix(".mp3"),
+        "sheet": sheet,
+        "samples": samples,
+        "rate": rate,
+        "output": result.output,
+    }
 
 
 def _window(built, start: float, end: float) -> np.ndarray:
     rate = built["rate"]
-    return built["samples"][max(0, int(start * rate)): int(end * rate)]
+    return built["samples"][max(0, int(start * rate)) : int(end * rate)]
 
 
 def _db(x: np.ndarray) -> float:
@@ -132,19 +140,30 @@ def test_the_coach_says_what_a_listener_needs(built):
     spoken = [c for c in cues if "text" in c]
     said = [c["text"] for c in spoken]
     exercises = {s["title"] for s in built["sheet"]["chapters"] if s["kind"] == "exercise"}
-    notes = [n for section in routine.sections for item in section.items + section.extras
-             for ex in [item.exercise.for_level("beginner")] if ex.name in exercises for n in ex.safety]
+    notes = [
+        n
+        for section in routine.sections
+        for item in section.items + section.extras
+        for ex in [item.exercise.for_level("beginner")]
+        if ex.name in exercises
+        for n in ex.safety
+    ]
     assert notes
     for note in set(notes):
         assert sum(note in text for text in said) == 1, note
     first_start = next(c["time"] for c in cues if c.get("chime") == "start")
     equipment = [c for c in spoken if c["kind"] == "equipment"]
     assert equipment and equipment[0]["time"] < first_start and "mat" in equipment[0]["text"]
-    repeats = [(a["text"], b["time"]) for a, b in zip(spoken, spoken[1:]) if a["text"] == b["text"]
-               and a["kind"] not in ("pace", "breath", "countdown", "last")]
+    repeats = [
+        (a["text"], b["time"])
+        for a, b in zip(spoken, spoken[1:])
+        if a["text"] == b["text"] and a["kind"] not in ("pace", "breath", "countdown", "last")
+    ]
     assert repeats == []
     progress = [c["time"] for c in spoken if c["kind"] in ("next", "round", "set", "progress", "time_left")]
-    assert all(b - a <= 300 for a, b in zip([first_start] + progress, progress + [built["sheet"]["total_seconds"] - 30]))
+    assert all(
+        b - a <= 300 for a, b in zip([first_start] + progress, progress + [built["sheet"]["total_seconds"] - 30])
+    )
     calm = {"Warm-up", "Stretch", "Cool-down"}
     assert not [c for c in cues if c["section"] in calm and c["kind"] == "countdown"]
 
@@ -177,8 +196,11 @@ def test_speech_where_the_sheet_says_and_silence_elsewhere(built):
     spoken = [c for c in cues if "text" in c and c["duration"] > 0.6]
     for cue in spoken[::7]:
         assert _db(_window(built, cue["time"], cue["time"] + cue["duration"])) > -40, cue
-    gaps = [(a["time"] + a["duration"] + 0.1, b["time"] - 0.1) for a, b in zip(cues, cues[1:])
-            if b["time"] - (a["time"] + a["duration"]) > 1.5]
+    gaps = [
+        (a["time"] + a["duration"] + 0.1, b["time"] - 0.1)
+        for a, b in zip(cues, cues[1:])
+        if b["time"] - (a["time"] + a["duration"]) > 1.5
+    ]
     assert len(gaps) > 20
     for start, end in gaps:
         assert _db(_window(built, start, end)) < -60, (start, end)
@@ -230,7 +252,7 @@ def _tone_level(x: np.ndarray, rate: int, freq: float) -> float:
     """Level (dB) of one pure tone in a window: its FFT bin, so speech around it hardly counts."""
     spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     k = int(round(freq * len(x) / rate))
-    return 20 * np.log10(spectrum[k - 2: k + 3].max() + 1e-12)
+    return 20 * np.log10(spectrum[k - 2 : k + 3].max() + 1e-12)
 
 
 def test_music_ducked_under_speech_and_chime_override(cli, tmp_path):
@@ -241,23 +263,41 @@ def test_music_ducked_under_speech_and_chime_override(cli, tmp_path):
     bell = tmp_path / "bell.wav"
     _write_wav(bell, 0.5 * np.sin(2 * np.pi * 1500 * t[: rate // 2]) * np.hanning(rate // 2), rate)
     out = tmp_path / "out"
-    result = cli("build", "desk-break", "--minutes", 10, "--engine", "pico", "--music", music,
-                 "--chime", f"start={bell}", "--output", out)
+    result = cli(
+        "build",
+        "desk-break",
+        "--minutes",
+        10,
+        "--engine",
+        "pico",
+        "--music",
+        music,
+        "--chime",
+        f"start={bell}",
+        "--output",
+        out,
+    )
     assert result.exit_code == 0, result.output
     stem = out / "desk-break-10min-beginner"
     samples, sr = decode_mp3(stem.with_suffix(".mp3"))
     sheet = json.loads(stem.with_suffix(".json").read_text())
     cues = sheet["cues"]
-    under = [_tone_level(samples[int(c["time"] * sr): int((c["time"] + 1.0) * sr)], sr, 1700)
-             for c in cues if "text" in c and c["duration"] > 1.5]
-    gaps = [(a["time"] + a["duration"] + 0.6, b["time"] - 0.3) for a, b in zip(cues, cues[1:])
-            if b["time"] - (a["time"] + a["duration"]) > 3]
-    clear = [_tone_level(samples[int(s * sr): int((s + 1.0) * sr)], sr, 1700) for s, e in gaps if e - s >= 1.0]
+    under = [
+        _tone_level(samples[int(c["time"] * sr) : int((c["time"] + 1.0) * sr)], sr, 1700)
+        for c in cues
+        if "text" in c and c["duration"] > 1.5
+    ]
+    gaps = [
+        (a["time"] + a["duration"] + 0.6, b["time"] - 0.3)
+        for a, b in zip(cues, cues[1:])
+        if b["time"] - (a["time"] + a["duration"]) > 3
+    ]
+    clear = [_tone_level(samples[int(s * sr) : int((s + 1.0) * sr)], sr, 1700) for s, e in gaps if e - s >= 1.0]
     assert under and clear
     assert np.median(clear) - np.median(under) >= 12
     starts = [c for c in cues if c.get("chime") == "start"]
     for cue in starts[:3]:
-        window = samples[int(cue["time"] * sr): int((cue["time"] + 0.4) * sr)]
+        window = samples[int(cue["time"] * sr) : int((cue["time"] + 0.4) * sr)]
         assert dominant_frequency(window, sr) == pytest.approx(1500, abs=15)
         assert cue["duration"] == pytest.approx(0.5, abs=0.01)
 
@@ -271,11 +311,30 @@ def test_bad_build_options_are_one_line(cli, tmp_path):
 
 
 def test_offline_gtts_fails_fast_and_writes_nothing(tmp_path):
-    env = dict(os.environ, https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9",
-               AUDIOWORKOUT_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(
+        os.environ,
+        https_proxy="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        AUDIOWORKOUT_CACHE_DIR=str(tmp_path / "cache"),
+    )
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "audioworkout", "build", "desk-break", "--engine", "gtts",
-                           "--output", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audioworkout",
+            "build",
+            "desk-break",
+            "--engine",
+            "gtts",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert time.monotonic() - start < 15
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
@@ -285,9 +344,24 @@ def test_offline_gtts_fails_fast_and_writes_nothing(tmp_path):
 
 def _build_process(out: Path, cache: Path, minutes: int = 30) -> subprocess.Popen:
     env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(cache))
-    return subprocess.Popen([sys.executable, "-m", "audioworkout", "build", "back-pain", "--engine", "pico",
-                             "--minutes", str(minutes), "--output", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "audioworkout",
+            "build",
+            "back-pain",
+            "--engine",
+            "pico",
+            "--minutes",
+            str(minutes),
+            "--output",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _wait_for_part(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -323,9 +397,25 @@ def test_interrupt_during_parallel_piper_synthesis_stops_at_once(tmp_path):
 
     out, cache = tmp_path / "out", tmp_path / "cache"
     env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(cache))
-    proc = subprocess.Popen([sys.executable, "-m", "audioworkout", "build", "back-pain", "--minutes", "20",
-                             "--jobs", "2", "--output", str(out)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "audioworkout",
+            "build",
+            "back-pain",
+            "--minutes",
+            "20",
+            "--jobs",
+            "2",
+            "--output",
+            str(out),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while len(list(cache.glob("*/*"))) < 6:
         assert proc.poll() is None and time.monotonic() < deadline, "synthesis never got going"

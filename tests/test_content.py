@@ -30,8 +30,22 @@ def test_bundled_routine_loads(name):
 def test_back_pain_covers_the_article():
     routine = load_routine("back-pain")
     names = " ".join(ex.name.lower() for ex in routine.exercises)
-    for move in ("march", "neck", "shoulder", "trunk", "knee", "hamstring", "hip flexor", "cat-cow", "superman",
-                 "bird dog", "bridge", "wall angel", "seated twist", "child"):
+    for move in (
+        "march",
+        "neck",
+        "shoulder",
+        "trunk",
+        "knee",
+        "hamstring",
+        "hip flexor",
+        "cat-cow",
+        "superman",
+        "bird dog",
+        "bridge",
+        "wall angel",
+        "seated twist",
+        "child",
+    ):
         assert move in names, move
     safety = " ".join(routine.safety).lower()
     assert "professional" in safety and "sharp pain" in safety and "slow" in safety
@@ -89,20 +103,38 @@ BAD_CASES = [
     # (routine text, exercise text, field in message, value in message)
     (GOOD_ROUTINE.replace("title: Mine\n", ""), GOOD_EXERCISE, "title", "required"),
     (GOOD_ROUTINE.replace("title: Mine", "title: [1, 2]"), GOOD_EXERCISE, "title", "non-empty text"),
-    (GOOD_ROUTINE.replace("test-hold", "no-such-move"), GOOD_EXERCISE, "sections[0].exercises[0].exercise",
-     "'no-such-move'"),
+    (
+        GOOD_ROUTINE.replace("test-hold", "no-such-move"),
+        GOOD_EXERCISE,
+        "sections[0].exercises[0].exercise",
+        "'no-such-move'",
+    ),
     (GOOD_ROUTINE, GOOD_EXERCISE.replace("beginner: 60", "beginner: -5"), "amounts.beginner", "-5"),
     (GOOD_ROUTINE, GOOD_EXERCISE.replace("kind: hold", "kind: jog"), "kind", "timed | hold | reps | breaths"),
-    (GOOD_ROUTINE, GOOD_EXERCISE.replace("amounts: {beginner: 60", "amounts: {beginner: twenty"),
-     "amounts.beginner", "'twenty'"),
+    (
+        GOOD_ROUTINE,
+        GOOD_EXERCISE.replace("amounts: {beginner: 60", "amounts: {beginner: twenty"),
+        "amounts.beginner",
+        "'twenty'",
+    ),
     (GOOD_ROUTINE, GOOD_EXERCISE + "tempo: [{say: Up, seconds: 2}]\n", "tempo", "only exercises of kind reps"),
-    (GOOD_ROUTINE, GOOD_EXERCISE.replace("kind: hold", "kind: reps").replace("advanced: 120", "advanced: 100")
-     .replace("max: 240", "max: 100"), "tempo", "phases"),
+    (
+        GOOD_ROUTINE,
+        GOOD_EXERCISE.replace("kind: hold", "kind: reps")
+        .replace("advanced: 120", "advanced: 100")
+        .replace("max: 240", "max: 100"),
+        "tempo",
+        "phases",
+    ),
     (GOOD_ROUTINE + "rest:\n  switch_sides: -3\n", GOOD_EXERCISE, "rest.switch_sides", "-3"),
     (GOOD_ROUTINE + "colour: red\n", GOOD_EXERCISE, "colour", "unknown field"),
     (GOOD_ROUTINE + "level: expert\n", GOOD_EXERCISE, "level", "beginner | intermediate | advanced"),
-    (GOOD_ROUTINE.replace("      - test-hold", "      - exercise: test-hold\n        priority: 7"), GOOD_EXERCISE,
-     "priority", "7"),
+    (
+        GOOD_ROUTINE.replace("      - test-hold", "      - exercise: test-hold\n        priority: 7"),
+        GOOD_EXERCISE,
+        "priority",
+        "7",
+    ),
     (GOOD_ROUTINE + "sections: [\n", GOOD_EXERCISE, "YAML syntax", "valid YAML"),
 ]
 

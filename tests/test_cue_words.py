@@ -48,8 +48,7 @@ KEY_WORDS = {
 }
 # Phrases the recogniser mishears today, by exact text: expected to fail until the phrase is replaced
 # (a reworded phrase is no longer listed here, so it must pass). Found with scripts/recognise_cues.py.
-KNOWN_MISHEARD = {
-}
+KNOWN_MISHEARD = {}
 
 
 def _load_script():

@@ -41,9 +41,7 @@ def _rms_db(x: np.ndarray) -> float:
     return 20 * np.log10(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
 
 
-def _speechlike(
-    seconds: float, rate: int = 44100, level: float = 0.1, seed: int = 0
-) -> np.ndarray:
+def _speechlike(seconds: float, rate: int = 44100, level: float = 0.1, seed: int = 0) -> np.ndarray:
     """Pink-ish noise with syllable and word gaps plus sparse spikes: a high crest factor like speech."""
     rng = np.random.default_rng(seed)
     n = int(seconds * rate)
@@ -182,10 +180,12 @@ def test_loudness_matches_pyloudnorm(rate):
 
 def test_k_weighting_is_near_the_bs1770_table_at_48k():
     """BS.1770-4 tabulates the 48 kHz filters; our design for any rate lands close to them there."""
-    table = np.array([
-        [1.53512485958697, -2.69169618940638, 1.19839281085285, 1.0, -1.69065929318241, 0.73248077421585],
-        [1.0, -2.0, 1.0, 1.0, -1.99004745483398, 0.99007225036621],
-    ])
+    table = np.array(
+        [
+            [1.53512485958697, -2.69169618940638, 1.19839281085285, 1.0, -1.69065929318241, 0.73248077421585],
+            [1.0, -2.0, 1.0, 1.0, -1.99004745483398, 0.99007225036621],
+        ]
+    )
     ours = _k_weighting(48000)
     np.testing.assert_allclose(ours[:, 3:], table[:, 3:], atol=2e-4)  # the poles
     np.testing.assert_allclose(ours[:, :3] / ours[:, :1], table[:, :3] / table[:, :1], atol=2e-3)  # the zeros
@@ -206,7 +206,7 @@ def test_level_meter_in_pieces_equals_the_whole(rate):
     start = 0
     while start < x.size:
         n = int(rng.choice([1, 7, 63, 5000, 200000]))
-        meter.add(x[start:start + n])
+        meter.add(x[start : start + n])
         start += n
     levels = meter.levels()
     assert levels.loudness_lufs == pytest.approx(dual_mono_loudness(x, rate), abs=1e-9)
@@ -220,16 +220,16 @@ def test_event_loudness_takes_a_short_sound_over_its_own_length():
     steady = np.sin(2 * np.pi * 1000 * np.arange(2 * rate) / rate)
     assert event_loudness(beep, rate) == pytest.approx(event_loudness(steady, rate), abs=0.3)
     with_silence = np.concatenate([beep, np.zeros(rate)])
-    assert event_loudness(with_silence, rate) == pytest.approx(event_loudness(beep, rate) - 6.0, abs=0.3)  # 0.1 of 0.4 s
+    assert event_loudness(with_silence, rate) == pytest.approx(
+        event_loudness(beep, rate) - 6.0, abs=0.3
+    )  # 0.1 of 0.4 s
     assert event_loudness(np.zeros(100), rate) == float("-inf")
 
 
 def test_true_peak_sees_intersample_peaks():
     rate = 44100
     t = np.arange(rate) / rate
-    x = (0.5 * np.sin(2 * np.pi * rate / 4 * t + np.pi / 4)).astype(
-        np.float32
-    )  # samples at +-0.354
+    x = (0.5 * np.sin(2 * np.pi * rate / 4 * t + np.pi / 4)).astype(np.float32)  # samples at +-0.354
     assert abs(true_peak_dbtp(x, rate) - 20 * np.log10(0.5)) < 0.2
     assert 20 * np.log10(np.abs(x).max()) < -8.5
 
@@ -300,12 +300,8 @@ def test_master_hits_target_and_ceiling(rate):
 def test_master_limits_loud_peaks():
     rate = 44100
     x = _speechlike(20, rate, level=0.2)
-    x[rate * 5 : rate * 5 + 200] = (
-        1.0  # a full-scale burst far above the loudness-matched level
-    )
-    assert (
-        true_peak_dbtp(x * 10 ** ((-19 - integrated_loudness(x, rate)) / 20), rate) > 0
-    )
+    x[rate * 5 : rate * 5 + 200] = 1.0  # a full-scale burst far above the loudness-matched level
+    assert true_peak_dbtp(x * 10 ** ((-19 - integrated_loudness(x, rate)) / 20), rate) > 0
     y = master(x, rate)
     assert true_peak_dbtp(y, rate) <= -1.0
     assert abs(integrated_loudness(y, rate) - -19.0) <= 0.5
@@ -351,9 +347,7 @@ def test_duck_envelope():
 
 
 def test_duck_envelope_edges():
-    env = duck_envelope(
-        1000, 1000, [(-1.0, 0.2), (0.9, 5.0)], attack=0.05, release=0.05
-    )
+    env = duck_envelope(1000, 1000, [(-1.0, 0.2), (0.9, 5.0)], attack=0.05, release=0.05)
     assert env[0] < 0.2 and env[-1] < 0.2 and env[500] == 1.0
     assert np.all(duck_envelope(100, 1000, []) == 1.0)
 

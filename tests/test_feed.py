@@ -87,8 +87,7 @@ def test_channel_meets_apple_requirements(built):
         assert img.format == "PNG" and img.mode == "RGB" and img.size == (1400, 1400)
 
     self_link = ch.find("atom:link", NS)
-    assert self_link.attrib == {"href": BASE + "feed.xml", "rel": "self",
-                                "type": "application/rss+xml"}
+    assert self_link.attrib == {"href": BASE + "feed.xml", "rel": "self", "type": "application/rss+xml"}
     assert ch.findtext("podcast:guid", namespaces=NS) == podcast_guid(BASE + "feed.xml")
     locked = ch.find("podcast:locked", NS)
     assert locked.text == "no" and locked.get("owner") == "podcast@example.com"
@@ -115,11 +114,9 @@ def test_items_meet_apple_and_podcasting20_requirements(built):
         assert item.findtext("itunes:episodeType", namespaces=NS) == "full"
         assert item.findtext("title")
         chapters = item.find("podcast:chapters", NS)
-        assert chapters.attrib == {"url": BASE + stem + ".chapters.json",
-                                   "type": "application/json+chapters"}
+        assert chapters.attrib == {"url": BASE + stem + ".chapters.json", "type": "application/json+chapters"}
         transcript = item.find("podcast:transcript", NS)
-        assert transcript.attrib == {"url": BASE + stem + ".vtt", "type": "text/vtt",
-                                     "rel": "captions"}
+        assert transcript.attrib == {"url": BASE + stem + ".vtt", "type": "text/vtt", "rel": "captions"}
         for tag in ("description", "content:encoded"):
             notes = item.findtext(tag, namespaces=NS)
             assert "<ol><li>" in notes and "Safety:" in notes and "beginner level" in notes
@@ -140,8 +137,7 @@ def test_titles_are_escaped(built):
 
 def test_podcast_guid_matches_the_spec_examples():
     # the two examples in the podcast namespace spec (docs/1.0.md#guid)
-    assert podcast_guid("https://mp3s.nashownotes.com/pc20rss.xml") == \
-        "917393e3-1b1e-5cef-ace4-edaa54e1f810"
+    assert podcast_guid("https://mp3s.nashownotes.com/pc20rss.xml") == "917393e3-1b1e-5cef-ace4-edaa54e1f810"
     assert podcast_guid("https://podnews.net/rss/") == "9b024349-ccf0-5f69-a609-6b82873eab3c"
     assert podcast_guid("http://podnews.net/rss//") == "9b024349-ccf0-5f69-a609-6b82873eab3c"
 
@@ -156,8 +152,7 @@ def test_rebuild_keeps_guids_and_pubdates(tmp_path):
     # what podcast apps already saw must not
     for sheet in tmp_path.glob("routine*-*min-beginner.json"):
         sheet.write_text(sheet.read_text().replace("2026-11-24", "2027-01-01"))
-    make_track(tmp_path, "new-9min-advanced", title="Newest", seconds=9,
-               created=BASE_TIME.replace(year=2028))
+    make_track(tmp_path, "new-9min-advanced", title="Newest", seconds=9, created=BASE_TIME.replace(year=2028))
     second = build_feed(tmp_path, "https://cdn.example.net/w", None)
     assert second.items == 4
     ch = channel(second.feed)
@@ -212,7 +207,9 @@ def test_show_file_settings_reach_the_feed(tmp_path):
         "owner: {name: Jane D, email: jane@example.org}\n"
         "language: en-gb\ncategory: Education\nsubcategory: How To\n"
         "cover: art.jpg\nexplicit: true\nbase_url: https://example.org/m\ntype: serial\n"
-        "link: https://example.org/about.html\n", encoding="utf-8")
+        "link: https://example.org/about.html\n",
+        encoding="utf-8",
+    )
     result = build_feed(tmp_path, None, show)
     assert not result.cover_generated and result.cover == tmp_path / "cover.jpg"
     ch = channel(result.feed)
@@ -227,7 +224,8 @@ def test_show_file_settings_reach_the_feed(tmp_path):
     assert ch.findtext("itunes:owner/itunes:email", namespaces=NS) == "jane@example.org"
     assert ch.find("podcast:locked", NS).get("owner") == "jane@example.org"
     assert ch.findtext("podcast:guid", namespaces=NS) == str(
-        uuid.uuid5(uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6"), "example.org/m/feed.xml"))
+        uuid.uuid5(uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6"), "example.org/m/feed.xml")
+    )
 
 
 def test_defaults():
@@ -248,32 +246,35 @@ def _cover(tmp_path: Path, name: str, size=(1400, 1400), mode="RGB", fmt="PNG") 
     return name
 
 
-@pytest.mark.parametrize("text, field", [
-    ("language: english", "language"),
-    ("language: xx", "language"),
-    ("language: en_US", "language"),
-    ("category: Fitness", "category"),
-    ("subcategory: Running", "subcategory"),
-    ("category: Technology\nsubcategory: Fitness", "subcategory"),
-    ("explicit: 'no'", "explicit"),
-    ("explicit: 0", "explicit"),
-    ("owner: {email: not-an-email}", "owner.email"),
-    ("owner: {email: 'a b@c.de'}", "owner.email"),
-    ("owner: {phone: 1}", "owner.phone"),
-    ("base_url: ftp://example.org/", "base_url"),
-    ("base_url: example.org", "base_url"),
-    ("type: weekly", "type"),
-    ("title: ''", "title"),
-    ("titel: Typo", "titel"),
-    ("cover: missing.png", "cover"),
-    ("cover: {oblong}", "cover"),
-    ("cover: {small}", "cover"),
-    ("cover: {huge}", "cover"),
-    ("cover: {cmyk}", "cover"),
-    ("cover: {gif}", "cover"),
-    ("cover: {rgba}", "cover"),
-    ("link: mailto:x@y.z", "link"),
-])
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("language: english", "language"),
+        ("language: xx", "language"),
+        ("language: en_US", "language"),
+        ("category: Fitness", "category"),
+        ("subcategory: Running", "subcategory"),
+        ("category: Technology\nsubcategory: Fitness", "subcategory"),
+        ("explicit: 'no'", "explicit"),
+        ("explicit: 0", "explicit"),
+        ("owner: {email: not-an-email}", "owner.email"),
+        ("owner: {email: 'a b@c.de'}", "owner.email"),
+        ("owner: {phone: 1}", "owner.phone"),
+        ("base_url: ftp://example.org/", "base_url"),
+        ("base_url: example.org", "base_url"),
+        ("type: weekly", "type"),
+        ("title: ''", "title"),
+        ("titel: Typo", "titel"),
+        ("cover: missing.png", "cover"),
+        ("cover: {oblong}", "cover"),
+        ("cover: {small}", "cover"),
+        ("cover: {huge}", "cover"),
+        ("cover: {cmyk}", "cover"),
+        ("cover: {gif}", "cover"),
+        ("cover: {rgba}", "cover"),
+        ("link: mailto:x@y.z", "link"),
+    ],
+)
 def test_bad_show_values_name_the_field(tmp_path, text, field):
     covers = {
         "oblong": _cover(tmp_path, "oblong.png", (1400, 1500)),
@@ -329,8 +330,11 @@ def test_no_temporary_files_are_left_and_an_unchanged_folder_keeps_its_mtimes(tm
 def test_feed_from_three_real_builds(tmp_path, cli):
     """Three tracks built through the CLI (Pico voice, for speed), then `audioworkout feed`."""
     out = tmp_path / "out"
-    for routine, minutes in (("desk-break", ["--minutes", 5]), ("seven-minute-circuit", []),
-                             ("back-pain", ["--minutes", 8])):
+    for routine, minutes in (
+        ("desk-break", ["--minutes", 5]),
+        ("seven-minute-circuit", []),
+        ("back-pain", ["--minutes", 8]),
+    ):
         result = cli("build", routine, *minutes, "--engine", "pico", "--output", out)
         assert result.exit_code == 0, result.output
     result = cli("feed", "--output", out, "--base-url", "https://example.org/workouts/")

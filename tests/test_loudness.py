@@ -28,20 +28,22 @@ def _burst(seconds: float, seed: int, level: float = 0.12, spikes: bool = False)
     x *= np.sin(np.pi * np.clip(t / 0.02, 0, 1) / 2) * (0.35 + 0.65 * np.abs(np.sin(2 * np.pi * 2.1 * t)))
     x *= level / np.abs(x).max()
     if spikes:
-        x[RATE // 7::RATE // 3] *= 6
+        x[RATE // 7 :: RATE // 3] *= 6
     return x.astype(np.float32)
 
 
-def _cue(time: float, seconds: float, text: str | None = None, chime: str | None = None,
-         chime_set: str = "bright") -> Cue:
+def _cue(
+    time: float, seconds: float, text: str | None = None, chime: str | None = None, chime_set: str = "bright"
+) -> Cue:
     if text is not None:
         return SpokenCue(time=time, duration=seconds, kind="cue", text=text)
     assert chime is not None
     return ChimeCue(time=time, duration=seconds, kind="chime", chime=chime, chime_set=chime_set)
 
 
-def _session(phrases: dict[str, np.ndarray], phrase_rate: int, chimes: list[tuple[str, str]],
-             gap: float = 0.6) -> tuple[SimpleNamespace, list, list]:
+def _session(
+    phrases: dict[str, np.ndarray], phrase_rate: int, chimes: list[tuple[str, str]], gap: float = 0.6
+) -> tuple[SimpleNamespace, list, list]:
     """A script of chimes, each followed by two phrases (speech dominates, as in a real track), with gaps
     between everything: (script, phrase cues, chime cues). Every phrase is said at least once."""
     cues, spoken, rung = [], [], []
@@ -64,7 +66,7 @@ def _session(phrases: dict[str, np.ndarray], phrase_rate: int, chimes: list[tupl
 
 
 def _span(x: np.ndarray, cue) -> np.ndarray:
-    return x[int(round(cue.time * RATE)): int(round(cue.end * RATE))]
+    return x[int(round(cue.time * RATE)) : int(round(cue.end * RATE))]
 
 
 def test_the_mp3_itself_measures_the_target_and_the_build_reports_it(tmp_path):

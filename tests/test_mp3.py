@@ -38,8 +38,13 @@ def _cover() -> bytes:
 
 
 TAGS = TrackTags(
-    title="Morning Mobility", artist="audioworkout", album="Routines — Ünïcode",
-    genre="Podcast", year="2025", comment="Made with audioworkout", length_ms=10000,
+    title="Morning Mobility",
+    artist="audioworkout",
+    album="Routines — Ünïcode",
+    genre="Podcast",
+    year="2025",
+    comment="Made with audioworkout",
+    length_ms=10000,
     cover=None,
 )
 
@@ -83,8 +88,9 @@ def test_the_file_plays_at_the_level_it_was_given(tmp_path, bitrate):
     mp3.encode_mp3(x, SR, path, bitrate_kbps=bitrate)
     y, _ = mp3.decode_mp3(path)
     on = slice(int(2.5 * SR), int(4.5 * SR))
-    gain_db = 20 * np.log10(np.sqrt(np.mean(np.square(y[on], dtype=np.float64)))
-                            / np.sqrt(np.mean(np.square(x[on], dtype=np.float64))))
+    gain_db = 20 * np.log10(
+        np.sqrt(np.mean(np.square(y[on], dtype=np.float64))) / np.sqrt(np.mean(np.square(x[on], dtype=np.float64)))
+    )
     assert abs(gain_db) < 0.05
 
 
@@ -103,7 +109,7 @@ def test_stream_parameters(made):
 def test_info_header_present(made):
     data = made.read_bytes()
     head = ID3(made).size  # audio starts after the ID3v2 tag
-    first_frame = data[head:head + 1000]
+    first_frame = data[head : head + 1000]
     assert b"Info" in first_frame or b"Xing" in first_frame  # CBR → "Info"
     assert b"ID3" not in first_frame and data[-128:-125] != b"TAG"  # no tags from ffmpeg
 
@@ -159,7 +165,7 @@ def test_chapters(made):
 def _onset_offset(y: np.ndarray, x: np.ndarray, sr: int) -> int:
     """Lag (samples) of y against x around the tone onset, by cross-correlation."""
     a, b, pad = int((TONE[0] - 0.1) * sr), int((TONE[0] + 0.2) * sr), int(0.05 * sr)
-    c = np.correlate(y[a - pad:b + pad], x[a:b], "valid")
+    c = np.correlate(y[a - pad : b + pad], x[a:b], "valid")
     return int(np.argmax(c)) - pad
 
 
@@ -174,7 +180,7 @@ def test_decode_timing(made):
     assert abs(loud[0] / SR - TONE[0]) < 0.010
     assert abs(loud[-1] / SR - TONE[1]) < 0.010
     # and it is still a 440 Hz tone
-    seg = y[int(3 * SR):int(4 * SR)]
+    seg = y[int(3 * SR) : int(4 * SR)]
     peak = np.argmax(np.abs(np.fft.rfft(seg))) * SR / len(seg)
     assert abs(peak - 440) < 2
 

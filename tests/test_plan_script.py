@@ -112,8 +112,14 @@ def test_tempo_phases_keep_their_seconds():
 def test_alternating_moves_give_each_side_the_same_reps():
     plan, script = _session("back-pain", 20)
     bird = next(ex for ex in plan.exercises if ex.exercise.sides == "alternating")
-    labels = [c.text for c in script.cues if isinstance(c, SpokenCue) and c.exercise == bird.name and c.kind == "pace"
-              and c.text.rstrip(".").lower() in [s.lower() for s in bird.exercise.side_labels]]
+    labels = [
+        c.text
+        for c in script.cues
+        if isinstance(c, SpokenCue)
+        and c.exercise == bird.name
+        and c.kind == "pace"
+        and c.text.rstrip(".").lower() in [s.lower() for s in bird.exercise.side_labels]
+    ]
     first, second = (label.lower() for label in bird.exercise.side_labels)
     assert labels.count(first[0].upper() + first[1:] + ".") == labels.count(second[0].upper() + second[1:] + ".")
     assert len(labels) == 2 * bird.amount * bird.sets
@@ -157,8 +163,20 @@ def test_the_seven_minute_circuit_as_published():
     plan, script = api.plan_session(load_routine("seven-minute-circuit"))
     assert plan.exact
     ids = [ex.exercise.id for ex in plan.exercises]
-    assert ids == ["jumping-jacks", "wall-sit", "push-ups", "crunches", "step-ups", "squats", "triceps-dips", "plank",
-                   "high-knees", "lunges", "push-up-with-rotation", "side-plank"]
+    assert ids == [
+        "jumping-jacks",
+        "wall-sit",
+        "push-ups",
+        "crunches",
+        "step-ups",
+        "squats",
+        "triceps-dips",
+        "plank",
+        "high-knees",
+        "lunges",
+        "push-up-with-rotation",
+        "side-plank",
+    ]
     work = script.work
     assert [round(w.end - w.start, 6) for w in work[:11]] == [30.0] * 11
     assert [round(w.end - w.start, 6) for w in work[11:]] == [15.0, 15.0]  # side plank: 15 s each side
@@ -246,8 +264,7 @@ def test_real_durations_replace_estimates_without_planner_changes(tmp_path):
 
 def test_dry_run_writes_nothing_not_even_to_the_cache(cli, tmp_path):
     cache = tmp_path / "cache"
-    result = cli("build", "back-pain", "--minutes", 10, "--output", tmp_path / "out", "--dry-run",
-                 "--cache-dir", cache)
+    result = cli("build", "back-pain", "--minutes", 10, "--output", tmp_path / "out", "--dry-run", "--cache-dir", cache)
     assert result.exit_code == 0, result.output
     assert re.search(r"nothing written \(dry run: 0 phrases timed from the cache, \d+ estimated\)", result.output)
     assert not (tmp_path / "out").exists()
@@ -259,8 +276,24 @@ def test_an_unwritable_output_folder_fails_before_any_synthesis(tmp_path):
     import sys
 
     cache = tmp_path / "cache"
-    proc = subprocess.run([sys.executable, "-m", "audioworkout", "build", "back-pain", "-m", "5", "-o", "/proc/x",
-                           "--cache-dir", str(cache)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audioworkout",
+            "build",
+            "back-pain",
+            "-m",
+            "5",
+            "-o",
+            "/proc/x",
+            "--cache-dir",
+            str(cache),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: /proc/x: cannot write")
     assert "Traceback" not in proc.stderr

@@ -46,8 +46,11 @@ def test_talk_while_the_clock_runs_is_flagged(session):
 def test_a_hold_full_of_talk_is_flagged(session):
     plan, script = copy.deepcopy(session)
     hold = next(w for w in script.work if w.amount == "hold")
-    script.cues.append(SpokenCue(time=hold.start + 1, duration=(hold.end - hold.start) * 0.5, kind="form",
-                                 text="A long form reminder."))
+    script.cues.append(
+        SpokenCue(
+            time=hold.start + 1, duration=(hold.end - hold.start) * 0.5, kind="form", text="A long form reminder."
+        )
+    )
     findings = [f for f in review.review(plan, script) if f.rule == "quiet-holds"]
     assert findings and re.search(r"hold \d+ s has \d+ s of quiet", findings[0].message)
 
@@ -64,8 +67,11 @@ def test_a_shifted_tempo_is_flagged():
     plan, script = copy.deepcopy(api.plan_session(load_routine("back-pain"), 30, "intermediate"))
     reps = next(ex for ex in plan.exercises if ex.exercise.kind == "reps" and len(ex.exercise.tempo) > 1)
     second = reps.exercise.tempo[1].say
-    cue = next(c for c in script.cues if isinstance(c, SpokenCue) and c.exercise == reps.name
-               and c.text.lower() == second.lower())
+    cue = next(
+        c
+        for c in script.cues
+        if isinstance(c, SpokenCue) and c.exercise == reps.name and c.text.lower() == second.lower()
+    )
     cue.time += 0.6
     assert "tempo" in _rules(plan, script)
 
@@ -113,8 +119,9 @@ def test_repeats_and_countdowns_in_calm_sections_are_flagged(session):
     twin = copy.deepcopy(spoken[0])
     twin.time = spoken[0].end + 0.1
     script.cues.insert(script.cues.index(spoken[0]) + 1, twin)
-    script.cues.append(SpokenCue(time=script.total_seconds - 5, duration=0.4, kind="countdown", text="3",
-                                 section=calm.name))
+    script.cues.append(
+        SpokenCue(time=script.total_seconds - 5, duration=0.4, kind="countdown", text="3", section=calm.name)
+    )
     findings = [f for f in review.review(plan, script) if f.rule == "wording"]
     assert any("twice in a row" in f.message for f in findings)
     assert any("countdown in a calm section" in f.message for f in findings)

@@ -69,18 +69,21 @@ def test_whole_file(site):
     assert resp.getheader("Accept-Ranges") == "bytes"
 
 
-@pytest.mark.parametrize("header, first, last", [
-    ("bytes=0-0", 0, 0),
-    ("bytes=100-299", 100, 299),
-    ("bytes=10000-", 10000, 10239),
-    ("bytes=-100", 10140, 10239),
-    ("bytes=10200-99999", 10200, 10239),  # end clamped to the file
-    ("bytes=-99999", 0, 10239),  # suffix longer than the file: all of it
-])
+@pytest.mark.parametrize(
+    "header, first, last",
+    [
+        ("bytes=0-0", 0, 0),
+        ("bytes=100-299", 100, 299),
+        ("bytes=10000-", 10000, 10239),
+        ("bytes=-100", 10140, 10239),
+        ("bytes=10200-99999", 10200, 10239),  # end clamped to the file
+        ("bytes=-99999", 0, 10239),  # suffix longer than the file: all of it
+    ],
+)
 def test_ranges_are_byte_exact(site, header, first, last):
     resp, body = site("/a.mp3", headers={"Range": header})
     assert resp.status == 206
-    assert body == DATA[first:last + 1]
+    assert body == DATA[first : last + 1]
     assert resp.getheader("Content-Range") == f"bytes {first}-{last}/{len(DATA)}"
     assert resp.getheader("Content-Length") == str(last - first + 1)
     assert resp.getheader("Accept-Ranges") == "bytes"
@@ -123,18 +126,21 @@ def test_head(site):
     assert resp.status == 404 and body == b""
 
 
-@pytest.mark.parametrize("path, mime", [
-    ("/a.mp3", "audio/mpeg"),
-    ("/feed.xml", "application/rss+xml"),
-    ("/other.xml", "application/xml"),
-    ("/index.html", "text/html"),
-    ("/t.vtt", "text/vtt"),
-    ("/t.json", "application/json"),
-    ("/t.chapters.json", "application/json"),
-    ("/t.plan.md", "text/markdown"),
-    ("/cover.png", "image/png"),
-    ("/cover.jpg", "image/jpeg"),
-])
+@pytest.mark.parametrize(
+    "path, mime",
+    [
+        ("/a.mp3", "audio/mpeg"),
+        ("/feed.xml", "application/rss+xml"),
+        ("/other.xml", "application/xml"),
+        ("/index.html", "text/html"),
+        ("/t.vtt", "text/vtt"),
+        ("/t.json", "application/json"),
+        ("/t.chapters.json", "application/json"),
+        ("/t.plan.md", "text/markdown"),
+        ("/cover.png", "image/png"),
+        ("/cover.jpg", "image/jpeg"),
+    ],
+)
 def test_mime_types(site, path, mime):
     resp, _ = site(path)
     assert resp.status == 200
@@ -147,16 +153,19 @@ def test_cors_on_transcripts_and_json_only(site):
     assert site("/a.mp3")[0].getheader("Access-Control-Allow-Origin") is None
 
 
-@pytest.mark.parametrize("path", [
-    "/../secret.txt",
-    "/sub/../../secret.txt",
-    "/%2e%2e/secret.txt",
-    "/%2E%2E%2Fsecret.txt",
-    "/sub/%2e%2e/%2e%2e/secret.txt",
-    "/escape.txt",
-    "/escapedir/secret.txt",
-    "/..%5csecret.txt",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../secret.txt",
+        "/sub/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E%2Fsecret.txt",
+        "/sub/%2e%2e/%2e%2e/secret.txt",
+        "/escape.txt",
+        "/escapedir/secret.txt",
+        "/..%5csecret.txt",
+    ],
+)
 def test_traversal_is_refused(site, path):
     resp, body = site(path)
     assert resp.status in (403, 404)
@@ -214,6 +223,7 @@ def test_serve_stops_cleanly_on_ctrl_c(tmp_path, monkeypatch, capsys):
 
 
 # ------------------------------------------------------------ idle clients, thread bound, huge ranges
+
 
 @pytest.fixture
 def small(tmp_path):
@@ -304,13 +314,16 @@ def test_shutdown_is_not_held_up_by_a_full_server(tmp_path):
         thread.join(5)
 
 
-@pytest.mark.parametrize("header, status", [
-    ("bytes=" + "9" * 5000 + "-", 416),  # starts past the end of any file
-    ("bytes=" + "1" * 19 + "-" + "2" * 19, 416),
-    ("bytes=0-" + "9" * 5000, 206),  # "to the end"
-    ("bytes=-" + "9" * 5000, 206),  # a suffix longer than the file: all of it
-    ("bytes=" + "0" * 5000 + "5-9", 206),  # leading zeros are still a small number
-])
+@pytest.mark.parametrize(
+    "header, status",
+    [
+        ("bytes=" + "9" * 5000 + "-", 416),  # starts past the end of any file
+        ("bytes=" + "1" * 19 + "-" + "2" * 19, 416),
+        ("bytes=0-" + "9" * 5000, 206),  # "to the end"
+        ("bytes=-" + "9" * 5000, 206),  # a suffix longer than the file: all of it
+        ("bytes=" + "0" * 5000 + "5-9", 206),  # leading zeros are still a small number
+    ],
+)
 def test_huge_range_numbers(small, header, status):
     port, _ = small
     resp, body = _get(port, headers={"Range": header})

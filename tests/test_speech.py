@@ -76,6 +76,7 @@ def cache(tmp_path):
 
 # ------------------------------------------------------------ engines
 
+
 @pytest.mark.slow
 def test_piper_real_voice(piper):
     text = "Thirty seconds of squats, keep your back straight."
@@ -183,6 +184,7 @@ def test_make_engine_and_voices():
 
 # ------------------------------------------------------------ registry
 
+
 def test_registry_names_in_order_and_fake_hidden():
     assert engine_names() == ("piper", "pico", "gtts")
     assert engine_names(hidden=True) == ("piper", "pico", "gtts", "fake")
@@ -221,8 +223,10 @@ def test_gtts_missing_gives_the_install_hint(monkeypatch):
 
 
 def test_speech_imports_neither_gtts_nor_requests():
-    code = ("import sys\nimport audioworkout.speech as s\ns.list_voices.__name__\n"
-            "assert 'gtts' not in sys.modules and 'requests' not in sys.modules, 'imported at import time'\n")
+    code = (
+        "import sys\nimport audioworkout.speech as s\ns.list_voices.__name__\n"
+        "assert 'gtts' not in sys.modules and 'requests' not in sys.modules, 'imported at import time'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
@@ -261,6 +265,7 @@ def test_gtts_cache_key_changes_with_settings():
 
 
 # ------------------------------------------------------------ cache and speaker
+
 
 def test_second_speaker_hits_cache(cache):
     first = Counting(PicoEngine())
@@ -365,8 +370,11 @@ def test_parallel_prefetch_synthesises_each_phrase_once_with_its_own_audio(cache
 
 
 def test_parallel_prefetch_stops_at_the_first_failure(cache):
-    texts = [f"Phrase {w}" for w in "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima "
-             "mike november oscar papa quebec romeo sierra tango".split()]
+    texts = [
+        f"Phrase {w}"
+        for w in "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima "
+        "mike november oscar papa quebec romeo sierra tango".split()
+    ]
     engine = Slow(jobs=2, fail_on=sorted(texts, key=len, reverse=True)[1])  # among the first started
     sp = Speaker(engine, cache)
     with pytest.raises(EngineError, match="cannot say"):
@@ -378,9 +386,14 @@ def test_parallel_prefetch_stops_at_the_first_failure(cache):
 @pytest.mark.slow
 def test_piper_parallel_jobs_give_each_phrase_its_own_speech(tmp_path):
     """Two phrases at a time through one real Piper model: every phrase's audio is its own."""
-    texts = ["Go.", "Hold it there.", "Rest.", "Switch sides and repeat on the other leg.",
-             "Lie on your back with your knees bent and your feet flat on the floor.",
-             "Breathe in slowly through your nose, and out through your mouth."]
+    texts = [
+        "Go.",
+        "Hold it there.",
+        "Rest.",
+        "Switch sides and repeat on the other leg.",
+        "Lie on your back with your knees bent and your feet flat on the floor.",
+        "Breathe in slowly through your nose, and out through your mouth.",
+    ]
     serial = PiperEngine(jobs=1)
     reference = {t: len(serial.synthesize(t)) / serial.sample_rate for t in texts}
     parallel = Speaker(PiperEngine(jobs=2), PhraseCache(tmp_path / "cache"))
@@ -490,9 +503,14 @@ def test_unwritable_cache_does_not_fail(tmp_path):
 @pytest.mark.slow
 def test_estimate_close_to_piper(piper):
     sp = Speaker(piper, None)
-    texts = ["Get ready.", "Next up: jumping jacks.", "Rest for 15 seconds.",
-             "Thirty seconds of squats. Keep your back straight.", "Almost done, keep going!",
-             "Breathe in through your nose and out through your mouth."]
+    texts = [
+        "Get ready.",
+        "Next up: jumping jacks.",
+        "Rest for 15 seconds.",
+        "Thirty seconds of squats. Keep your back straight.",
+        "Almost done, keep going!",
+        "Breathe in through your nose and out through your mouth.",
+    ]
     real = np.array([sp.duration(t) for t in texts])
     est = np.array([estimate_duration(t) for t in texts])
     assert abs(est.sum() / real.sum() - 1) < 0.2
@@ -501,6 +519,7 @@ def test_estimate_close_to_piper(piper):
 
 
 # ------------------------------------------------------------ gTTS
+
 
 def _google_reachable():
     try:
@@ -577,6 +596,7 @@ def test_clear_on_read_only_cache_is_an_error(cache, monkeypatch):
         cache.put(engine, text, np.zeros(100, dtype=np.float32))
     shards = [p for p in cache.directory.iterdir() if p.is_dir()]
     if os.geteuid() == 0:  # root ignores permissions: simulate them
+
         def refuse(self, missing_ok=False):
             raise PermissionError(13, "Permission denied", str(self))
 

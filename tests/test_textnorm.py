@@ -46,10 +46,19 @@ def test_normalise(text, spoken):
 
 @pytest.mark.parametrize(
     "n, words",
-    [(0, "zero"), (7, "seven"), (13, "thirteen"), (40, "forty"), (99, "ninety-nine"),
-     (100, "one hundred"), (105, "one hundred five"), (1001, "one thousand one"),
-     (2024, "two thousand twenty-four"), (9999, "nine thousand nine hundred ninety-nine"),
-     (-3, "minus three")],
+    [
+        (0, "zero"),
+        (7, "seven"),
+        (13, "thirteen"),
+        (40, "forty"),
+        (99, "ninety-nine"),
+        (100, "one hundred"),
+        (105, "one hundred five"),
+        (1001, "one thousand one"),
+        (2024, "two thousand twenty-four"),
+        (9999, "nine thousand nine hundred ninety-nine"),
+        (-3, "minus three"),
+    ],
 )
 def test_number_words(n, words):
     assert number_words(n) == words
@@ -57,8 +66,17 @@ def test_number_words(n, words):
 
 def test_ordinals():
     assert [ordinal_words(n) for n in (1, 2, 3, 5, 8, 9, 12, 20, 40, 101)] == [
-        "first", "second", "third", "fifth", "eighth", "ninth", "twelfth",
-        "twentieth", "fortieth", "one hundred first"]
+        "first",
+        "second",
+        "third",
+        "fifth",
+        "eighth",
+        "ninth",
+        "twelfth",
+        "twentieth",
+        "fortieth",
+        "one hundred first",
+    ]
 
 
 def test_no_digits_or_tags_survive():

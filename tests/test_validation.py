@@ -23,7 +23,9 @@ from audioworkout.publish.podcast import Show, load_show
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 ROOT = Path(__file__).resolve().parent.parent
 # FILE:LINE:COL: FIELD: got VALUE; ALLOWED  (line and column absent for problems of the file as a whole)
-LINE = re.compile(r"^(?P<file>.+?)(?::(?P<line>\d+):(?P<col>\d+))?: (?P<field>.+?): got (?P<value>.*?); (?P<allowed>.+)$")
+LINE = re.compile(
+    r"^(?P<file>.+?)(?::(?P<line>\d+):(?P<col>\d+))?: (?P<field>.+?): got (?P<value>.*?); (?P<allowed>.+)$"
+)
 
 EXERCISE = """\
 name: Test Hold
@@ -61,7 +63,9 @@ def _problems(path: Path) -> list[Problem]:
 
 
 def test_four_independent_errors_are_four_positioned_lines(tmp_path):
-    path = _files(tmp_path, """\
+    path = _files(
+        tmp_path,
+        """\
 title: Mine
 description: My own routine.
 minutes: 90
@@ -72,18 +76,24 @@ sections:
     exercises:
       - exercise: test-hold
         sets: 0
-""")
+""",
+    )
     with pytest.raises(ContentError) as info:
         validate_file(path)
     lines = str(info.value).splitlines()
     assert len(lines) == len(info.value.problems) == 4
     where = [(p.line, p.column, p.field) for p in info.value.problems]
-    assert where == [(3, 10, "minutes"), (4, 8, "level"), (7, 13, "sections[0].chimes"),
-                     (10, 15, "sections[0].exercises[0].sets")]
+    assert where == [
+        (3, 10, "minutes"),
+        (4, 8, "level"),
+        (7, 13, "sections[0].chimes"),
+        (10, 15, "sections[0].exercises[0].sets"),
+    ]
     assert lines[0] == f"{path}:3:10: minutes: got 90; expected a number of minutes from 5 to 60"
     assert lines[1] == f"{path}:4:8: level: got 'expert'; expected one of beginner | intermediate | advanced"
-    assert lines[3].endswith("got 0; sets must be at least 1: a set of zero would drop the exercise; "
-                             "use priority instead (allowed: 1 to 10)")
+    assert lines[3].endswith(
+        "got 0; sets must be at least 1: a set of zero would drop the exercise; use priority instead (allowed: 1 to 10)"
+    )
     for line in lines:
         assert LINE.match(line), line
 
@@ -108,7 +118,7 @@ def test_old_constructor_still_makes_one_unpositioned_problem():
     assert err.problems == [Problem("feed.json", None, None, "json", err.problems[0].value, "expected a cue sheet")]
     assert (err.file, err.field, err.value, err.exit_code) == ("feed.json", "json", "x" * 500, 2)
     assert "got a mapping of 2 items" in str(ContentError("f", "x", {"a": 1, "b": 2}, "no"))
-    assert "a very large integer" in str(ContentError("f", "x", 10 ** 5000, "no"))
+    assert "a very large integer" in str(ContentError("f", "x", 10**5000, "no"))
 
 
 def test_values_are_quoted_in_at_most_80_characters(tmp_path):
@@ -158,13 +168,22 @@ def test_optional_fields_may_be_left_out(tmp_path):
     assert (section.register, section.chimes, section.order, section.extras) == ("energetic", "bright", "fixed", ())
 
 
-@pytest.mark.parametrize("extra,kind,category", [
-    ("", "reps", "strength"), ("", "hold", "strength"), ("", "breaths", "breathing"), ("", "timed", "mobility"),
-    ("stretch: true\n", "hold", "stretch"), ("category: cardio\n", "timed", "cardio"),
-])
+@pytest.mark.parametrize(
+    "extra,kind,category",
+    [
+        ("", "reps", "strength"),
+        ("", "hold", "strength"),
+        ("", "breaths", "breathing"),
+        ("", "timed", "mobility"),
+        ("stretch: true\n", "hold", "stretch"),
+        ("category: cardio\n", "timed", "cardio"),
+    ],
+)
 def test_category_defaults_from_kind(tmp_path, extra, kind, category):
     text = EXERCISE.replace("kind: hold", f"kind: {kind}") + extra
-    text = text.replace("{beginner: 60, intermediate: 90, advanced: 120}", "{beginner: 6, intermediate: 8, advanced: 10}")
+    text = text.replace(
+        "{beginner: 60, intermediate: 90, advanced: 120}", "{beginner: 6, intermediate: 8, advanced: 10}"
+    )
     if kind == "reps":
         text += "tempo: [{say: Up, seconds: 2}]\n"
     if kind == "breaths":
@@ -176,7 +195,8 @@ def test_category_defaults_from_kind(tmp_path, extra, kind, category):
 
 def test_new_exercise_fields(tmp_path):
     path = tmp_path / "bridge.yaml"
-    path.write_text("""\
+    path.write_text(
+        """\
 name: Bridges
 kind: hold
 setup: Lie on your back.
@@ -192,12 +212,19 @@ variants:
     name: Single-leg Bridges
     cues: ["Lift one leg, then your hips."]
     equipment: [mat, cushion]
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     ex = load_exercise(path)
     assert (ex.position, ex.equipment, ex.stretch_hold, ex.category) == ("lying", ("mat",), (30, 60), "stretch")
     assert ex.intermediate_option == "easier" and ex.is_stretch
-    assert ex.variants == {"advanced": {"name": "Single-leg Bridges", "cues": ("Lift one leg, then your hips.",),
-                                        "equipment": ("mat", "cushion")}}
+    assert ex.variants == {
+        "advanced": {
+            "name": "Single-leg Bridges",
+            "cues": ("Lift one leg, then your hips.",),
+            "equipment": ("mat", "cushion"),
+        }
+    }
     hard = ex.for_level("advanced")
     assert (hard.name, hard.equipment, hard.variants) == ("Single-leg Bridges", ("mat", "cushion"), {})
     assert ex.for_level("beginner") is ex
@@ -212,7 +239,10 @@ def test_timed_direction_change(tmp_path):
 
 
 def test_new_routine_fields(tmp_path):
-    routine = load_routine(_files(tmp_path, """\
+    routine = load_routine(
+        _files(
+            tmp_path,
+            """\
 title: Mine
 description: My own routine.
 fit: false
@@ -232,7 +262,9 @@ sections:
     exercises: [test-hold]
   - name: Loud
     exercises: [test-hold]
-"""))
+""",
+        )
+    )
     assert routine.fit is False and routine.sources[0].startswith("ACSM")
     assert routine.rest.between_rounds == {"beginner": 90.0, "intermediate": 60.0, "advanced": 45.0}
     stretch, calm, loud = routine.sections
@@ -242,20 +274,27 @@ sections:
     assert (loud.register, loud.chimes) == ("energetic", "bright")
 
 
-@pytest.mark.parametrize("extra,field,detail", [
-    ("direction_change: true\n", "direction_change", "only exercises of kind timed"),
-    ("stretch: {min: 60, max: 30}\n", "stretch.max", ">= min (60)"),
-    ("stretch: {min: 2, max: 30}\n", "stretch.min", "from 5 to 120"),
-    ("stretch: yes please\n", "stretch", "expected true, or {min: 30, max: 60}"),
-    ("intermediate_option: harder\n", "intermediate_option", "needs the exercise's harder: text"),
-    ("variants: {advanced: {cues: [x]}}\n", "variants.advanced.name", "required"),
-    ("variants: {expert: {name: X}}\n", "variants.expert", "unknown field"),
-    ("variants: {advanced: {name: X, amounts: 5}}\n", "variants.advanced.amounts", "unknown field"),
-    ("variants: {advanced: {name: X, tempo: [{say: Up, seconds: 2}]}}\n", "variants.advanced.tempo", "only exercises of kind reps"),
-    ("equipment: {mat: yes}\n", "equipment", "a list of texts"),
-    ("position: upside-down\n", "position", "standing | seated | kneeling | lying | any"),
-    ("category: yoga\n", "category", "strength | cardio | mobility | stretch | breathing"),
-])
+@pytest.mark.parametrize(
+    "extra,field,detail",
+    [
+        ("direction_change: true\n", "direction_change", "only exercises of kind timed"),
+        ("stretch: {min: 60, max: 30}\n", "stretch.max", ">= min (60)"),
+        ("stretch: {min: 2, max: 30}\n", "stretch.min", "from 5 to 120"),
+        ("stretch: yes please\n", "stretch", "expected true, or {min: 30, max: 60}"),
+        ("intermediate_option: harder\n", "intermediate_option", "needs the exercise's harder: text"),
+        ("variants: {advanced: {cues: [x]}}\n", "variants.advanced.name", "required"),
+        ("variants: {expert: {name: X}}\n", "variants.expert", "unknown field"),
+        ("variants: {advanced: {name: X, amounts: 5}}\n", "variants.advanced.amounts", "unknown field"),
+        (
+            "variants: {advanced: {name: X, tempo: [{say: Up, seconds: 2}]}}\n",
+            "variants.advanced.tempo",
+            "only exercises of kind reps",
+        ),
+        ("equipment: {mat: yes}\n", "equipment", "a list of texts"),
+        ("position: upside-down\n", "position", "standing | seated | kneeling | lying | any"),
+        ("category: yoga\n", "category", "strength | cardio | mobility | stretch | breathing"),
+    ],
+)
 def test_bad_new_exercise_fields(tmp_path, extra, field, detail):
     path = tmp_path / "move.yaml"
     path.write_text(EXERCISE + extra, encoding="utf-8")
@@ -263,40 +302,55 @@ def test_bad_new_exercise_fields(tmp_path, extra, field, detail):
     assert problem.field == field and detail in problem.allowed and problem.line == 6
 
 
-@pytest.mark.parametrize("routine,field,detail", [
-    ("fit: exact\n", "fit", "true or false"),
-    ("rest: {between_rounds: 601}\n", "rest.between_rounds", "from 0 to 600"),
-    ("rest: {switch_sides: 1}\n", "rest.switch_sides", "from 2 to 60"),
-    ("sources: {a: b}\n", "sources", "list of texts"),
-])
+@pytest.mark.parametrize(
+    "routine,field,detail",
+    [
+        ("fit: exact\n", "fit", "true or false"),
+        ("rest: {between_rounds: 601}\n", "rest.between_rounds", "from 0 to 600"),
+        ("rest: {switch_sides: 1}\n", "rest.switch_sides", "from 2 to 60"),
+        ("sources: {a: b}\n", "sources", "list of texts"),
+    ],
+)
 def test_bad_new_routine_fields(tmp_path, routine, field, detail):
     (problem,) = _problems(_files(tmp_path, ROUTINE + routine))
     assert problem.field == field and detail in problem.allowed
 
 
-@pytest.mark.parametrize("section,field,detail", [
-    ("    register: shouty\n", "sections[0].register", "calm | energetic"),
-    ("    order: random\n", "sections[0].order", "fixed | flexible"),
-    ("    rounds: 21\n", "sections[0].rounds", "from 1 to 20"),
-    ("    rounds: 0\n", "sections[0].rounds", "rounds must be at least 1"),
-    ("    extras: [nope]\n", "sections[0].extras[0].exercise", "unknown exercise"),
-    ("    extras: [{exercise: test-hold, priority: 4}]\n", "sections[0].extras[0].priority", "from 1 to 3"),
-])
+@pytest.mark.parametrize(
+    "section,field,detail",
+    [
+        ("    register: shouty\n", "sections[0].register", "calm | energetic"),
+        ("    order: random\n", "sections[0].order", "fixed | flexible"),
+        ("    rounds: 21\n", "sections[0].rounds", "from 1 to 20"),
+        ("    rounds: 0\n", "sections[0].rounds", "rounds must be at least 1"),
+        ("    extras: [nope]\n", "sections[0].extras[0].exercise", "unknown exercise"),
+        ("    extras: [{exercise: test-hold, priority: 4}]\n", "sections[0].extras[0].priority", "from 1 to 3"),
+    ],
+)
 def test_bad_new_section_fields(tmp_path, section, field, detail):
     (problem,) = _problems(_files(tmp_path, ROUTINE.replace("  - name: Only\n", "  - name: Only\n" + section)))
     assert problem.field == field and detail in problem.allowed
 
 
-@pytest.mark.parametrize("kind,amount,detail", [
-    ("reps", 101, "whole number of reps from 1 to 100"), ("hold", 4, "whole number of seconds from 5 to 3600"),
-    ("timed", 3601, "from 5 to 3600"), ("breaths", 61, "whole number of breaths from 1 to 60"),
-    ("reps", 0, "amounts must be at least 1 rep: zero would drop the exercise"), ("hold", 2.5, "from 5 to 3600"),
-])
+@pytest.mark.parametrize(
+    "kind,amount,detail",
+    [
+        ("reps", 101, "whole number of reps from 1 to 100"),
+        ("hold", 4, "whole number of seconds from 5 to 3600"),
+        ("timed", 3601, "from 5 to 3600"),
+        ("breaths", 61, "whole number of breaths from 1 to 60"),
+        ("reps", 0, "amounts must be at least 1 rep: zero would drop the exercise"),
+        ("hold", 2.5, "from 5 to 3600"),
+    ],
+)
 def test_amounts_are_bounded_by_unit(tmp_path, kind, amount, detail):
     text = EXERCISE.replace("kind: hold", f"kind: {kind}").replace(
-        "{beginner: 60, intermediate: 90, advanced: 120}", str(amount))
-    text += {"reps": "tempo: [{say: Up, seconds: 2}]\n",
-             "breaths": "breath: {inhale: {say: In, seconds: 4}, exhale: {say: Out, seconds: 4}}\n"}.get(kind, "")
+        "{beginner: 60, intermediate: 90, advanced: 120}", str(amount)
+    )
+    text += {
+        "reps": "tempo: [{say: Up, seconds: 2}]\n",
+        "breaths": "breath: {inhale: {say: In, seconds: 4}, exhale: {say: Out, seconds: 4}}\n",
+    }.get(kind, "")
     path = tmp_path / "move.yaml"
     path.write_text(text, encoding="utf-8")
     (problem,) = _problems(path)
@@ -308,12 +362,17 @@ def test_amounts_are_bounded_by_unit(tmp_path, kind, amount, detail):
 
 def test_show_file_reports_every_problem_with_lines(tmp_path):
     show = tmp_path / "show.yaml"
-    show.write_text("title: Mine\nlanguage: english\nexplicit: 'no'\ntype: weekly\nowner: {email: nope}\n",
-                    encoding="utf-8")
+    show.write_text(
+        "title: Mine\nlanguage: english\nexplicit: 'no'\ntype: weekly\nowner: {email: nope}\n", encoding="utf-8"
+    )
     with pytest.raises(ContentError) as info:
         load_show(show)
     assert [(p.line, p.field) for p in info.value.problems] == [
-        (2, "language"), (3, "explicit"), (4, "type"), (5, "owner.email")]
+        (2, "language"),
+        (3, "explicit"),
+        (4, "type"),
+        (5, "owner.email"),
+    ]
     assert [p.field for p in _problems(show)] == ["language", "explicit", "type", "owner.email"]
     show.write_text("title: Mine\nbase_url: https://example.org/w\nlanguage: no\n", encoding="utf-8")
     assert validate_file(show) == "show"
@@ -352,11 +411,11 @@ def test_folder_and_missing_file_are_refused(tmp_path):
 def test_size_is_checked_before_reading(tmp_path):
     huge = tmp_path / "huge.yaml"
     with open(huge, "wb") as f:
-        f.truncate(4 * 1024 ** 3)  # a sparse 4 GiB file: reading it would take minutes
+        f.truncate(4 * 1024**3)  # a sparse 4 GiB file: reading it would take minutes
     start = time.monotonic()
     (problem,) = _problems(huge)
     assert time.monotonic() - start < 1
-    assert problem.value == f"{4 * 1024 ** 3} bytes" and f"at most {validation.MAX_BYTES} bytes" in problem.allowed
+    assert problem.value == f"{4 * 1024**3} bytes" and f"at most {validation.MAX_BYTES} bytes" in problem.allowed
 
 
 def test_alias_bomb_is_refused_before_expansion():
@@ -420,8 +479,13 @@ def test_hostile_file_through_the_cli(name, tmp_path):
     paths = _dynamic_cases(tmp_path) if name.startswith("(") else [HOSTILE / name]
     for path in paths:
         start = time.monotonic()
-        result = subprocess.run([sys.executable, "-m", "audioworkout", "validate", str(path)], cwd=ROOT,
-                                capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, "-m", "audioworkout", "validate", str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
         elapsed = time.monotonic() - start
         stderr = result.stderr.decode("utf-8", "replace")
         assert result.returncode == 2, (path, result.returncode, stderr)
@@ -433,41 +497,109 @@ def test_hostile_file_through_the_cli(name, tmp_path):
 # --------------------------------------------------------------------------- properties
 
 GOOD_ROUTINE = {
-    "title": "Mine", "description": "My own routine.", "minutes": 10, "level": "beginner",
-    "safety": ["Stop if it hurts."], "tips": ["Drink water."], "fit": True, "sources": ["A book."],
-    "rest": {"between_exercises": 15, "between_sets": {"beginner": 20, "intermediate": 15, "advanced": 10},
-             "between_rounds": 60, "switch_sides": 5},
+    "title": "Mine",
+    "description": "My own routine.",
+    "minutes": 10,
+    "level": "beginner",
+    "safety": ["Stop if it hurts."],
+    "tips": ["Drink water."],
+    "fit": True,
+    "sources": ["A book."],
+    "rest": {
+        "between_exercises": 15,
+        "between_sets": {"beginner": 20, "intermediate": 15, "advanced": 10},
+        "between_rounds": 60,
+        "switch_sides": 5,
+    },
     "sections": [
-        {"name": "A", "intro": "Go.", "chimes": "soft", "register": "calm", "order": "flexible", "rounds": 2,
-         "exercises": ["gen", {"exercise": "gen", "priority": 2, "amounts": 10, "sets": 1,
-                               "limits": {"min": 5, "max": 20}}],
-         "extras": ["gen"]},
+        {
+            "name": "A",
+            "intro": "Go.",
+            "chimes": "soft",
+            "register": "calm",
+            "order": "flexible",
+            "rounds": 2,
+            "exercises": [
+                "gen",
+                {"exercise": "gen", "priority": 2, "amounts": 10, "sets": 1, "limits": {"min": 5, "max": 20}},
+            ],
+            "extras": ["gen"],
+        },
     ],
 }
 GOOD_EXERCISE = {
-    "name": "Gen", "kind": "reps", "sides": "each", "setup": "Stand.", "cues": ["Go."], "form": ["Tall."],
-    "breathing": "Breathe.", "amounts": {"beginner": 8, "intermediate": 10, "advanced": 12},
-    "sets": {"beginner": 1, "intermediate": 2, "advanced": 3}, "limits": {"min": 4, "max": 20},
-    "tempo": [{"say": "Up", "seconds": 2}, {"say": "down", "seconds": 2}], "side_labels": ["right", "left"],
-    "easier": "Less.", "harder": "More.", "safety": ["Careful."], "category": "strength", "position": "standing",
-    "equipment": ["mat"], "intermediate_option": "easier",
+    "name": "Gen",
+    "kind": "reps",
+    "sides": "each",
+    "setup": "Stand.",
+    "cues": ["Go."],
+    "form": ["Tall."],
+    "breathing": "Breathe.",
+    "amounts": {"beginner": 8, "intermediate": 10, "advanced": 12},
+    "sets": {"beginner": 1, "intermediate": 2, "advanced": 3},
+    "limits": {"min": 4, "max": 20},
+    "tempo": [{"say": "Up", "seconds": 2}, {"say": "down", "seconds": 2}],
+    "side_labels": ["right", "left"],
+    "easier": "Less.",
+    "harder": "More.",
+    "safety": ["Careful."],
+    "category": "strength",
+    "position": "standing",
+    "equipment": ["mat"],
+    "intermediate_option": "easier",
     "variants": {"advanced": {"name": "Gen plus", "cues": ["Go hard."], "tempo": [{"say": "Up", "seconds": 1}]}},
 }
 
 GOOD_SHOW = {
-    "title": "Morning Moves", "author": "Jane Doe", "owner": {"name": "Jane Doe", "email": "jane@example.org"},
-    "description": "Short workouts.", "language": "en-GB", "category": "Health & Fitness", "subcategory": "Fitness",
-    "explicit": False, "base_url": "https://example.org/workouts/", "type": "episodic", "link": "https://example.org/",
+    "title": "Morning Moves",
+    "author": "Jane Doe",
+    "owner": {"name": "Jane Doe", "email": "jane@example.org"},
+    "description": "Short workouts.",
+    "language": "en-GB",
+    "category": "Health & Fitness",
+    "subcategory": "Fitness",
+    "explicit": False,
+    "base_url": "https://example.org/workouts/",
+    "type": "episodic",
+    "link": "https://example.org/",
 }
 
 BAD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10 ** 30), max_value=10 ** 30),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=40),
-    st.sampled_from(["beginner", "reps", "hold", "soft", "calm", "flexible", "gen", "../gen", "", "0", "1:30",
-                     "0x_", "._", "~", "yes", "\t", "x" * 600, "Gen", "stretch", "true"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "beginner",
+            "reps",
+            "hold",
+            "soft",
+            "calm",
+            "flexible",
+            "gen",
+            "../gen",
+            "",
+            "0",
+            "1:30",
+            "0x_",
+            "._",
+            "~",
+            "yes",
+            "\t",
+            "x" * 600,
+            "Gen",
+            "stretch",
+            "true",
+        ]
+    ),
     st.lists(st.one_of(st.integers(-5, 200), st.text(max_size=8)), max_size=4),
-    st.dictionaries(st.sampled_from(["min", "max", "say", "seconds", "beginner", "name", "x"]),
-                    st.one_of(st.integers(-5, 200), st.text(max_size=8)), max_size=3),
+    st.dictionaries(
+        st.sampled_from(["min", "max", "say", "seconds", "beginner", "name", "x"]),
+        st.one_of(st.integers(-5, 200), st.text(max_size=8)),
+        max_size=3,
+    ),
 )
 
 
@@ -500,8 +632,9 @@ def _spoil(base: dict, data: st.DataObject) -> dict:
         except (KeyError, IndexError, TypeError):
             pass  # an earlier spoil replaced a parent
     if data.draw(st.booleans()):
-        doc[data.draw(st.sampled_from(["colour", "variants", "stretch", "direction_change", "extras"]))] = \
-            data.draw(BAD_VALUES)
+        doc[data.draw(st.sampled_from(["colour", "variants", "stretch", "direction_change", "extras"]))] = data.draw(
+            BAD_VALUES
+        )
     return doc
 
 
@@ -546,11 +679,12 @@ def test_random_yaml_text_gives_content_error_or_passes(workdir, text):
 @given(st.data())
 def test_mutated_bundled_routine_gives_content_error_or_passes(workdir, data):
     source = (content.content_root() / "routines" / "back-pain.yaml").read_bytes()
-    edits = data.draw(st.lists(st.tuples(st.integers(0, len(source)), st.integers(0, 8), st.binary(max_size=6)),
-                               max_size=4))
+    edits = data.draw(
+        st.lists(st.tuples(st.integers(0, len(source)), st.integers(0, 8), st.binary(max_size=6)), max_size=4)
+    )
     for at, cut, insert in edits:
         at = min(at, len(source))
-        source = source[:at] + insert + source[at + cut:]
+        source = source[:at] + insert + source[at + cut :]
     path = workdir / "mutated.yaml"
     path.write_bytes(source)
     _validate_or_content_error(path)

@@ -109,8 +109,7 @@ def test_chapter_buttons_carry_their_start(site):
 @pytest.mark.parametrize("module", ["tracks", "webpage", "feed"])
 def test_publish_modules_import_on_their_own(module):
     """No import cycle: each module imports in a fresh interpreter, webpage without the feed."""
-    code = (f"import sys, audioworkout.publish.{module}; "
-            "print('audioworkout.publish.feed' in sys.modules)")
+    code = f"import sys, audioworkout.publish.{module}; print('audioworkout.publish.feed' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == str(module == "feed")
@@ -132,8 +131,7 @@ def test_page_in_headless_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 
     make_track(tmp_path, "long-1min-beginner", title=NASTY_TITLE, seconds=60, n_exercises=6)
-    make_track(tmp_path, "other-1min-advanced", title="Other & More", seconds=60,
-               level="advanced")
+    make_track(tmp_path, "other-1min-advanced", title="Other & More", seconds=60, level="advanced")
     build_feed(tmp_path, None, None)
 
     server = make_server(tmp_path, "127.0.0.1", 0)
@@ -144,9 +142,17 @@ def test_page_in_headless_chromium(tmp_path):
         with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                      "--disable-component-update", "--disable-sync", "--no-first-run",
-                      "--mute-audio", "--autoplay-policy=no-user-gesture-required"])
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--mute-audio",
+                    "--autoplay-policy=no-user-gesture-required",
+                ],
+            )
             try:
                 page = browser.new_page()
                 errors: list[str] = []
@@ -162,12 +168,15 @@ def test_page_in_headless_chromium(tmp_path):
                 start = float(button.get_attribute("data-start"))
                 assert start > 10
                 audio = track.locator("audio")
-                audio.evaluate("a => a.readyState >= 1 || new Promise(r => "
-                               "a.addEventListener('loadedmetadata', r, {once: true}))")
+                audio.evaluate(
+                    "a => a.readyState >= 1 || new Promise(r => a.addEventListener('loadedmetadata', r, {once: true}))"
+                )
                 button.click()
                 page.wait_for_function(
                     "([a, t]) => Math.abs(a.currentTime - t) < 0.5 && !a.seeking",
-                    arg=[audio.element_handle(), start], timeout=10000)
+                    arg=[audio.element_handle(), start],
+                    timeout=10000,
+                )
                 current = audio.evaluate("a => a.currentTime")
                 assert abs(current - start) <= 0.5
                 other = page.locator("#other-1min-advanced audio").evaluate("a => a.currentTime")

@@ -95,13 +95,9 @@ _ATTACK = {
 
 def _check(name: str, chime_set: str) -> None:
     if name not in _SCORES:
-        raise AudioworkoutError(
-            f"unknown chime {name!r}; choose from {', '.join(CHIME_NAMES)}"
-        )
+        raise AudioworkoutError(f"unknown chime {name!r}; choose from {', '.join(CHIME_NAMES)}")
     if chime_set not in _PARTIALS:
-        raise AudioworkoutError(
-            f"unknown chime set {chime_set!r}; choose from {', '.join(CHIME_SETS)}"
-        )
+        raise AudioworkoutError(f"unknown chime set {chime_set!r}; choose from {', '.join(CHIME_SETS)}")
 
 
 def chime_duration(name: str, chime_set: str = "bright") -> float:
@@ -121,11 +117,7 @@ def _render(name: str, sample_rate: int, chime_set: str) -> np.ndarray:
         for ratio, level, decay_factor in _PARTIALS[chime_set]:
             freq = note.freq * ratio
             if freq < 0.45 * sample_rate:  # skip partials that would alias
-                tone += (
-                    level
-                    * np.exp(-t / (note.decay * decay_factor))
-                    * np.sin(2 * np.pi * freq * t)
-                )
+                tone += level * np.exp(-t / (note.decay * decay_factor)) * np.sin(2 * np.pi * freq * t)
         env = np.clip(t / attack, 0.0, 1.0)
         env = 0.5 - 0.5 * np.cos(np.pi * env)  # raised-cosine attack
         fade = max(1, int(_END_FADE * sample_rate))
@@ -162,9 +154,7 @@ def dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
     if x.size < 2:
         return 0.0
     x = (x - x.mean()) * np.hanning(x.size)
-    nfft = 1 << int(
-        np.ceil(np.log2(max(x.size, 2 * sample_rate)))
-    )  # zero-pad to < 0.5 Hz bins
+    nfft = 1 << int(np.ceil(np.log2(max(x.size, 2 * sample_rate))))  # zero-pad to < 0.5 Hz bins
     mag = np.abs(np.fft.rfft(x, nfft))
     mag[: int(20 * nfft / sample_rate) + 1] = 0.0  # ignore DC and rumble
     k = int(np.argmax(mag))

@@ -30,9 +30,7 @@ def ffmpeg_exe() -> str:
 
         return imageio_ffmpeg.get_ffmpeg_exe()
     except Exception as exc:  # pragma: no cover - only without the wheel
-        raise AudioworkoutError(
-            "ffmpeg not found: install it or `pip install imageio-ffmpeg`"
-        ) from exc
+        raise AudioworkoutError("ffmpeg not found: install it or `pip install imageio-ffmpeg`") from exc
 
 
 def decode_audio(source: str | Path | bytes, sample_rate: int, what: str = "audio file") -> np.ndarray:
@@ -48,10 +46,24 @@ def decode_audio(source: str | Path | bytes, sample_rate: int, what: str = "audi
         if not path.is_file():
             reason = "it is a folder" if path.is_dir() else "no such file"
             raise AudioworkoutError(f"cannot read {what} {name}: {reason}")
-    cmd = [ffmpeg_exe(), "-nostdin" if data is None else "-hide_banner", "-v", "error",
-           "-i", "pipe:0" if data is not None else name, "-vn",
-           "-af", "aresample=rematrix_maxval=1.0",  # stereo -> mono as the average, never +3 dB
-           "-ac", "1", "-ar", str(int(sample_rate)), "-f", "f32le", "pipe:1"]
+    cmd = [
+        ffmpeg_exe(),
+        "-nostdin" if data is None else "-hide_banner",
+        "-v",
+        "error",
+        "-i",
+        "pipe:0" if data is not None else name,
+        "-vn",
+        "-af",
+        "aresample=rematrix_maxval=1.0",  # stereo -> mono as the average, never +3 dB
+        "-ac",
+        "1",
+        "-ar",
+        str(int(sample_rate)),
+        "-f",
+        "f32le",
+        "pipe:1",
+    ]
     try:
         proc = subprocess.run(cmd, input=data, capture_output=True, check=False)
     except OSError as exc:

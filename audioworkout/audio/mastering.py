@@ -24,9 +24,7 @@ _OVERSAMPLE = 4
 _REACH = 10  # input samples each side that one oversampled value depends on
 _GAIN_MARGIN_DB = 1.0  # peaks are oversampled exactly down to this far below the ceiling's reach
 _SAFETY_DB = 0.5  # MP3 encoding overshoots true peak by a few tenths of a dB (mix.encode_mix checks the file)
-_ATTACK_DB_PER_S = (
-    6.0 / 0.003
-)  # limiter ramps down 6 dB in 3 ms (ahead of the peak) ...
+_ATTACK_DB_PER_S = 6.0 / 0.003  # limiter ramps down 6 dB in 3 ms (ahead of the peak) ...
 _RELEASE_DB_PER_S = 6.0 / 0.080  # ... and recovers 6 dB in 80 ms
 
 
@@ -110,7 +108,7 @@ def _sample_peaks(x: np.ndarray, block: int) -> np.ndarray:
         pad = -a.size % block
         if pad:
             a = np.concatenate([a, np.zeros(pad, dtype=a.dtype)])
-        out[start // block: start // block + a.size // block] = a.reshape(-1, block).max(axis=1)
+        out[start // block : start // block + a.size // block] = a.reshape(-1, block).max(axis=1)
     return out
 
 
@@ -144,7 +142,7 @@ class TruePeaks:
         rows = np.flatnonzero((self.values >= floor) & ~self.exact)
         per_call = max(1, _CHUNK // (3 * self.block))
         for i in range(0, rows.size, per_call):
-            self._oversample(rows[i:i + per_call])
+            self._oversample(rows[i : i + per_call])
         return self
 
     def _oversample(self, rows: np.ndarray) -> None:
@@ -246,7 +244,7 @@ class LevelMeter:
         if not self._true_peak:
             return
         work = np.concatenate([self._held, x])
-        self._held = work[-2 * block:]
+        self._held = work[-2 * block :]
         inner = work[block:-block]  # the first block is context only; the last waits for its own
         if inner.size == 0:
             return
@@ -468,16 +466,8 @@ def duck_envelope(
         if i0 >= i1:
             continue
         t = np.arange(i0, i1) / sample_rate
-        rise = (
-            np.clip((t - s + attack) / attack, 0, 1)
-            if attack > 0
-            else (t >= s).astype(float)
-        )
-        fall = (
-            np.clip((e + release - t) / release, 0, 1)
-            if release > 0
-            else (t < e).astype(float)
-        )
+        rise = np.clip((t - s + attack) / attack, 0, 1) if attack > 0 else (t >= s).astype(float)
+        fall = np.clip((e + release - t) / release, 0, 1) if release > 0 else (t < e).astype(float)
         u = np.minimum(rise, fall)
         u[(t >= s) & (t < e)] = 1.0
         gain = 1.0 - (1.0 - depth) * (0.5 - 0.5 * np.cos(np.pi * u))
@@ -485,9 +475,7 @@ def duck_envelope(
     return env
 
 
-def fade(
-    samples: np.ndarray, sample_rate: int, fade_in: float = 3.0, fade_out: float = 5.0
-) -> np.ndarray:
+def fade(samples: np.ndarray, sample_rate: int, fade_in: float = 3.0, fade_out: float = 5.0) -> np.ndarray:
     """Fade the ends in place with cosine ramps (no clicks at start/end); returns the array."""
     n = samples.shape[0]
     for seconds, at_start in ((fade_in, True), (fade_out, False)):

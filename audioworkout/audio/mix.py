@@ -52,8 +52,7 @@ class ChimeBank:
     def __post_init__(self):
         for name in self.overrides:
             if name not in chime_synth.CHIME_NAMES:
-                raise AudioworkoutError(
-                    f"--chime: got {name!r}; allowed names: {', '.join(chime_synth.CHIME_NAMES)}")
+                raise AudioworkoutError(f"--chime: got {name!r}; allowed names: {', '.join(chime_synth.CHIME_NAMES)}")
 
     def samples(self, name: str, chime_set: str = "bright") -> np.ndarray:
         key = (name, chime_set if name not in self.overrides else "file")
@@ -120,9 +119,14 @@ class Mix:
     ceiling_dbtp: float | None = None
 
 
-def render(script: Script, speech_audio: Callable[[str], tuple[np.ndarray, int]], chimes: ChimeBank,
-           music: Path | None = None, sample_rate: int = MIX_RATE,
-           progress: Callable[[float], None] | None = None) -> Mix:
+def render(
+    script: Script,
+    speech_audio: Callable[[str], tuple[np.ndarray, int]],
+    chimes: ChimeBank,
+    music: Path | None = None,
+    sample_rate: int = MIX_RATE,
+    progress: Callable[[float], None] | None = None,
+) -> Mix:
     """Lay every cue's audio at its time, chimes at the voice's level; mix in ducked music; no mastering yet."""
     length = int(math.ceil(script.total_seconds * sample_rate))
     phrases: dict[str, np.ndarray] = {}
@@ -170,7 +174,8 @@ def master_mix(mix: Mix, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0)
     Records the float mix's levels as measured; encode_mix replaces them with the MP3's own.
     """
     _, loudness, peak = master_measured(
-        mix.samples, mix.sample_rate, target_lufs_dual_mono=target_lufs, ceiling_dbtp=ceiling_dbtp, inplace=True)
+        mix.samples, mix.sample_rate, target_lufs_dual_mono=target_lufs, ceiling_dbtp=ceiling_dbtp, inplace=True
+    )
     mix.loudness_lufs, mix.true_peak_dbtp = float(loudness), float(peak)
     mix.target_lufs, mix.ceiling_dbtp = target_lufs, ceiling_dbtp
     return mix
@@ -179,8 +184,14 @@ def master_mix(mix: Mix, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0)
 _ENCODE_TRIES = 3
 
 
-def encode_mix(mix: Mix, target: Path, tags: TrackTags, chapters: list[Chapter], bitrate_kbps: int = 96,
-               progress: Callable[[float], None] | None = None) -> Mix:
+def encode_mix(
+    mix: Mix,
+    target: Path,
+    tags: TrackTags,
+    chapters: list[Chapter],
+    bitrate_kbps: int = 96,
+    progress: Callable[[float], None] | None = None,
+) -> Mix:
     """Write the mix as a tagged MP3 at `target` and record the file's own loudness and true peak on the mix.
 
     The codec can push a true peak a little past what the float mix had. When the file crosses the
@@ -198,8 +209,9 @@ def encode_mix(mix: Mix, target: Path, tags: TrackTags, chapters: list[Chapter],
             if not over > 0:
                 break
             aim -= over + 0.1
-            master_measured(mix.samples, mix.sample_rate, target_lufs_dual_mono=mix.target_lufs, ceiling_dbtp=aim,
-                            inplace=True)
+            master_measured(
+                mix.samples, mix.sample_rate, target_lufs_dual_mono=mix.target_lufs, ceiling_dbtp=aim, inplace=True
+            )
         write_tags(tmp, tags, chapters)
     mix.loudness_lufs, mix.true_peak_dbtp = levels.loudness_lufs, levels.true_peak_dbtp
     return mix

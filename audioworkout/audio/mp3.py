@@ -80,17 +80,51 @@ def _last_line(text: bytes) -> str:
 
 def _encoder_command(sample_rate: int, bitrate_kbps: int, target: Path) -> list[str]:
     return [
-        ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
-        "-f", "f32le", "-ar", str(int(sample_rate)), "-ac", "1", "-i", "pipe:0",
-        "-map_metadata", "-1", "-c:a", "libmp3lame", "-b:a", f"{int(bitrate_kbps)}k",
-        "-ac", "1", "-ar", str(OUTPUT_RATE),
-        "-id3v2_version", "0", "-write_id3v1", "0", "-write_xing", "1",
-        "-f", "mp3", str(target),
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-nostats",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "f32le",
+        "-ar",
+        str(int(sample_rate)),
+        "-ac",
+        "1",
+        "-i",
+        "pipe:0",
+        "-map_metadata",
+        "-1",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        f"{int(bitrate_kbps)}k",
+        "-ac",
+        "1",
+        "-ar",
+        str(OUTPUT_RATE),
+        "-id3v2_version",
+        "0",
+        "-write_id3v1",
+        "0",
+        "-write_xing",
+        "1",
+        "-f",
+        "mp3",
+        str(target),
     ]
 
 
-def _encode(samples: np.ndarray, sample_rate: int, target: Path, bitrate_kbps: int, gain: float,
-            progress: Callable[[float], None] | None) -> None:
+def _encode(
+    samples: np.ndarray,
+    sample_rate: int,
+    target: Path,
+    bitrate_kbps: int,
+    gain: float,
+    progress: Callable[[float], None] | None,
+) -> None:
     """Stream `samples * gain` to ffmpeg/LAME, chunk by chunk."""
     cmd = _encoder_command(sample_rate, bitrate_kbps, target)
     total = len(samples)
@@ -106,7 +140,7 @@ def _encode(samples: np.ndarray, sample_rate: int, target: Path, bitrate_kbps: i
         try:
             try:
                 for start in range(0, total, step):
-                    chunk = samples[start:start + step].astype(np.float32)  # a copy: the caller's stays as it is
+                    chunk = samples[start : start + step].astype(np.float32)  # a copy: the caller's stays as it is
                     if gain != 1.0:
                         chunk *= np.float32(gain)
                     np.clip(chunk, -1.0, 1.0, out=chunk)
@@ -213,19 +247,23 @@ def write_tags(path: Path, tags: TrackTags, chapters: list[Chapter]) -> None:
     for i, ch in enumerate(_ordered(chapters)):
         eid = f"chp{i}"
         ids.append(eid)
-        id3.add(CHAP(
-            element_id=eid,
-            start_time=max(0, int(round(ch.start * 1000))),
-            end_time=max(0, int(round(ch.end * 1000))),
-            sub_frames=[TIT2(encoding=3, text=[ch.title])],
-        ))
+        id3.add(
+            CHAP(
+                element_id=eid,
+                start_time=max(0, int(round(ch.start * 1000))),
+                end_time=max(0, int(round(ch.end * 1000))),
+                sub_frames=[TIT2(encoding=3, text=[ch.title])],
+            )
+        )
     if ids:
-        id3.add(CTOC(
-            element_id="toc",
-            flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
-            child_element_ids=ids,
-            sub_frames=[TIT2(encoding=3, text=["Chapters"])],
-        ))
+        id3.add(
+            CTOC(
+                element_id="toc",
+                flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+                child_element_ids=ids,
+                sub_frames=[TIT2(encoding=3, text=["Chapters"])],
+            )
+        )
     id3.update_to_v23()  # save(v2_version=3) alone would write TDRC, a v2.4-only frame
     id3.save(path, v2_version=3, v1=0)
 
@@ -288,8 +326,24 @@ def mp3_duration(path: Path) -> float:
 
 
 def _decoder_command(path: Path) -> list[str]:
-    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
-            "-map", "0:a:0", "-ac", "1", "-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+    return [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-ac",
+        "1",
+        "-f",
+        "f32le",
+        "-acodec",
+        "pcm_f32le",
+        "pipe:1",
+    ]
 
 
 def decode_mp3(path: Path) -> tuple[np.ndarray, int]:

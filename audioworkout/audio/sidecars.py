@@ -41,20 +41,37 @@ def cue_sheet(script: Script, plan: Plan, audio_name: str | None = None, created
     """The script's JSON shape plus what the feed and web page need about the track."""
     data = script.to_dict()
     routine = plan.routine
-    data.update({
-        "description": routine.description,
-        "safety": " ".join(routine.safety),
-        "audio": audio_name,
-        "created": created,
-        "exercises": [{"name": s.title, "section": s.section, "start": round(s.start, 3), "end": round(s.end, 3),
-                       "amount": s.amount} for s in script.spans if s.kind == "exercise"],
-    })
+    data.update(
+        {
+            "description": routine.description,
+            "safety": " ".join(routine.safety),
+            "audio": audio_name,
+            "created": created,
+            "exercises": [
+                {
+                    "name": s.title,
+                    "section": s.section,
+                    "start": round(s.start, 3),
+                    "end": round(s.end, 3),
+                    "amount": s.amount,
+                }
+                for s in script.spans
+                if s.kind == "exercise"
+            ],
+        }
+    )
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 def script_markdown(script: Script) -> str:
-    out = [f"# {script.title}", "", f"{script.level.capitalize()}, {clock(script.total_seconds)}", "",
-           "| time | cue | what |", "| --- | --- | --- |"]
+    out = [
+        f"# {script.title}",
+        "",
+        f"{script.level.capitalize()}, {clock(script.total_seconds)}",
+        "",
+        "| time | cue | what |",
+        "| --- | --- | --- |",
+    ]
     for cue in script.cues:
         if isinstance(cue, SpokenCue):
             what = cue.text
@@ -79,8 +96,16 @@ def _distinct_exercises(plan: Plan) -> list[Exercise]:
 
 def plan_markdown(script: Script, plan: Plan) -> str:
     routine = plan.routine
-    out = [f"# {routine.title}", "", routine.description, "",
-           f"**{plan.level.capitalize()} · {clock(script.total_seconds)}**", "", "## Safety", ""]
+    out = [
+        f"# {routine.title}",
+        "",
+        routine.description,
+        "",
+        f"**{plan.level.capitalize()} · {clock(script.total_seconds)}**",
+        "",
+        "## Safety",
+        "",
+    ]
     out += [f"- {note}" for note in routine.safety]
     out += ["", "## The workout", "", "| time | section | exercise | amount |", "| --- | --- | --- | --- |"]
     out += [f"| {t} | {s} | {e} | {a} |" for t, s, e, a in _plan_rows(script)]
@@ -95,15 +120,19 @@ def plan_html(script: Script, plan: Plan) -> str:
     """A printable one-page plan (no scripts, no external files)."""
     esc = html.escape
     routine = plan.routine
-    rows = "".join(f"<tr><td>{esc(t)}</td><td>{esc(s)}</td><td>{esc(e)}</td><td>{esc(a)}</td></tr>"
-                   for t, s, e, a in _plan_rows(script))
+    rows = "".join(
+        f"<tr><td>{esc(t)}</td><td>{esc(s)}</td><td>{esc(e)}</td><td>{esc(a)}</td></tr>"
+        for t, s, e, a in _plan_rows(script)
+    )
     safety = "".join(f"<li>{esc(n)}</li>" for n in routine.safety)
     how = []
     for e in _distinct_exercises(plan):
         cues = "".join(f"<li>{esc(c)}</li>" for c in e.cues + e.form)
-        how.append(f"<section><h3>{esc(e.name)}</h3><p><b>Set up:</b> {esc(e.setup)}</p><ul>{cues}</ul>"
-                   f"<p><b>Breathing:</b> {esc(e.breathing)}<br><b>Easier:</b> {esc(e.easier)}<br>"
-                   f"<b>Harder:</b> {esc(e.harder)}</p></section>")
+        how.append(
+            f"<section><h3>{esc(e.name)}</h3><p><b>Set up:</b> {esc(e.setup)}</p><ul>{cues}</ul>"
+            f"<p><b>Breathing:</b> {esc(e.breathing)}<br><b>Easier:</b> {esc(e.easier)}<br>"
+            f"<b>Harder:</b> {esc(e.harder)}</p></section>"
+        )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(routine.title)}: plan</title>
 <style>body{{font:15px/1.45 system-ui,sans-serif;max-width:48em;margin:2em auto;padding:0 1em}}
@@ -113,6 +142,6 @@ section{{break-inside:avoid}}@media print{{body{{margin:0}}}}</style></head><bod
 <p><b>{esc(plan.level.capitalize())} · {esc(clock(script.total_seconds))}</b></p>
 <h2>Safety</h2><ul>{safety}</ul>
 <h2>The workout</h2><table><tr><th>Time</th><th>Section</th><th>Exercise</th><th>Amount</th></tr>{rows}</table>
-<h2>How to do each exercise</h2>{''.join(how)}
+<h2>How to do each exercise</h2>{"".join(how)}
 </body></html>
 """

@@ -55,7 +55,7 @@ class FeedResult:
 def podcast_guid(feed_url: str) -> str:
     """podcast:guid per the Podcasting 2.0 spec: UUIDv5 of the URL minus scheme and trailing '/'."""
     parts = urlsplit(feed_url)
-    bare = feed_url[len(parts.scheme) + 3:] if parts.scheme else feed_url
+    bare = feed_url[len(parts.scheme) + 3 :] if parts.scheme else feed_url
     return str(uuid.uuid5(PODCAST_GUID_NAMESPACE, bare.rstrip("/")))
 
 
@@ -127,9 +127,11 @@ def episode_html(track: Track, base_url: str) -> str:
     if s.get("description"):
         parts.append(f"<p>{e(str(s['description']))}</p>")
     exercises = [x for x in s.get("exercises") or [] if isinstance(x, dict)]
-    links = [f'<a href="{e(base_url + quote(p.name))}">{label}</a>'
-             for label, p in (("Printable plan", track.sidecar(".plan.html")),
-                              ("Transcript", track.sidecar(".vtt"))) if p]
+    links = [
+        f'<a href="{e(base_url + quote(p.name))}">{label}</a>'
+        for label, p in (("Printable plan", track.sidecar(".plan.html")), ("Transcript", track.sidecar(".vtt")))
+        if p
+    ]
     tail = []
     if s.get("safety"):
         tail.append(f"<p>Safety: {e(str(s['safety']))}</p>")
@@ -200,8 +202,7 @@ def default_cover(title: str, size: int = 1400) -> bytes:
         h = size * (0.05 + 0.12 * abs(((i * 7) % 11) - 5) / 5)
         x = size * 0.12 + i * size * 0.76 / bars
         y = size * 0.72
-        draw.rounded_rectangle((x, y - h, x + size * 0.018, y + h), radius=size * 0.009,
-                               fill=(250, 250, 245))
+        draw.rounded_rectangle((x, y - h, x + size * 0.018, y + h), radius=size * 0.009, fill=(250, 250, 245))
     try:
         font = ImageFont.load_default(size=size // 12)
     except TypeError:  # Pillow without FreeType: the small bitmap font
@@ -234,8 +235,7 @@ def _write_if_changed(path: Path, data: bytes) -> None:
     write_atomic(path, data)
 
 
-def render_feed(show: Show, tracks: list[Track], cover_name: str,
-                previous: _Previous | None = None) -> bytes:
+def render_feed(show: Show, tracks: list[Track], cover_name: str, previous: _Previous | None = None) -> bytes:
     """The RSS document for tracks (already newest first), as UTF-8 bytes."""
     previous = previous or _Previous(None, {})
     base = show.base_url
@@ -288,12 +288,10 @@ def render_feed(show: Show, tracks: list[Track], cover_name: str,
         _sub(it, "itunes:explicit", "true" if show.explicit else "false")
         chapters = t.sidecar(".chapters.json")
         if chapters:
-            _sub(it, "podcast:chapters", url=base + quote(chapters.name),
-                 type="application/json+chapters")
+            _sub(it, "podcast:chapters", url=base + quote(chapters.name), type="application/json+chapters")
         vtt = t.sidecar(".vtt")
         if vtt:
-            _sub(it, "podcast:transcript", url=base + quote(vtt.name), type="text/vtt",
-                 rel="captions")
+            _sub(it, "podcast:transcript", url=base + quote(vtt.name), type="text/vtt", rel="captions")
     if pub_dates:
         # the newest episode date, not "now", so an unchanged folder gives an unchanged feed
         last = email.utils.format_datetime(max(pub_dates).astimezone(UTC))
@@ -306,8 +304,7 @@ def render_feed(show: Show, tracks: list[Track], cover_name: str,
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode("utf-8")
 
 
-def build_feed(output_dir: Path, base_url: str | None = None,
-               show_file: Path | None = None) -> FeedResult:
+def build_feed(output_dir: Path, base_url: str | None = None, show_file: Path | None = None) -> FeedResult:
     """Write feed.xml, index.html and the cover for every track in output_dir.
 
     base_url (if given) overrides the show file's; guids and pubDates already in
@@ -327,7 +324,12 @@ def build_feed(output_dir: Path, base_url: str | None = None,
     feed_path = out / FEED_NAME
     _write_if_changed(feed_path, render_feed(show, tracks, cover.name, _read_previous(feed_path)))
     page_path = out / PAGE_NAME
-    _write_if_changed(page_path, webpage.render_page(show, tracks, cover.name, FEED_NAME)
-                      .encode("utf-8"))
-    return FeedResult(feed=feed_path, page=page_path, cover=cover, cover_generated=generated,
-                      items=len(tracks), feed_url=show.base_url + FEED_NAME)
+    _write_if_changed(page_path, webpage.render_page(show, tracks, cover.name, FEED_NAME).encode("utf-8"))
+    return FeedResult(
+        feed=feed_path,
+        page=page_path,
+        cover=cover,
+        cover_generated=generated,
+        items=len(tracks),
+        feed_url=show.base_url + FEED_NAME,
+    )

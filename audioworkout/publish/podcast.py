@@ -38,38 +38,72 @@ DEFAULT_BASE_URL = "http://localhost:8000/"  # where `serve` listens by default
 # (https://podcasters.apple.com/support/1691-apple-podcasts-categories).
 APPLE_CATEGORIES: dict[str, tuple[str, ...]] = {
     "Arts": ("Books", "Design", "Fashion & Beauty", "Food", "Performing Arts", "Visual Arts"),
-    "Business": ("Careers", "Entrepreneurship", "Investing", "Management", "Marketing",
-                 "Non-Profit"),
+    "Business": ("Careers", "Entrepreneurship", "Investing", "Management", "Marketing", "Non-Profit"),
     "Comedy": ("Comedy Interviews", "Improv", "Stand-Up"),
     "Education": ("Courses", "How To", "Language Learning", "Self-Improvement"),
     "Fiction": ("Comedy Fiction", "Drama", "Science Fiction"),
     "Government": (),
     "History": (),
-    "Health & Fitness": ("Alternative Health", "Fitness", "Medicine", "Mental Health",
-                         "Nutrition", "Sexuality"),
+    "Health & Fitness": ("Alternative Health", "Fitness", "Medicine", "Mental Health", "Nutrition", "Sexuality"),
     "Kids & Family": ("Education for Kids", "Parenting", "Pets & Animals", "Stories for Kids"),
-    "Leisure": ("Animation & Manga", "Automotive", "Aviation", "Crafts", "Games", "Hobbies",
-                "Home & Garden", "Video Games"),
+    "Leisure": (
+        "Animation & Manga",
+        "Automotive",
+        "Aviation",
+        "Crafts",
+        "Games",
+        "Hobbies",
+        "Home & Garden",
+        "Video Games",
+    ),
     "Music": ("Music Commentary", "Music History", "Music Interviews"),
-    "News": ("Business News", "Daily News", "Entertainment News", "News Commentary",
-             "Politics", "Sports News", "Tech News"),
-    "Religion & Spirituality": ("Buddhism", "Christianity", "Hinduism", "Islam", "Judaism",
-                                "Religion", "Spirituality"),
-    "Science": ("Astronomy", "Chemistry", "Earth Sciences", "Life Sciences", "Mathematics",
-                "Natural Sciences", "Nature", "Physics", "Social Sciences"),
-    "Society & Culture": ("Documentary", "Personal Journals", "Philosophy", "Places & Travel",
-                          "Relationships"),
-    "Sports": ("Baseball", "Basketball", "Cricket", "Fantasy Sports", "Football", "Golf",
-               "Hockey", "Rugby", "Running", "Soccer", "Swimming", "Tennis", "Volleyball",
-               "Wilderness", "Wrestling"),
+    "News": (
+        "Business News",
+        "Daily News",
+        "Entertainment News",
+        "News Commentary",
+        "Politics",
+        "Sports News",
+        "Tech News",
+    ),
+    "Religion & Spirituality": ("Buddhism", "Christianity", "Hinduism", "Islam", "Judaism", "Religion", "Spirituality"),
+    "Science": (
+        "Astronomy",
+        "Chemistry",
+        "Earth Sciences",
+        "Life Sciences",
+        "Mathematics",
+        "Natural Sciences",
+        "Nature",
+        "Physics",
+        "Social Sciences",
+    ),
+    "Society & Culture": ("Documentary", "Personal Journals", "Philosophy", "Places & Travel", "Relationships"),
+    "Sports": (
+        "Baseball",
+        "Basketball",
+        "Cricket",
+        "Fantasy Sports",
+        "Football",
+        "Golf",
+        "Hockey",
+        "Rugby",
+        "Running",
+        "Soccer",
+        "Swimming",
+        "Tennis",
+        "Volleyball",
+        "Wilderness",
+        "Wrestling",
+    ),
     "Technology": (),
     "True Crime": (),
-    "TV & Film": ("After Shows", "Film History", "Film Interviews", "Film Reviews",
-                  "TV Reviews"),
+    "TV & Film": ("After Shows", "Film History", "Film Interviews", "Film Reviews", "TV Reviews"),
 }
 
 # ISO 639-1 two-letter language codes (what RSS <language> and Apple expect).
-ISO_639_1 = frozenset("""
+ISO_639_1 = frozenset(
+    """
 aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv cy
 da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr ht
 hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky
@@ -77,12 +111,25 @@ la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no
 oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sn so sq sr ss st
 su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za
 zh zu
-""".split())
+""".split()
+)
 
 SHOW_TYPES = ("episodic", "serial")
 COVER_MIN, COVER_MAX = 1400, 3000
-SHOW_KEYS = ("title", "author", "owner", "description", "language", "category",
-               "subcategory", "cover", "explicit", "base_url", "type", "link")
+SHOW_KEYS = (
+    "title",
+    "author",
+    "owner",
+    "description",
+    "language",
+    "category",
+    "subcategory",
+    "cover",
+    "explicit",
+    "base_url",
+    "type",
+    "link",
+)
 _EMAIL = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[A-Za-z0-9-]{2,}$")
 _LANGUAGE = re.compile(r"^([A-Za-z]{2})(?:-([A-Za-z]{2}|[0-9]{3}))?$")
 
@@ -117,8 +164,7 @@ def check_url(url: object, file: object, field: str) -> str:
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-        raise ContentError(file, field, url,
-                           "expected an http:// or https:// URL without ?query or #fragment")
+        raise ContentError(file, field, url, "expected an http:// or https:// URL without ?query or #fragment")
     return url
 
 
@@ -146,8 +192,7 @@ def check_cover(path: Path, file: object = "cover", field: str = "cover") -> Non
     if w != h:
         raise ContentError(file, field, str(path), f"expected a square image, not {w}x{h}")
     if not COVER_MIN <= w <= COVER_MAX:
-        raise ContentError(file, field, str(path),
-                           f"expected {COVER_MIN}-{COVER_MAX} px a side, not {w}x{h}")
+        raise ContentError(file, field, str(path), f"expected {COVER_MIN}-{COVER_MAX} px a side, not {w}x{h}")
 
 
 def load_show(path: Path | None) -> Show:
@@ -186,8 +231,11 @@ def parse_show(root: validation.Reader, path: Path) -> Show:
     subcategory = f["subcategory"].text(default=d.subcategory if "category" not in f else None, collapse=False)
     if category is not None and subcategory is not None and subcategory not in APPLE_CATEGORIES[category]:
         allowed_sub = APPLE_CATEGORIES[category]
-        f["subcategory"].fail(f"expected one of {category!r}'s subcategories: " + ", ".join(allowed_sub)
-                              if allowed_sub else f"{category!r} has no subcategories; omit it")
+        f["subcategory"].fail(
+            f"expected one of {category!r}'s subcategories: " + ", ".join(allowed_sub)
+            if allowed_sub
+            else f"{category!r} has no subcategories; omit it"
+        )
 
     cover = None
     cover_text = f["cover"].text(collapse=False, max_len=1000)
@@ -206,10 +254,22 @@ def parse_show(root: validation.Reader, path: Path) -> Show:
     link = _url(f["link"], None)
 
     root.report.raise_if_any()
-    return validation.build(Show, title=title, author=author, owner_name=owner_name, owner_email=owner_email,
-                            description=description, language=language, category=category,
-                            subcategory=subcategory, cover=cover, explicit=bool(explicit), base_url=base_url,
-                            type=show_type, link=link)
+    return validation.build(
+        Show,
+        title=title,
+        author=author,
+        owner_name=owner_name,
+        owner_email=owner_email,
+        description=description,
+        language=language,
+        category=category,
+        subcategory=subcategory,
+        cover=cover,
+        explicit=bool(explicit),
+        base_url=base_url,
+        type=show_type,
+        link=link,
+    )
 
 
 def root_text(f: validation.Fields, key: str, default: str) -> str | None:

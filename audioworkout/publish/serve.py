@@ -99,7 +99,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def __init__(self, *args, directory: Path, idle_timeout: float = IDLE_TIMEOUT, **kwargs):
         self.root = directory
-        self.timeout = idle_timeout  # socket timeout set in setup(): a silent client is dropped, not waited for
+        self.timeout = idle_timeout  # type: ignore[misc]  # per connection: a silent client is dropped, not waited for
         super().__init__(*args, **kwargs)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
@@ -234,8 +234,14 @@ class _Server(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def make_server(directory: Path, host: str = "127.0.0.1", port: int = 8000, *,
-                idle_timeout: float = IDLE_TIMEOUT, max_workers: int = MAX_WORKERS) -> ThreadingHTTPServer:
+def make_server(
+    directory: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    idle_timeout: float = IDLE_TIMEOUT,
+    max_workers: int = MAX_WORKERS,
+) -> ThreadingHTTPServer:
     """A ready (bound, not yet serving) server for directory; port 0 picks a free one.
 
     idle_timeout and max_workers keep idle or slow clients from holding unbounded threads.
@@ -244,8 +250,9 @@ def make_server(directory: Path, host: str = "127.0.0.1", port: int = 8000, *,
     if not root.is_dir():
         raise AudioworkoutError(f"{directory}: no such folder to serve")
     try:
-        return _Server((host, port), partial(Handler, directory=root, idle_timeout=idle_timeout),
-                       max_workers=max_workers)
+        return _Server(
+            (host, port), partial(Handler, directory=root, idle_timeout=idle_timeout), max_workers=max_workers
+        )
     except OSError as exc:
         raise AudioworkoutError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
@@ -257,8 +264,7 @@ def serve(directory: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
     server = make_server(directory, host, port)
     shown_host = host if host not in ("", "0.0.0.0", "::") else "localhost"
     url = f"http://{shown_host}:{server.server_address[1]}/"
-    click.echo(f"Serving {directory} at {url} (feed: {url}feed.xml); press Ctrl-C to stop.",
-               err=True)
+    click.echo(f"Serving {directory} at {url} (feed: {url}feed.xml); press Ctrl-C to stop.", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

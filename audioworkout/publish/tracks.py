@@ -36,8 +36,7 @@ class Track:
     @property
     def episode_title(self) -> str:
         """Routine title plus length and level: one routine gives several tracks."""
-        bits = [f"{self.sheet['minutes']} min" if self.sheet.get("minutes") else "",
-                str(self.sheet.get("level") or "")]
+        bits = [f"{self.sheet['minutes']} min" if self.sheet.get("minutes") else "", str(self.sheet.get("level") or "")]
         bits = [b for b in bits if b]
         return f"{self.title} ({', '.join(bits)})" if bits else self.title
 
@@ -59,8 +58,9 @@ def find_tracks(folder: Path) -> list[Track]:
         try:
             sheet = json.loads(sheet_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ContentError(sheet_path, "json", str(exc),
-                               "expected a cue sheet written by `audioworkout build`") from None
+            raise ContentError(
+                sheet_path, "json", str(exc), "expected a cue sheet written by `audioworkout build`"
+            ) from None
         if not isinstance(sheet, dict) or "routine" not in sheet or "cues" not in sheet:
             continue
         track = Track(stem=mp3.stem, mp3=mp3, sheet=sheet, size=mp3.stat().st_size)

@@ -97,7 +97,7 @@ def _num(value: Any, default: float = 0.0) -> float:
 
 def _tint(hex_colour: str, amount: float = 0.45) -> str:
     """A lighter version of a colour, for exercise blocks inside a section."""
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     r, g, b = (round(c + (255 - c) * amount) for c in (r, g, b))
     return f"#{r:02x}{g:02x}{b:02x}"
 
@@ -127,8 +127,10 @@ def timeline_svg(sheet: dict, total: float) -> str:
         return round(min(max(_num(t), 0.0), total) / total * width, 1)
 
     colours: dict[str, str] = {}
-    out = [f'<svg class="timeline" viewBox="0 0 {width} 92" role="img" '
-           f'aria-label="Timeline" xmlns="http://www.w3.org/2000/svg">']
+    out = [
+        f'<svg class="timeline" viewBox="0 0 {width} 92" role="img" '
+        f'aria-label="Timeline" xmlns="http://www.w3.org/2000/svg">'
+    ]
     for sec in sections_of(sheet):
         name = str(sec.get("title") or "")
         colour = colours.setdefault(name, PALETTE[len(colours) % len(PALETTE)])
@@ -136,8 +138,9 @@ def timeline_svg(sheet: dict, total: float) -> str:
         out.append(
             f'<rect class="block section" x="{x0}" y="4" width="{max(x1 - x0, 1)}" height="22" '
             f'fill="{colour}" data-start="{_num(sec.get("start")):g}">'
-            f'<title>{escape(name)} ({_fmt(_num(sec.get("start")))}–{_fmt(_num(sec.get("end")))})'
-            f'</title></rect>')
+            f"<title>{escape(name)} ({_fmt(_num(sec.get('start')))}–{_fmt(_num(sec.get('end')))})"
+            f"</title></rect>"
+        )
     for ex in sheet.get("exercises") or []:
         name = str(ex.get("name") or "")
         section = str(ex.get("section") or "")
@@ -149,7 +152,8 @@ def timeline_svg(sheet: dict, total: float) -> str:
         out.append(
             f'<rect class="block exercise" x="{x0}" y="30" width="{max(x1 - x0, 1)}" height="22" '
             f'fill="{colour}" stroke="#fff" stroke-width="1" data-start="{_num(ex.get("start")):g}">'
-            f'<title>{escape(label)}</title></rect>')
+            f"<title>{escape(label)}</title></rect>"
+        )
     minutes = int(total // 60)
     label_every = 1 if minutes <= 10 else 5 if minutes <= 60 else 10
     out.append(f'<line class="axis" x1="0" y1="60" x2="{width}" y2="60"/>')
@@ -169,8 +173,10 @@ def chapter_list(sheet: dict) -> str:
     """Buttons that seek the track's player: sections in bold, then their exercises."""
     chapters = [c for c in sheet.get("chapters") or [] if isinstance(c, dict)]
     if not chapters:  # older cue sheets: fall back to the exercises
-        chapters = [{"title": x.get("name"), "start": x.get("start"), "end": x.get("end"),
-                     "kind": "exercise"} for x in sheet.get("exercises") or []]
+        chapters = [
+            {"title": x.get("name"), "start": x.get("start"), "end": x.get("end"), "kind": "exercise"}
+            for x in sheet.get("exercises") or []
+        ]
     chapters = sorted(chapters, key=lambda c: (_num(c.get("start")), c.get("kind") != "section"))
     items = []
     for c in chapters:
@@ -180,7 +186,8 @@ def chapter_list(sheet: dict) -> str:
         items.append(
             f'<li class="{kind}" data-end="{end:g}"><button type="button" data-start="{start:g}" '
             f'title="Play from {_fmt(start)}">{_fmt(start)} {escape(str(c.get("title") or ""))}'
-            f"</button></li>")
+            f"</button></li>"
+        )
     return f'<ol class="chapters">{"".join(items)}</ol>' if items else ""
 
 
@@ -197,7 +204,7 @@ def track_html(track: Track) -> str:
         if path:
             links.append(f'<a href="{e(quote(path.name))}">{label}</a>')
     links.append(f'<a href="{e(quote(track.mp3.name))}" download>MP3</a>')
-    description = f'<p>{e(str(s["description"]))}</p>' if s.get("description") else ""
+    description = f"<p>{e(str(s['description']))}</p>" if s.get("description") else ""
     if s.get("safety"):
         description += f'\n<p class="safety">Safety: {e(str(s["safety"]))}</p>'
 
@@ -233,7 +240,7 @@ def render_page(show: Show, tracks: list[Track], cover_name: str, feed_name: str
 <div>
 <h1>{e(show.title)}</h1>
 <p>{e(show.description)}</p>
-<p>{len(tracks)} track{'s' if len(tracks) != 1 else ''} · <a href="{e(quote(feed_name))}">Podcast feed</a>
+<p>{len(tracks)} track{"s" if len(tracks) != 1 else ""} · <a href="{e(quote(feed_name))}">Podcast feed</a>
 (paste <code>{e(show.base_url + feed_name)}</code> into your podcast app)</p>
 </div>
 </header>

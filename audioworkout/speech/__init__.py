@@ -24,8 +24,24 @@ from .settings import SpeechSettings
 from .speaker import Speaker, SpeakerStats, make_speaker
 
 __all__ = [
-    "SpeechSettings", "make_speaker", "make_engine", "engine_names", "engine_class", "register", "list_voices",
-    "VoiceInfo", "Speaker", "SpeakerStats", "PhraseCache", "estimate_duration", "default_jobs",
+    "SpeechSettings",
+    "make_speaker",
+    "make_engine",
+    "engine_names",
+    "engine_class",
+    "register",
+    "list_voices",
+    "VoiceInfo",
+    "Speaker",
+    "SpeakerStats",
+    "PhraseCache",
+    "estimate_duration",
+    "default_jobs",
     # the engine classes and the cache header, for tests and scripts/bench.py that use them directly
-    "FakeEngine", "PiperEngine", "PicoEngine", "GttsEngine", "HEADER_SIZE", "_unpack_header",
+    "FakeEngine",
+    "PiperEngine",
+    "PicoEngine",
+    "GttsEngine",
+    "HEADER_SIZE",
+    "_unpack_header",
 ]

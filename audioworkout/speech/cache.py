@@ -48,8 +48,12 @@ def _unpack_header(raw: bytes) -> tuple[int, int, int] | None:
         return None
     magic, version, size, rate, count, crc = _HEADER.unpack_from(raw)
     (head_crc,) = struct.unpack_from("<I", raw, _HEADER.size)
-    if magic != _MAGIC or version != _FORMAT_VERSION or size != HEADER_SIZE \
-            or head_crc != zlib.crc32(raw[: _HEADER.size]):
+    if (
+        magic != _MAGIC
+        or version != _FORMAT_VERSION
+        or size != HEADER_SIZE
+        or head_crc != zlib.crc32(raw[: _HEADER.size])
+    ):
         return None
     return rate, count, crc
 
@@ -191,6 +195,8 @@ class PhraseCache:
                     pass
         if cause is not None:
             why = cause.strerror or str(cause)
-            raise AudioworkoutError(f"cannot remove {failed} cached phrases from {printable(str(self.directory))}: "
-                                    f"{why} ({removed} removed)")
+            raise AudioworkoutError(
+                f"cannot remove {failed} cached phrases from {printable(str(self.directory))}: "
+                f"{why} ({removed} removed)"
+            )
         return removed

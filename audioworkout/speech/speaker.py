@@ -18,10 +18,10 @@ from .textnorm import normalise
 
 @dataclass
 class SpeakerStats:
-    synthesised: int = 0        # phrases sent to the engine
-    cache_hits: int = 0         # phrases read from the disk cache
+    synthesised: int = 0  # phrases sent to the engine
+    cache_hits: int = 0  # phrases read from the disk cache
     speech_seconds: float = 0.0  # seconds of audio synthesised
-    synth_seconds: float = 0.0   # engine time, summed over phrases (so over workers too)
+    synth_seconds: float = 0.0  # engine time, summed over phrases (so over workers too)
 
     @property
     def real_time_factor(self) -> float:
@@ -35,8 +35,8 @@ class Speaker:
     def __init__(self, engine: Engine, cache: PhraseCache | None):
         self.engine, self.cache = engine, cache
         self.stats = SpeakerStats()
-        self._audio: dict[str, np.ndarray] = {}   # normalised text -> samples
-        self._counts: dict[str, int] = {}         # normalised text -> sample count
+        self._audio: dict[str, np.ndarray] = {}  # normalised text -> samples
+        self._counts: dict[str, int] = {}  # normalised text -> sample count
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
 
@@ -112,8 +112,9 @@ class Speaker:
             return
         pool = ThreadPoolExecutor(jobs, thread_name_prefix="speech")
         try:
-            futures = {pool.submit(self._synthesise, spoken): spoken
-                       for spoken in sorted(missing, key=len, reverse=True)}
+            futures = {
+                pool.submit(self._synthesise, spoken): spoken for spoken in sorted(missing, key=len, reverse=True)
+            }
             for done, future in enumerate(as_completed(futures), 1):
                 spoken, samples = futures[future], future.result()
                 with self._lock:

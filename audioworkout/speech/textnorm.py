@@ -57,14 +57,25 @@ def _num(token: str) -> str:
 
 _N = r"\d+(?:\.\d+)?"
 _UNITS = {  # spoken singular, plural
-    "s": ("second", "seconds"), "sec": ("second", "seconds"), "secs": ("second", "seconds"),
-    "second": ("second", "seconds"), "seconds": ("second", "seconds"),
-    "min": ("minute", "minutes"), "mins": ("minute", "minutes"),
-    "minute": ("minute", "minutes"), "minutes": ("minute", "minutes"),
-    "h": ("hour", "hours"), "hr": ("hour", "hours"), "hrs": ("hour", "hours"),
-    "hour": ("hour", "hours"), "hours": ("hour", "hours"),
-    "kg": ("kilogram", "kilograms"), "kgs": ("kilogram", "kilograms"),
-    "km": ("kilometre", "kilometres"), "lb": ("pound", "pounds"), "lbs": ("pound", "pounds"),
+    "s": ("second", "seconds"),
+    "sec": ("second", "seconds"),
+    "secs": ("second", "seconds"),
+    "second": ("second", "seconds"),
+    "seconds": ("second", "seconds"),
+    "min": ("minute", "minutes"),
+    "mins": ("minute", "minutes"),
+    "minute": ("minute", "minutes"),
+    "minutes": ("minute", "minutes"),
+    "h": ("hour", "hours"),
+    "hr": ("hour", "hours"),
+    "hrs": ("hour", "hours"),
+    "hour": ("hour", "hours"),
+    "hours": ("hour", "hours"),
+    "kg": ("kilogram", "kilograms"),
+    "kgs": ("kilogram", "kilograms"),
+    "km": ("kilometre", "kilometres"),
+    "lb": ("pound", "pounds"),
+    "lbs": ("pound", "pounds"),
     "bpm": ("beat per minute", "beats per minute"),
 }
 _UNIT_RE = re.compile(
@@ -83,7 +94,7 @@ def _unit(m: re.Match) -> str:
 
 
 def _clock(m: re.Match) -> str:
-    """"1:30" in a workout is minutes:seconds -> "one minute thirty seconds"."""
+    """ "1:30" in a workout is minutes:seconds -> "one minute thirty seconds"."""
     minutes, seconds = int(m.group(1)), int(m.group(2))
     parts = []
     if minutes:
@@ -93,27 +104,45 @@ def _clock(m: re.Match) -> str:
     return " ".join(parts)
 
 
-_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "′": "'", "“": '"', "”": '"', "„": '"',
-                         "″": '"', "«": '"', "»": '"', "\u00a0": " ", "×": "x"})
+_QUOTES = str.maketrans(
+    {
+        "‘": "'",
+        "’": "'",
+        "‚": "'",
+        "′": "'",
+        "“": '"',
+        "”": '"',
+        "„": '"',
+        "″": '"',
+        "«": '"',
+        "»": '"',
+        "\u00a0": " ",
+        "×": "x",
+    }
+)
 
 # (pattern, replacement) applied in order; numbers are turned into words last.
 _RULES: list[tuple[re.Pattern, object]] = [
-    (re.compile(r"<[^<>]*>"), " "),                                  # SSML / HTML tags
-    (re.compile(r"(?<=\d)\s*–\s*(?=\d)"), "-"),                       # en dash in ranges
-    (re.compile(r"\s*[—–]\s*"), ", "),                                # other dashes are pauses
-    (re.compile(r"(?<=\d),(?=\d{3}\b)"), ""),                         # 1,000 -> 1000
+    (re.compile(r"<[^<>]*>"), " "),  # SSML / HTML tags
+    (re.compile(r"(?<=\d)\s*–\s*(?=\d)"), "-"),  # en dash in ranges
+    (re.compile(r"\s*[—–]\s*"), ", "),  # other dashes are pauses
+    (re.compile(r"(?<=\d),(?=\d{3}\b)"), ""),  # 1,000 -> 1000
     (re.compile(r"\be\.\s?g\.", re.I), "for example"),
     (re.compile(r"\bi\.\s?e\.", re.I), "that is"),
     (re.compile(r"\betc\.", re.I), "et cetera"),
     (re.compile(r"\bapprox\b\.?", re.I), "approximately"),
     (re.compile(r"\bvs\b\.?", re.I), "versus"),
     (re.compile(r"\s*&\s*"), " and "),
-    (re.compile(r"\b\d+(?:\s*-\s*\d+){2,}\b"),                       # 3-2-1 countdown
-     lambda m: ", ".join(number_words(int(d)) for d in re.findall(r"\d+", m.group()))),
-    (re.compile(r"\b(\d{1,2}):([0-5]\d)\b"), _clock),                 # 1:30
-    (_UNIT_RE, _unit),                                                # 30s, 10 min, 30-45 s
-    (re.compile(rf"\b({_N})\s*x\s*(\d+)\b", re.I),                    # 3x10 -> three by ten
-     lambda m: f"{_num(m.group(1))} by {_num(m.group(2))}"),
+    (
+        re.compile(r"\b\d+(?:\s*-\s*\d+){2,}\b"),  # 3-2-1 countdown
+        lambda m: ", ".join(number_words(int(d)) for d in re.findall(r"\d+", m.group())),
+    ),
+    (re.compile(r"\b(\d{1,2}):([0-5]\d)\b"), _clock),  # 1:30
+    (_UNIT_RE, _unit),  # 30s, 10 min, 30-45 s
+    (
+        re.compile(rf"\b({_N})\s*x\s*(\d+)\b", re.I),  # 3x10 -> three by ten
+        lambda m: f"{_num(m.group(1))} by {_num(m.group(2))}",
+    ),
     (re.compile(r"(?<![\w.])x\s?(\d+)\b", re.I), lambda m: f"{_num(m.group(1))} times"),
     (re.compile(rf"(?<![\w.])({_N})\s?x\b", re.I), lambda m: f"{_num(m.group(1))} times"),
     (re.compile(r"#\s?(?=\d)"), "number "),
@@ -125,10 +154,10 @@ _RULES: list[tuple[re.Pattern, object]] = [
     (re.compile(r"\s*@\s*"), " at "),
     (re.compile(r"(?<![\d.])(\d+\.\d+)\b"), lambda m: _num(m.group(1))),
     (re.compile(r"\d+"), lambda m: number_words(int(m.group()))),
-    (re.compile(r"[*_#~^|\\{}\[\]]"), " "),                           # markdown and stray symbols
+    (re.compile(r"[*_#~^|\\{}\[\]]"), " "),  # markdown and stray symbols
     (re.compile(r"\s+"), " "),
     (re.compile(r"\s+([,.;:!?])"), r"\1"),
-    (re.compile(r"([,;:])(?:\s*[,;:])+"), r"\1"),                    # ", ," left by removals
+    (re.compile(r"([,;:])(?:\s*[,;:])+"), r"\1"),  # ", ," left by removals
 ]
 
 

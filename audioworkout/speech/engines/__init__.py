@@ -9,8 +9,17 @@ from __future__ import annotations
 # The order of these imports is the order of engine_names(): keep it.
 # isort: off
 from . import piper, pico, gtts, fake  # noqa: F401  (imported to register)
+
 # isort: on
 from .base import Engine, EngineClass, VoiceInfo, engine_class, engine_names, list_voices, make_engine, register
 
-__all__ = ["Engine", "EngineClass", "VoiceInfo", "engine_class", "engine_names", "list_voices", "make_engine",
-           "register"]
+__all__ = [
+    "Engine",
+    "EngineClass",
+    "VoiceInfo",
+    "engine_class",
+    "engine_names",
+    "list_voices",
+    "make_engine",
+    "register",
+]

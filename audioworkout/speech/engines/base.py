@@ -63,13 +63,14 @@ class EngineClass(Protocol):
 
 # ---------------------------------------------------------------- helpers
 
+
 def trim_silence(samples: np.ndarray, sample_rate: int, keep: float = MAX_EDGE_SILENCE) -> np.ndarray:
     """Cut leading/trailing silence down to `keep` seconds (all-silent input -> empty)."""
     loud = np.flatnonzero(np.abs(samples) > SILENCE_THRESHOLD)
     if loud.size == 0:
         return samples[:0]
     pad = int(round(keep * sample_rate))
-    return samples[max(0, loud[0] - pad): loud[-1] + 1 + pad]
+    return samples[max(0, loud[0] - pad) : loud[-1] + 1 + pad]
 
 
 def join_chunks(chunks: list[np.ndarray], sample_rate: int, pause: float) -> np.ndarray:

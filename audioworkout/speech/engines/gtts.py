@@ -65,8 +65,9 @@ class GttsEngine:
     @classmethod
     def voices(cls) -> list[VoiceInfo]:
         """Listed, not probed: no network is touched."""
-        return [VoiceInfo(cls.name, "en (tld com)", "en", cls.sample_rate, cls.licence, False, importable("gtts"),
-                          cls.note)]
+        return [
+            VoiceInfo(cls.name, "en (tld com)", "en", cls.sample_rate, cls.licence, False, importable("gtts"), cls.note)
+        ]
 
     def cache_key(self) -> str:
         return "|".join(["gtts", self.lang, self.tld, f"slow={int(self.slow)}", f"v{PIPELINE_VERSION}"])
@@ -79,15 +80,18 @@ class GttsEngine:
         for attempt in range(1, self.attempts + 1):
             buf = io.BytesIO()
             try:
-                gTTS(text, lang=self.lang, tld=self.tld, slow=self.slow, lang_check=False,
-                     timeout=self.timeout).write_to_fp(buf)
+                gTTS(
+                    text, lang=self.lang, tld=self.tld, slow=self.slow, lang_check=False, timeout=self.timeout
+                ).write_to_fp(buf)
                 if buf.tell() == 0:
                     raise EngineError("gtts: Google Text-to-Speech returned no audio")
                 return buf.getvalue()
             except gTTSError as exc:
                 cause = exc.__context__
                 status = getattr(exc.rsp, "status_code", None)
-                transient = isinstance(cause, requests.Timeout) or (status is not None and (status == 429 or status >= 500))
+                transient = isinstance(cause, requests.Timeout) or (
+                    status is not None and (status == 429 or status >= 500)
+                )
                 if isinstance(cause, requests.Timeout):
                     reason = "timed out"
                 elif isinstance(cause, requests.ConnectionError):
@@ -118,8 +122,12 @@ class GttsEngine:
 
 def _connection_reason(exc: BaseException) -> str:
     text = str(exc)
-    if "NameResolution" in text or "Name or service not known" in text or "getaddrinfo" in text \
-            or "Temporary failure in name resolution" in text:
+    if (
+        "NameResolution" in text
+        or "Name or service not known" in text
+        or "getaddrinfo" in text
+        or "Temporary failure in name resolution" in text
+    ):
         return "DNS lookup of translate.google failed"
     if "ProxyError" in type(exc).__name__ or "ProxyError" in text:
         return "proxy unreachable"

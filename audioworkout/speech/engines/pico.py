@@ -54,12 +54,21 @@ class PicoEngine:
     @classmethod
     def voices(cls) -> list[VoiceInfo]:
         ok = importable("py_nanotts")
-        return [VoiceInfo(cls.name, code, code, cls.sample_rate, cls.licence, False, ok, cls.note)
-                for code in PICO_LANGS]
+        return [
+            VoiceInfo(cls.name, code, code, cls.sample_rate, cls.licence, False, ok, cls.note) for code in PICO_LANGS
+        ]
 
     def cache_key(self) -> str:
-        return "|".join(["pico", package_version("py-nanotts"), self.lang, f"pace={self.pace:g}",
-                         f"pause={self.sentence_pause:g}", f"v{PIPELINE_VERSION}"])
+        return "|".join(
+            [
+                "pico",
+                package_version("py-nanotts"),
+                self.lang,
+                f"pace={self.pace:g}",
+                f"pause={self.sentence_pause:g}",
+                f"v{PIPELINE_VERSION}",
+            ]
+        )
 
     def synthesize(self, text: str) -> np.ndarray:
         if self._tts is None:

