@@ -45,6 +45,28 @@ class Commands(click.Group):
             sys.exit(1)
 
 
+def exact_option(func):
+    return click.option(
+        "--exact",
+        is_flag=True,
+        help="Play the routine's amounts and rests exactly as written, at its natural length (no fitting).",
+    )(func)
+
+
+def load_for_session(name: str, minutes: float | None, exact: bool):
+    """The routine; with --exact, as written (exact mode), which a length cannot go with."""
+    from dataclasses import replace
+
+    from . import api
+
+    routine = api.load_routine(name)
+    if exact:
+        if minutes is not None:
+            raise UsageError("--exact plays the routine as written, at its own length; leave out --minutes")
+        routine = replace(routine, fit=False)
+    return routine
+
+
 def minutes_option(func):
     return click.option(
         "--minutes",
@@ -186,17 +208,18 @@ def show(routine):
 @main.command()
 @click.argument("routine")
 @minutes_option
+@exact_option
 @level_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("--estimate", is_flag=True, help="Estimate phrase lengths from the text instead of synthesising.")
 @speech_options
-def script(routine, minutes, level, fmt, estimate, **speech):
+def script(routine, minutes, level, fmt, estimate, exact, **speech):
     """The timed script: every cue with its time, and the total length."""
     from . import api
     from .audio.sidecars import script_markdown
     from .script import print_text
 
-    r = api.load_routine(routine)
+    r = load_for_session(routine, minutes, exact)
     settings = speech_settings(speech)
     speaker = None if estimate else api.make_speaker(settings)
     _, s = api.plan_session(r, minutes, level, speaker=speaker)
@@ -360,6 +383,7 @@ def _stop_on_sigterm() -> None:
 @main.command()
 @click.argument("routine")
 @minutes_option
+@exact_option
 @level_option
 @speech_options
 @click.option(
@@ -406,13 +430,15 @@ def _stop_on_sigterm() -> None:
     help="MP3 bitrate in kbps (constant).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and its length; write nothing.")
-def build(routine, minutes, level, music, chime_values, chime_set, cover, output_dir, bitrate, dry_run, **speech):
+def build(
+    routine, minutes, level, music, chime_values, chime_set, cover, output_dir, bitrate, dry_run, exact, **speech
+):
     """Build the MP3 for ROUTINE with its cue sheet, transcript, chapters and plan."""
     from . import api
     from .script import clock
 
     _stop_on_sigterm()
-    r = api.load_routine(routine)
+    r = load_for_session(routine, minutes, exact)
     options = api.BuildOptions(
         music=music,
         chime_files=_chime_files(chime_values),

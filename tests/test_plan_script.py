@@ -298,3 +298,21 @@ def test_an_unwritable_output_folder_fails_before_any_synthesis(tmp_path):
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: /proc/x: cannot write")
     assert "Traceback" not in proc.stderr
     assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_exact_option_plays_amounts_and_rests_as_written(cli):
+    result = cli("script", "back-pain", "--exact", "--format", "json", "--estimate")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    routine = load_routine("back-pain")
+    written = {i.exercise.for_level("beginner").name: i.exercise.amounts["beginner"]
+               for s in routine.sections for i in s.items}
+    timed = [w for w in data["work"] if w["kind"] in ("timed", "hold")]
+    assert timed and all(round(w["end"] - w["start"]) == written[w["exercise"]] for w in timed)
+    assert {w["exercise"] for w in data["work"]} == set(written)
+    ends = [c for c in data["cues"] if c.get("chime") == "end"]
+    starts = [c for c in data["cues"] if c.get("chime") == "start"]
+    gaps = {round(s["time"] - e["time"], 3) for e in ends for s in starts if 0 < s["time"] - e["time"] <= 20.5}
+    assert routine.rest.between_exercises["beginner"] in gaps
+    result = cli("script", "back-pain", "--exact", "--minutes", 10, "--estimate")
+    assert result.exit_code == 2 and "leave out --minutes" in result.output
