@@ -67,6 +67,19 @@ def load_for_session(name: str, minutes: float | None, exact: bool):
     return routine
 
 
+def output_option(help: str):
+    """The output folder option, the same for build, feed and serve."""
+    return click.option(
+        "--output",
+        "-o",
+        "output_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("output"),
+        show_default=True,
+        help=help,
+    )
+
+
 def minutes_option(func):
     return click.option(
         "--minutes",
@@ -413,15 +426,7 @@ def _stop_on_sigterm() -> None:
     default=None,
     help="Cover art (PNG or JPEG) for the MP3 tags.",
 )
-@click.option(
-    "--output",
-    "-o",
-    "output_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("output"),
-    show_default=True,
-    help="Folder for the MP3 and its sidecars.",
-)
+@output_option("Folder for the MP3 and its sidecars.")
 @click.option(
     "--bitrate",
     type=click.Choice(["64", "96", "128", "160", "192"]),
@@ -473,15 +478,7 @@ def build(
 
 
 @main.command()
-@click.option(
-    "--output",
-    "-o",
-    "output_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("output"),
-    show_default=True,
-    help="The folder of built tracks.",
-)
+@output_option("The folder of built tracks.")
 @click.option(
     "--base-url",
     default=None,
@@ -507,15 +504,7 @@ def feed(output_dir, base_url, show_file):
 
 
 @main.command()
-@click.option(
-    "--output",
-    "-o",
-    "output_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("output"),
-    show_default=True,
-    help="The folder to serve.",
-)
+@output_option("The folder to serve.")
 @click.option(
     "--host",
     default="127.0.0.1",
