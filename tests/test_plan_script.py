@@ -305,8 +305,9 @@ def test_exact_option_plays_amounts_and_rests_as_written(cli):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     routine = load_routine("back-pain")
-    written = {i.exercise.for_level("beginner").name: i.exercise.amounts["beginner"]
-               for s in routine.sections for i in s.items}
+    written = {
+        i.exercise.for_level("beginner").name: i.exercise.amounts["beginner"] for s in routine.sections for i in s.items
+    }
     timed = [w for w in data["work"] if w["kind"] in ("timed", "hold")]
     assert timed and all(round(w["end"] - w["start"]) == written[w["exercise"]] for w in timed)
     assert {w["exercise"] for w in data["work"]} == set(written)
