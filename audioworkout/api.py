@@ -18,6 +18,7 @@ from pathlib import Path
 from .audio.mix import ChimeBank, encode_mix, master_mix, music_files, render
 from .audio.mp3 import Chapter, TrackTags
 from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
+from .coaching import REST_STEP
 from .content import LEVELS, Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import AudioworkoutError, UsageError
 from .fsutil import write_atomic
@@ -101,18 +102,17 @@ def plan_session(
     for _ in range(8):
         if speaker is None or not synthesise:
             return plan, script
-        missing = sorted({t for t in script.spoken_texts() if durations.known(t) is None})
-        if missing:
-            speaker.prefetch(missing, progress=progress)
-            durations.refresh()
+        if _speak_missing(script, speaker, durations, progress):
             script = lay_out(plan, durations)
             continue
         off = plan.target_seconds - script.total_seconds
         if exact or abs(off) <= tolerance(plan.target_seconds) / 2:
             return plan, script
-        step = round(off / 5)
+        step = round(off / REST_STEP)
+        if step == 0:
+            break
         corrected = fit(routine, minutes, level, estimated, pad_delta=delta + step)
-        if step == 0 or corrected.exercises == plan.exercises:
+        if corrected.exercises == plan.exercises:
             break  # the rests cannot move further
         delta += step
         plan = corrected
@@ -121,13 +121,18 @@ def plan_session(
         return plan, script
     for _ in range(4):  # real speech far from the estimates: fit on the real lengths themselves
         plan = fit(routine, minutes, level, layout_with(durations))
-        script = lay_out(plan, durations)
-        missing = sorted({t for t in script.spoken_texts() if durations.known(t) is None})
-        if not missing:
+        if not _speak_missing(lay_out(plan, durations), speaker, durations, progress):
             break
+    return plan, lay_out(plan, durations)
+
+
+def _speak_missing(script: Script, speaker, durations: PhraseDurations, progress) -> bool:
+    """Synthesise the script's phrases whose real length is not known yet; True if there were any."""
+    missing = sorted({t for t in script.spoken_texts() if durations.known(t) is None})
+    if missing:
         speaker.prefetch(missing, progress=progress)
         durations.refresh()
-    return plan, lay_out(plan, durations)
+    return bool(missing)
 
 
 @dataclass

@@ -465,7 +465,7 @@ def _fit(
 
     for index, phase in enumerate(_ladder(structure, level)):
         _grow_balanced(structure, phase, fits, shares, capped=index > 0)
-    if length() + _rest_room(structure, routine, level, target) < target - tol:
+    if length() + coaching.REST_STEP * _pad_capacity(structure, routine, level) < target - tol:
         for phase in _ladder(structure, level):  # too short in balance: let any section grow
             _grow_balanced(structure, phase, fits, shares, capped=False)
 
@@ -486,18 +486,18 @@ def _fit(
         _reach_floor(structure, level, floor, work, fits, balanced)
     _settle_rests(structure, routine, level, target, length)
     if pad_delta:  # the caller's correction for real speech, in whole 5 s steps of rest
-        capacity = _rest_room(structure, routine, level, target) // coaching.REST_STEP
-        structure.pad_steps = int(max(0, min(capacity, structure.pad_steps + pad_delta)))
+        capacity = _pad_capacity(structure, routine, level)
+        structure.pad_steps = max(0, min(capacity, structure.pad_steps + pad_delta))
     elif abs(length() - target) > tol:
         raise _unreachable(routine, minutes, level, layout, explain)
     return build_plan(routine, level, structure, target, exact=False)
 
 
-def _rest_room(structure: _Structure, routine: Routine, level: str, target: float) -> float:
-    """Seconds the rests between exercises could still grow."""
+def _pad_capacity(structure: _Structure, routine: Routine, level: str) -> int:
+    """How many 5 s steps the rests between exercises may still grow, in all, within their bounds."""
     bounds = coaching.rest_pad_limits(routine, level)
-    slots = len(_rest_slots(build_plan(routine, level, structure, target, exact=False).sections))
-    return slots * coaching.REST_STEP * int(bounds["rest_pad"] // coaching.REST_STEP)
+    slots = len(_rest_slots(build_plan(routine, level, structure, 0.0, exact=False).sections))
+    return slots * int(bounds["rest_pad"] // coaching.REST_STEP)
 
 
 def _reach_floor(
@@ -572,10 +572,8 @@ def _settle_rests(
         most = int(bounds["round_pad"] // coaching.REST_STEP)
         while structure.round_steps < most and length() + coaching.REST_STEP * rounds <= target:
             structure.round_steps += 1
-    slots = len(_rest_slots(build_plan(routine, level, structure, target, exact=False).sections))
-    capacity = slots * int(bounds["rest_pad"] // coaching.REST_STEP)
     deficit = target - length()
-    structure.pad_steps = max(0, min(capacity, round(deficit / coaching.REST_STEP)))
+    structure.pad_steps = max(0, min(_pad_capacity(structure, routine, level), round(deficit / coaching.REST_STEP)))
 
 
 def _unreachable(
@@ -617,10 +615,8 @@ def supported_range(routine: Routine, level: str, layout: Callable[[Plan], Scrip
         for steps in phase:
             for step in steps:
                 step()
-    bounds = coaching.rest_pad_limits(routine, level)
-    structure.round_steps = int(bounds["round_pad"] // coaching.REST_STEP)
-    slots = len(_rest_slots(build_plan(routine, level, structure, 0.0, exact=False).sections))
-    structure.pad_steps = slots * int(bounds["rest_pad"] // coaching.REST_STEP)
+    structure.round_steps = int(coaching.rest_pad_limits(routine, level)["round_pad"] // coaching.REST_STEP)
+    structure.pad_steps = _pad_capacity(structure, routine, level)
     longest = layout(build_plan(routine, level, structure, 0.0, exact=False)).total_seconds
     return shortest, longest
 

@@ -58,6 +58,11 @@ def _within(cues: Iterable[SpokenCue], span: Span) -> list[SpokenCue]:
     return [c for c in cues if span.start + 1e-6 < c.time < span.end - 1e-6]
 
 
+def _quiet(spoken: list[SpokenCue], span: Span) -> float:
+    """Seconds of a work span with nothing said in it."""
+    return span.end - span.start - sum(min(c.end, span.end) - c.time for c in _within(spoken, span))
+
+
 def _first_work(script: Script, name: str) -> float:
     return next((w.start for w in script.work if w.title == name), 0.0)
 
@@ -95,13 +100,12 @@ def quiet_holds(plan: Plan, script: Script) -> Iterable[Finding]:
     for span in script.work:
         if span.amount != "hold":
             continue
-        length = span.end - span.start
-        talk = sum(min(c.end, span.end) - c.time for c in _within(spoken, span))
-        if length and (length - talk) / length < coaching.HOLD_QUIET_SHARE:
+        length, quiet = span.end - span.start, _quiet(spoken, span)
+        if length and quiet / length < coaching.HOLD_QUIET_SHARE:
             yield Finding(
                 span.start,
                 span.title,
-                f"hold {length:g} s has {length - talk:.0f} s of quiet (needs ≥ {coaching.HOLD_QUIET_SHARE:.0%})",
+                f"hold {length:g} s has {quiet:.0f} s of quiet (needs ≥ {coaching.HOLD_QUIET_SHARE:.0%})",
                 "quiet-holds",
             )
 
@@ -117,7 +121,7 @@ def equal_sides(plan: Plan, script: Script) -> Iterable[Finding]:
             continue
         spans = by_exercise.pop(ex.name, [])
         for first, second in zip(spans[::2], spans[1::2], strict=False):
-            quiet = [s.end - s.start - sum(c.duration for c in _within(spoken, s)) for s in (first, second)]
+            quiet = [_quiet(spoken, s) for s in (first, second)]
             work = [s.end - s.start for s in (first, second)]
             if abs(work[0] - work[1]) > 0.05 or abs(quiet[0] - quiet[1]) > 1.0:
                 yield Finding(

@@ -238,7 +238,7 @@ def _lay_out(
         for index, planned in enumerate(section.exercises):
             start = tl.free_at
             tl.exercise = planned.name
-            _exercise(tl, plan, session, planned, round_line if index == 0 else None)
+            _exercise(tl, plan, session, planned, round_line if index == 0 else None, section.rest_before)
             spans.append(Span(planned.name, start, tl.free_at, "exercise", section.name, planned.amount_text()))
         title = section.name if section.rounds == 1 else f"{section.name}, round {section.round}"
         spans.append(Span(title, section_start, tl.free_at, "section"))
@@ -391,7 +391,12 @@ def _first_lines(plan: Plan, planned: PlannedExercise) -> list[tuple[str, str, i
 
 
 def _exercise(
-    tl: _Timeline, plan: Plan, session: _Session, planned: PlannedExercise, round_line: tuple[str, str] | None
+    tl: _Timeline,
+    plan: Plan,
+    session: _Session,
+    planned: PlannedExercise,
+    round_line: tuple[str, str] | None,
+    round_rest: float,
 ) -> None:
     ex = planned.exercise
     since = tl.cues[-1].time if tl.cues and tl.cues[-1].kind == "chime" else tl.free_at
@@ -427,10 +432,10 @@ def _exercise(
     rest_key: str | None = None
     rest_fields: dict[str, object] = {}
     if after_work:
-        rest = plan_rest(plan, planned, section_rest)
+        rest = round_rest if section_rest else planned.rest_before
         rest_key, rest_fields = ("rest_round", {"round": planned.round}) if section_rest else ("rest", {})
-        if section_rest:
-            lines.pop(0) if lines and lines[0][1] == "progress" else None
+        if section_rest and lines[0][1] == "progress":
+            lines.pop(0)  # the round's rest line says enough
     else:
         since = tl.free_at
     written = plan.routine.rest.between_exercises[plan.level] if not section_rest else rest
@@ -447,11 +452,6 @@ def _exercise(
         base_rest=written,
     )
     _sets(tl, plan, planned, start)
-
-
-def plan_rest(plan: Plan, planned: PlannedExercise, between_rounds: bool) -> float:
-    section = next(s for s in plan.sections if planned in s.exercises)
-    return section.rest_before if between_rounds else planned.rest_before
 
 
 def _sets(tl: _Timeline, plan: Plan, planned: PlannedExercise, start: float) -> None:
