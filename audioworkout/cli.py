@@ -477,6 +477,53 @@ def build(
         click.echo(f"  {path}")
 
 
+@main.group()
+def programme():
+    """Programmes: a series of sessions week by week (e.g. Walk to Run 5K), built as a serial podcast."""
+
+
+@programme.command("list")
+def programme_list():
+    """The bundled programmes, their weeks and sessions."""
+    from .programme import load_programme, programme_names
+
+    for name in programme_names():
+        p = load_programme(name)
+        click.echo(name)
+        click.echo(f"  {p.title}")
+        click.echo(f"  {p.weeks} weeks, {len(p.episodes)} sessions")
+
+
+@programme.command("show")
+@click.argument("name")
+def programme_show(name):
+    """Every session of a programme, expanded: week, session, length, level and what it holds."""
+    from . import api
+    from .programme import load_programme
+    from .script import clock
+
+    p = load_programme(name)
+    click.echo(f"{p.title}  ({p.id}): {p.weeks} weeks, {len(p.episodes)} sessions")
+    click.echo(p.description)
+    week = 0
+    for e in p.episodes:
+        if e.week != week:
+            week = e.week
+            click.echo(f"\nWeek {week}")
+            if e.routine.preface:
+                click.echo(f"  {e.routine.preface}")
+        if e.minutes is None and not e.routine.fit:
+            _, script = api.plan_session(e.routine, None, e.level)  # as written: its length is known now
+            length = clock(script.total_seconds)
+        else:
+            length = clock(60 * (e.minutes or e.routine.minutes))
+        click.echo(f"  Week {e.week}, Session {e.session}  {length}  {e.summary}  -> {e.stem}.mp3")
+    if p.sources:
+        click.echo("\nSources:")
+        for source in p.sources:
+            click.echo(f"  - {source}")
+
+
 @main.command()
 @output_option("The folder of built tracks.")
 @click.option(

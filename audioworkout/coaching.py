@@ -32,6 +32,13 @@ MAX_AMOUNT_STEPS = 4
 ALL_SECTIONS_FROM_MINUTES = 10
 # A listener wonders whether the track has stopped after about 15 s of silence.
 MAX_SILENCE = 14.0
+# Walking or running, your own steps and breath fill the quiet: a word every half minute keeps company without nagging.
+MAX_INTERVAL_SILENCE = 30.0
+# An interval long enough to want "halfway through this run"; past a few minutes, "1 minute to go" too.
+INTERVAL_HALFWAY_FROM = 120
+INTERVAL_MINUTE_LEFT_FROM = 180
+# In long runs, the minutes done are named every so often, so a runner knows where they are.
+INTERVAL_MARK_EVERY = 300
 # A halfway cue only helps in work long enough to need one.
 HALFWAY_FROM = 30
 # A spoken 3-2-1 only where it leaves a short hold mostly quiet.

@@ -125,6 +125,7 @@ class Exercise:
     direction_change: bool = False  # timed moves that reverse halfway ("Change direction")
     intermediate_option: str = "none"  # which option intermediate hears: easier | harder | none
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # level -> validated field overrides
+    noun: str = ""  # an interval's name as counted ("run": "two more runs"); only effort intervals have one
 
     @property
     def unit(self) -> str:
@@ -149,6 +150,17 @@ class RoutineItem:
 
 
 @dataclass(frozen=True)
+class Flow(StrEnum):
+    """How a section's exercises follow each other: with rests between sets, or interval after interval."""
+
+    SETS = "sets"
+    INTERVALS = "intervals"  # each end bell is the next interval's start bell (run/walk): no rests, no pauses
+
+
+FLOWS: tuple[str, ...] = tuple(f.value for f in Flow)
+
+
+@dataclass(frozen=True)
 class Section:
     name: str
     intro: str
@@ -158,6 +170,7 @@ class Section:
     register: str = "energetic"  # Register
     order: str = "fixed"  # fixed | flexible (the planner may reorder to save position changes)
     extras: tuple[RoutineItem, ...] = ()  # added, in order, when a longer session has room
+    flow: str = "sets"  # Flow
 
 
 @dataclass(frozen=True)
@@ -184,6 +197,7 @@ class Routine:
     outro: str = "That is the end of the session. Well done."
     fit: bool = True  # False: play amounts and rests exactly as written (exact mode)
     sources: tuple[str, ...] = ()  # where the training facts come from
+    preface: str = ""  # said after the welcome: a programme's words for this week or session
 
     @property
     def exercises(self) -> list[Exercise]:
@@ -227,7 +241,7 @@ def _amount_bounds(kind: str | None) -> tuple[int, int, str]:
 
 # --------------------------------------------------------------------------- exercises
 
-_TEXT_FIELDS = ("name", "setup", "breathing", "easier", "harder")
+_TEXT_FIELDS = ("name", "setup", "breathing", "easier", "harder", "noun")
 _LIST_FIELDS = ("form", "safety", "equipment")
 _VARIANT_KEYS = (
     "name",
@@ -256,6 +270,7 @@ _EXERCISE_KEYS = (
         "direction_change",
         "intermediate_option",
         "variants",
+        "noun",
     )
 )
 _EXERCISE_REQUIRED = ("name", "kind", "setup", "cues", "amounts")
@@ -440,6 +455,7 @@ def _exercise(r: Reader, exercise_id: str) -> Exercise | None:
         direction_change=bool(direction_change),
         intermediate_option=option or "none",
         variants=variants,
+        noun=described.get("noun", ""),
     )
 
 
@@ -488,6 +504,7 @@ class ExerciseLibrary:
 
 # --------------------------------------------------------------------------- routines
 
+ROUTINE_SETTINGS = ("description", "minutes", "level", "safety", "tips", "rest", "cover", "outro", "fit", "sources")
 _ROUTINE_KEYS = (
     "title",
     "description",
@@ -503,7 +520,7 @@ _ROUTINE_KEYS = (
     "sources",
 )
 _REST_KEYS = ("between_exercises", "between_sets", "between_rounds", "switch_sides")
-_SECTION_KEYS = ("name", "intro", "chimes", "register", "order", "rounds", "exercises", "extras")
+_SECTION_KEYS = ("name", "intro", "chimes", "register", "order", "rounds", "exercises", "extras", "flow")
 _ITEM_KEYS = ("exercise", "priority") + _OVERRIDE_KEYS
 
 
@@ -576,12 +593,20 @@ def _section(r: Reader, library: ExerciseLibrary) -> Section | None:
         chimes = "soft" if register == "calm" else "bright"
     rounds = f["rounds"].per_level(LEVELS, *ROUNDS_BOUNDS, default=1, why_low=_WHY_ROUNDS)
     order = f["order"].choice(("fixed", "flexible"), default="fixed")
+    flow = f["flow"].choice(FLOWS, default="sets")
     items = _items(f["exercises"], library, 0 if "extras" in f else 1)
     extras = _items(f["extras"], library, 0 if "exercises" in f else 1)
     if items == () and extras == ():
         f["exercises"].fail("a section needs at least one exercise (in exercises or extras)")
         items = None
-    if None in (name, intro, rounds, order, items, extras) or not r.report.ok:
+    if flow == "intervals" and items:
+        untimed = [i.exercise.id for i in items if i.exercise.kind != "timed" or i.exercise.sides != "none"]
+        if untimed:
+            f["flow"].fail(
+                f"intervals are timed exercises done on both sides at once; not {', '.join(untimed)}",
+                value="intervals",
+            )
+    if None in (name, intro, rounds, order, items, extras, flow) or not r.report.ok:
         return None
     return validation.build(
         Section,
@@ -593,6 +618,7 @@ def _section(r: Reader, library: ExerciseLibrary) -> Section | None:
         register=register,
         order=order,
         extras=extras,
+        flow=flow,
     )
 
 
@@ -610,40 +636,44 @@ def _rest(r: Reader) -> RestRules | None:
 
 def _routine(r: Reader, path: Path, library: ExerciseLibrary) -> Routine | None:
     f = r.fields(_ROUTINE_KEYS, ("title", "description", "sections"), what="routine fields")
-    title, description = f["title"].text(), f["description"].text()
-    minutes = f["minutes"].number(*MINUTES_BOUNDS, integer=False, default=20, unit="minutes")
-    level = f["level"].choice(LEVELS, default="beginner")
-    safety, tips = f["safety"].texts(), f["tips"].texts()
-    sources = f["sources"].texts(max_len=2000)  # citations, shown not spoken: longer than a cue
-    outro = f["outro"].text(default=Routine.outro)
-    fit = f["fit"].boolean(default=True)
-    rest = _rest(f["rest"])
-    cover = None
-    cover_text = f["cover"].text(max_len=1000)
-    if cover_text is not None:
-        cover = validation.local_file(path, cover_text)
-        if cover is None:
-            f["cover"].fail("expected an image file path (relative to the routine file)")
+    title = f["title"].text()
+    settings = routine_settings(f, path)
     sections = [_section(s, library) for s in f["sections"].items(1, what="sections") or []]
     if not r.report.ok:
         return None
-    return validation.build(
-        Routine,
-        id=path.stem,
-        title=title,
-        description=description,
-        minutes=minutes,
-        level=level,
-        safety=safety,
-        tips=tips,
-        rest=rest,
-        sections=tuple(sections),
-        path=path,
-        cover=cover,
-        outro=outro,
-        fit=bool(fit),
-        sources=sources,
-    )
+    return validation.build(Routine, id=path.stem, title=title, sections=tuple(sections), path=path, **settings)
+
+
+def routine_settings(f: Fields, path: Path, description: str | None = None) -> dict[str, Any]:
+    """A routine's fields other than title and sections, parsed (a programme's `defaults` reads the same)."""
+    settings: dict[str, Any] = {
+        "description": f["description"].text(default=description),
+        "minutes": f["minutes"].number(*MINUTES_BOUNDS, integer=False, default=20, unit="minutes"),
+        "level": f["level"].choice(LEVELS, default="beginner"),
+        "safety": f["safety"].texts(),
+        "tips": f["tips"].texts(),
+        "sources": f["sources"].texts(max_len=2000),  # citations, shown not spoken: longer than a cue
+        "outro": f["outro"].text(default=Routine.outro),
+        "fit": f["fit"].boolean(default=True),
+        "rest": _rest(f["rest"]),
+        "cover": None,
+    }
+    cover_text = f["cover"].text(max_len=1000)
+    if cover_text is not None:
+        settings["cover"] = validation.local_file(path, cover_text)
+        if settings["cover"] is None:
+            f["cover"].fail("expected an image file path (relative to the routine file)")
+    return settings
+
+
+def section(r: Reader, library: ExerciseLibrary) -> Section | None:
+    """One section in routine syntax (a programme's inline sessions are written the same way)."""
+    return _section(r, library)
+
+
+def library_for(path: Path) -> ExerciseLibrary:
+    """Exercises beside a routine or programme file (its exercises/ or its parent's), then the bundled ones."""
+    return _library_for(path)
 
 
 def _library_for(path: Path) -> ExerciseLibrary:
@@ -698,12 +728,14 @@ def _what(root: Reader, path: Path) -> str:
             root.node,
             "(top level)",
             value,
-            "expected a routine (title, sections...), an exercise (name, kind...) "
-            "or a show file (title, author, base_url...)",
+            "expected a routine (title, sections...), an exercise (name, kind...), "
+            "a programme (title, weeks...) or a show file (title, author, base_url...)",
         )
         root.report.raise_if_any()
         return ""
     names = _given_names(root)
+    if "weeks" in names or "progression" in names:
+        return "programme"
     if "sections" in names:
         return "routine"
     if "kind" in names:
@@ -720,7 +752,7 @@ def _what(root: Reader, path: Path) -> str:
 
 
 def validate_file(path: Path | str) -> str:
-    """Validate a routine, exercise or podcast show file; returns which it is ("routine" | "exercise" | "show").
+    """Validate a routine, exercise, programme or show file; returns which it is ("routine", "exercise"...).
 
     Raises one ContentError listing every problem, each with its line and column."""
     path = Path(path)
@@ -731,6 +763,10 @@ def validate_file(path: Path | str) -> str:
     elif kind == "exercise":
         _exercise(root, path.stem)
         root.report.raise_if_any()
+    elif kind == "programme":
+        from .programme import read_programme
+
+        read_programme(root, path)
     else:
         from .publish.podcast import parse_show
 

@@ -14,12 +14,18 @@ ENGLISH: dict[str, str] = {
     # The intro: what this session holds, what it needs, when to stop, what the sounds mean.
     "welcome": "Welcome to {title}. {description}",
     "session": "This session is {length} at {level} level: {count} exercises, {parts}.",
+    "session_parts": "This session is {length}, in {parts}.",
+    "interval_plan_same": "There are {count} in all, each {length} long.",
+    "interval_plan_one": "Today is one {noun} of {length}.",
+    "interval_plan": "There are {count} in all, from {low} to {high}.",
     "session_one_part": "This session is {length} at {level} level: {count} exercises.",
     "equipment": "You will need {items}. Have them ready now.",
     "no_equipment": "You need no equipment, just a little space to move.",
     "safety": "Before we start, a few safety points. {notes}",
     "sounds_energetic": "A bell starts each exercise and a low tone ends it. Three short beeps count you in.",
     "sounds_calm": "A soft bell starts each exercise and a low tone ends it.",
+    "sounds_intervals": "A bell marks each change, and three short beeps come just before it. "
+    "I will tell you what is next before each one.",
     # Sections and rounds.
     "part": "Part {number}: {name}. {intro}",
     "part_no_intro": "Part {number}: {name}.",
@@ -64,6 +70,17 @@ ENGLISH: dict[str, str] = {
     # Progress through the session.
     "session_halfway": "You are halfway through the session.",
     "minutes_left": "{length} to go in this session.",
+    # Intervals (run and walk): one flows into the next on a bell, so the next is named before it.
+    "interval_next": "Next, {name} for {length}.",
+    "interval_next_last": "Next, your last {noun}: {length}.",
+    "interval_now": "{name} now.",
+    "interval_keep_going": "Keep going, nice and easy.",
+    "interval_done": "That's {done} done. {left} more to go.",
+    "interval_one_left": "That's {done} done. Just one more to go.",
+    "interval_only_done": "That's your {noun} done. Brilliant work.",
+    "interval_all_done": "That was your last {noun}. Well done.",
+    "interval_halfway": "Halfway through this {noun}.",
+    "interval_minutes_done": "{length} done.",
     # The end.
     "tip": "A tip before you go: {text}",
 }
@@ -87,6 +104,17 @@ ENCOURAGEMENT: dict[str, tuple[str, ...]] = {
         "Notice how your body feels.",
     ),
 }
+
+# Said now and then through a long interval: company while walking or running, never a how-to.
+INTERVAL_COMPANY: tuple[str, ...] = (
+    "Nice and steady.",
+    "You are doing really well.",
+    "Keep it easy. You should be able to talk.",
+    "Relax your hands and your shoulders.",
+    "Breathe in a steady rhythm.",
+    "Stay tall and light on your feet.",
+    "Just keep going at your own pace.",
+)
 
 # Said in the quiet of a rest so it is not dead air: practical, calm, never a repeat of the last one.
 REST_FILLERS: tuple[str, ...] = (

@@ -44,6 +44,7 @@ class PlannedExercise:
     first: bool = True  # its first appearance in the session (full how-to); later ones get a reminder
     number: int = 0  # "exercise N of M", counting distinct exercises
     circuit: bool = False  # in a circuit: its changeovers keep their written length, as in exact mode
+    interval: bool = False  # in an intervals section: starts on the previous interval's end bell, no rest
 
     @property
     def name(self) -> str:
@@ -79,6 +80,7 @@ class PlannedSection:
     number: int = 1  # the section's number among the parts of the session
     rest_before: float = 0.0  # rest before this round (between rounds)
     exercises: list[PlannedExercise] = field(default_factory=list)
+    flow: str = "sets"  # content.Flow
 
 
 @dataclass
@@ -167,8 +169,11 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
         if not chosen:
             continue
         parts += 1
+        intervals = s.section.flow == "intervals"
         for rnd in range(1, s.rounds + 1):
             between_rounds = rest.between_rounds[level] + coaching.REST_STEP * structure.round_steps
+            if intervals:
+                between_rounds = 0.0
             planned = PlannedSection(
                 s.section.name,
                 s.section.intro,
@@ -178,6 +183,7 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
                 s.section.register,
                 parts,
                 rest_before=between_rounds if rnd > 1 else 0,
+                flow=s.section.flow,
             )
             for i in chosen:
                 ex = i.exercise
@@ -190,7 +196,7 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
                         section=s.section.name,
                         amount=i.amount,
                         sets=i.sets,
-                        rest_before=rest.between_exercises[level],
+                        rest_before=0.0 if intervals else rest.between_exercises[level],
                         rest_between_sets=rest.between_sets[level],
                         switch_sides=rest.switch_sides,
                         chimes=s.section.chimes,
@@ -200,6 +206,7 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
                         first=first,
                         number=numbers[ex.id],
                         circuit=s.round_limit > 1,
+                        interval=intervals,
                     )
                 )
             sections.append(planned)
@@ -209,7 +216,7 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
 
 def _rest_slots(sections: list[PlannedSection]) -> list[PlannedExercise]:
     """The exercises that follow another's end bell within a section: their rests can grow."""
-    return [ex for s in sections for ex in s.exercises[1:]]
+    return [ex for s in sections for ex in s.exercises[1:] if not ex.interval]
 
 
 def _spread_pads(sections: list[PlannedSection], steps: int) -> None:

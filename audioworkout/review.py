@@ -30,9 +30,11 @@ WORK_KINDS = {
     "last",
     "switch",
 }
+INTERVAL_TALK_KINDS = {"next", "setup", "instruction", "breathing", "safety_note", "option", "section", "progress"}
 PROGRESS_KINDS = {"next", "round", "set", "progress", "time_left", "halfway", "direction", "section"}
 REPEATABLE_KINDS = {"pace", "breath", "countdown", "last"}
 PROGRESS_EVERY = 300.0
+PROGRESS_SLACK = 5.0
 COACH_AMOUNT_KINDS = {"rest", "next", "set", "round", "time_left", "progress"}
 
 
@@ -81,11 +83,16 @@ def round_amounts(plan: Plan, script: Script) -> Iterable[Finding]:
 
 
 def talk_before_clock(plan: Plan, script: Script) -> Iterable[Finding]:
-    """Setup, how-to, options and safety are said before the start bell: the clock starts at "go"."""
+    """Setup, how-to, options and safety are said before the start bell: the clock starts at "go".
+
+    Intervals (run and walk) are the exception: their clock never stops, so what comes next is said
+    while moving, and a first run's how-to just after its bell.
+    """
     spoken = _spoken(script)
     for span in script.work:
+        allowed = WORK_KINDS | INTERVAL_TALK_KINDS if span.amount == "interval" else WORK_KINDS
         for cue in _within(spoken, span):
-            if cue.kind not in WORK_KINDS:
+            if cue.kind not in allowed:
                 yield Finding(
                     cue.time,
                     span.title,
@@ -154,10 +161,13 @@ def tempo_grid(plan: Plan, script: Script) -> Iterable[Finding]:
 
 
 def no_dead_air(plan: Plan, script: Script) -> Iterable[Finding]:
-    """No silence longer than 15 s anywhere: a listener would think the track had stopped."""
+    """No silence longer than 15 s (30 s while walking or running): a listener would think the track had stopped."""
     heard_until = 0.0
+    intervals = [w for w in script.work if w.amount == "interval"]
     for cue in sorted(script.cues, key=lambda c: c.time):
-        if cue.time - heard_until > 15.0:
+        moving = any(w.start <= heard_until and cue.time <= w.end + 1e-6 for w in intervals)
+        longest = coaching.MAX_INTERVAL_SILENCE + 1.0 if moving else 15.0
+        if cue.time - heard_until > longest:
             yield Finding(
                 heard_until,
                 cue.exercise or cue.section or "script",
@@ -274,13 +284,22 @@ def safety_and_equipment(plan: Plan, script: Script) -> Iterable[Finding]:
 
 
 def progress(plan: Plan, script: Script) -> Iterable[Finding]:
-    """A sense of progress at least every 5 minutes: the exercise number, the round, the time to go."""
+    """A sense of progress at least every 5 minutes (give or take the seconds a bell takes): the exercise
+    number, the round, the time to go, a run starting."""
     first_start = next((c.time for c in script.cues if isinstance(c, ChimeCue) and c.chime == "start"), 0.0)
-    marks = [first_start] + [c.time for c in _spoken(script) if c.kind in PROGRESS_KINDS and c.time > first_start]
+    marks = [first_start] + [
+        c.time
+        for c in _spoken(script)
+        if c.time > first_start and (c.kind in PROGRESS_KINDS or (c.kind == "start" and _in_interval(script, c.time)))
+    ]
     outro = next((c.time for c in _spoken(script) if c.kind == "outro"), script.total_seconds)
     for a, b in zip(marks, marks[1:] + [outro], strict=False):
-        if b - a > PROGRESS_EVERY:
+        if b - a > PROGRESS_EVERY + PROGRESS_SLACK:
             yield Finding(a, "progress", f"{(b - a) / 60:.1f} minutes without a progress cue", "progress")
+
+
+def _in_interval(script: Script, time: float) -> bool:
+    return any(w.amount == "interval" and w.start <= time <= w.end for w in script.work)
 
 
 def positions(plan: Plan, script: Script) -> Iterable[Finding]:
@@ -337,9 +356,9 @@ def review_levels(sessions: dict[str, tuple[Plan, Script]]) -> list[Finding]:
     order = [lv for lv in ("beginner", "intermediate", "advanced") if lv in sessions]
     for lower, higher in zip(order, order[1:], strict=False):
         lo_plan, hi_plan = sessions[lower][0], sessions[higher][0]
-        lo_amounts = {ex.exercise.id: ex for ex in lo_plan.exercises}
+        lo_amounts = {(ex.section, ex.exercise.id): ex for ex in lo_plan.exercises}  # a walk warms up and recovers
         for ex in hi_plan.exercises:
-            other = lo_amounts.get(ex.exercise.id)
+            other = lo_amounts.get((ex.section, ex.exercise.id))
             if other and _per_set(ex) < _per_set(other):
                 findings.append(
                     Finding(

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from . import coaching
-from .phrases import ENCOURAGEMENT, REST_FILLERS, Pool, join_words, length_words, say
+from .phrases import ENCOURAGEMENT, INTERVAL_COMPANY, REST_FILLERS, Pool, join_words, length_words, say
 from .plan import Plan, PlannedExercise, PlannedSection
 
 GAP = 0.3  # silence after every spoken phrase or chime, so nothing runs together
@@ -231,17 +231,51 @@ def _lay_out(
     if early_notes:
         tl.say(say("move_notes", notes=" ".join(early_notes)), "safety_note")
     spans: list[Span] = []
+    flat = [(section, planned) for section in plan.sections for planned in section.exercises]
+    counts = _interval_counts([planned for _, planned in flat])
+    boundary: float | None = None  # a chained interval's start bell, already placed by the interval before
+    position = 0
     for section in plan.sections:
-        section_start = tl.free_at
+        section_start = tl.free_at if boundary is None else boundary
         tl.section, tl.exercise, tl.chime_set = section.name, None, section.chimes
-        round_line = _section_lines(tl, plan, section)
+        if boundary is None or section.flow != "intervals":
+            round_line = _section_lines(tl, plan, section)
+        if section.flow == "intervals":
+            round_line = None  # intervals count what is left instead ("two more runs")
         for index, planned in enumerate(section.exercises):
-            start = tl.free_at
+            start = tl.free_at if boundary is None else boundary
             tl.exercise = planned.name
-            _exercise(tl, plan, session, planned, round_line if index == 0 else None, section.rest_before)
-            spans.append(Span(planned.name, start, tl.free_at, "exercise", section.name, planned.amount_text()))
+            following = flat[position + 1] if position + 1 < len(flat) else None
+            if planned.interval:
+                chained = following is not None and following[1].interval
+                if boundary is None:
+                    bell = _exercise(
+                        tl, plan, session, planned, round_line if index == 0 else None, section.rest_before
+                    )
+                else:
+                    bell = boundary
+                ahead = _ahead_lines(plan, following, counts) if following and chained else []
+                boundary = _interval(
+                    tl,
+                    plan,
+                    session,
+                    planned,
+                    bell,
+                    told=boundary is None,
+                    ahead=ahead,
+                    chained=chained,
+                    count=counts.get(id(planned)),
+                    next_register=following[1].register if following and chained else "",
+                )
+                end = boundary if boundary is not None else tl.free_at
+            else:
+                bell = _exercise(tl, plan, session, planned, round_line if index == 0 else None, section.rest_before)
+                _sets(tl, plan, planned, bell)
+                boundary, end = None, tl.free_at
+            position += 1
+            spans.append(Span(planned.name, start, end, "exercise", section.name, planned.amount_text()))
         title = section.name if section.rounds == 1 else f"{section.name}, round {section.round}"
-        spans.append(Span(title, section_start, tl.free_at, "section"))
+        spans.append(Span(title, section_start, boundary if boundary is not None else tl.free_at, "section"))
     tl.section = tl.exercise = None
     tl.chime_set = "bright"
     tl.say(routine.outro, "outro")
@@ -258,11 +292,33 @@ def _lay_out(
 def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
     routine = plan.routine
     tl.say(say("welcome", title=routine.title, description=routine.description), "intro")
+    if routine.preface:
+        tl.say(routine.preface, "intro")
     seconds = plan.target_seconds or total or 0
     length = f"about {length_words(60 * max(1, round(seconds / 60)))}"
     parts = list(dict.fromkeys(s.name for s in plan.sections))
     count = len(plan.distinct_exercises())
-    if len(parts) > 1:
+    runs = [p for p in plan.exercises if p.interval and p.exercise.noun]
+    if runs and len(parts) > 1:
+        text = say(
+            "session_parts", length=length, parts=f"{len(parts)} parts: {join_words([p.lower() for p in parts])}"
+        )
+        nouns = list(dict.fromkeys(p.exercise.noun for p in runs))
+        amounts = sorted({p.amount for p in runs})
+        for noun in nouns:
+            many = sum(1 for p in runs if p.exercise.noun == noun)
+            if many == 1:
+                text += " " + say("interval_plan_one", noun=noun, length=length_words(amounts[0]))
+            elif len(amounts) == 1:
+                text += " " + say("interval_plan_same", count=_plural(noun, many), length=length_words(amounts[0]))
+            else:
+                text += " " + say(
+                    "interval_plan",
+                    count=_plural(noun, many),
+                    low=length_words(amounts[0]),
+                    high=length_words(amounts[-1]),
+                )
+    elif len(parts) > 1:
         text = say(
             "session",
             length=length,
@@ -278,7 +334,10 @@ def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
     if routine.safety:
         tl.say(say("safety", notes=" ".join(routine.safety)), "safety")
     energetic = any(s.register == "energetic" for s in plan.sections)
-    tl.say(say("sounds_energetic" if energetic else "sounds_calm"), "intro")
+    if any(s.flow == "intervals" for s in plan.sections):
+        tl.say(say("sounds_intervals"), "intro")
+    else:
+        tl.say(say("sounds_energetic" if energetic else "sounds_calm"), "intro")
 
 
 def _with_article(item: str) -> str:
@@ -289,16 +348,22 @@ def _with_article(item: str) -> str:
     return ("an " if first[:1] in "aeiou" else "a ") + item
 
 
+def _section_text(plan: Plan, section: PlannedSection) -> str:
+    """ "Part 2: Run and walk. <its intro> We will go through it 8 times."."""
+    if plan.parts > 1:
+        key = "part" if section.intro else "part_no_intro"
+        text = say(key, number=section.number, name=section.name, intro=section.intro)
+    else:
+        text = section.intro
+    if section.rounds > 1 and section.flow != "intervals":
+        text = f"{text} {say('rounds_ahead', rounds=section.rounds)}".strip()
+    return text
+
+
 def _section_lines(tl: _Timeline, plan: Plan, section: PlannedSection) -> tuple[str, str] | None:
     """The section's opening words; for a later round, the round line said in the first transition."""
     if section.round == 1:
-        if plan.parts > 1:
-            key = "part" if section.intro else "part_no_intro"
-            text = say(key, number=section.number, name=section.name, intro=section.intro)
-        else:
-            text = section.intro
-        if section.rounds > 1:
-            text = f"{text} {say('rounds_ahead', rounds=section.rounds)}".strip()
+        text = _section_text(plan, section)
         if text:
             tl.say(text, "section")
         return None
@@ -397,7 +462,8 @@ def _exercise(
     planned: PlannedExercise,
     round_line: tuple[str, str] | None,
     round_rest: float,
-) -> None:
+) -> float:
+    """The transition before an exercise (rest, what is next, how to do it); returns its start bell."""
     ex = planned.exercise
     since = tl.cues[-1].time if tl.cues and tl.cues[-1].kind == "chime" else tl.free_at
     previous_work = tl.work[-1].end if tl.work else None
@@ -411,6 +477,9 @@ def _exercise(
     if planned.first and fixed:
         lines = [(say("next_short", name=ex.name), "next", 0)]
         lines += _first_lines(plan, planned)
+    elif planned.interval:
+        lines = [(say("interval_next", name=ex.name.lower(), length=length_words(planned.amount)), "next", 0)]
+        lines += _first_lines(plan, planned) if planned.first else []
     elif planned.first:
         key = "next_last" if last_overall and total > 1 else "next_first"
         lines = [(say(key, number=planned.number, total=total, name=ex.name, amount=planned.amount_text()), "next", 0)]
@@ -439,7 +508,7 @@ def _exercise(
     else:
         since = tl.free_at
     written = plan.routine.rest.between_exercises[plan.level] if not section_rest else rest
-    start = _transition(
+    return _transition(
         tl,
         since,
         rest,
@@ -451,7 +520,6 @@ def _exercise(
         _rest_fillers(tl, planned.register),
         base_rest=written,
     )
-    _sets(tl, plan, planned, start)
 
 
 def _sets(tl: _Timeline, plan: Plan, planned: PlannedExercise, start: float) -> None:
@@ -614,6 +682,167 @@ def _breaths(tl: _Timeline, planned: PlannedExercise, start: float) -> float:
         cycle_start = max(grid, tl.free_at)
     tl.chime("end", at=cycle_start)
     return cycle_start
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def _interval_counts(planned: list[PlannedExercise]) -> dict[int, tuple[str, int, int]]:
+    """For each interval after an effort interval (one with a noun): (noun, done so far, still to come).
+
+    Keyed by id(): "That's 3 runs done. 5 more to go." is said in the walk after the third run.
+    """
+    out: dict[int, tuple[str, int, int]] = {}
+    nouns = [p.exercise.noun if p.interval else "" for p in planned]
+    for k, p in enumerate(planned[1:], 1):
+        noun = nouns[k - 1]
+        if p.interval and noun and not nouns[k]:
+            done = sum(1 for n in nouns[:k] if n == noun)
+            out[id(p)] = (noun, done, sum(1 for n in nouns[k:] if n == noun))
+    for k, p in enumerate(planned):  # the last effort interval of its kind: "your last run"
+        if nouns[k] and nouns[k] not in nouns[k + 1 :] and nouns.count(nouns[k]) > 1:
+            out[id(p)] = (nouns[k], -1, 0)
+    return out
+
+
+def _plural(noun: str, n: int) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _ahead_lines(
+    plan: Plan, following: tuple[PlannedSection, PlannedExercise], counts: dict[int, tuple[str, int, int]]
+) -> list[tuple[str, str, int]]:
+    """What is said in the last stretch of an interval about the one after it: (text, kind, priority)."""
+    section, nxt = following
+    lines: list[tuple[str, str, int]] = []
+    if nxt is section.exercises[0] and section.round == 1:
+        lines.append((_section_text(plan, section), "section", 3))
+    length = length_words(nxt.amount)
+    if counts.get(id(nxt), ("", 0, 1))[1] == -1:
+        lines.append((say("interval_next_last", noun=nxt.exercise.noun, length=length), "next", 0))
+    else:
+        lines.append((say("interval_next", name=nxt.exercise.name.lower(), length=length), "next", 0))
+    if nxt.first:
+        lines.append((nxt.exercise.setup, "setup", 2))
+    return lines
+
+
+def _interval(
+    tl: _Timeline,
+    plan: Plan,
+    session: _Session,
+    planned: PlannedExercise,
+    start: float,
+    told: bool,
+    ahead: list[tuple[str, str, int]],
+    chained: bool,
+    count: tuple[str, int, int] | None,
+    next_register: str = "",
+) -> float | None:
+    """One interval from its start bell; returns its end when that bell starts the next interval (chained).
+
+    The clock never stops between intervals, so the next one is named in the last stretch of this
+    one, three beeps count into the change, and one bell is both this interval's end and the next
+    one's start: a 60 s run is exactly 60 s from bell to bell.
+    """
+    ex = planned.exercise
+    seconds = float(planned.amount)
+    end = start + seconds
+    noun = ex.noun or ex.name.lower()
+    previous = next((w for w in reversed(tl.work) if w.end == start), None)
+    same = previous is not None and previous.title == ex.name
+    name = ex.name[:1] + ex.name[1:].lower()  # "Brisk walk now."
+    tl.say(say("interval_keep_going") if same else say("interval_now", name=name), "start")
+    if not told and planned.first:
+        for text, kind, _ in _first_lines(plan, planned)[1:]:  # the setup was said before the bell
+            tl.say(text, kind)
+    if count is not None:
+        what, done, left = count
+        if done == 1 and left == 0:
+            tl.say(say("interval_only_done", noun=what), "progress")
+        elif done > 0 and left > 1:
+            tl.say(say("interval_done", done=_plural(what, done), left=left), "progress")
+        elif done > 0 and left == 1:
+            tl.say(say("interval_one_left", done=_plural(what, done)), "progress")
+        elif done > 0:
+            tl.say(say("interval_all_done", noun=what), "progress")
+    line = session.progress_line(tl.free_at)
+    if line:
+        tl.say(*line)
+    lead = 0.0
+    if chained:
+        lead = COUNT_IN if next_register == "energetic" else CALM_LEAD
+    tail = _fit_tail(tl, ahead, end - lead)
+    marks: list[tuple[float, str, str, str | None]] = []
+    if seconds >= coaching.INTERVAL_HALFWAY_FROM:
+        chime = "halfway" if planned.register == "energetic" else None
+        marks.append((start + seconds / 2, say("interval_halfway", noun=noun), "halfway", chime))
+    if seconds >= 2 * coaching.INTERVAL_MARK_EVERY:
+        for done in range(coaching.INTERVAL_MARK_EVERY, int(seconds) - 120, coaching.INTERVAL_MARK_EVERY):
+            if abs(done - seconds / 2) >= 60:
+                marks.append((start + done, say("interval_minutes_done", length=length_words(done)), "progress", None))
+    if seconds >= coaching.INTERVAL_MINUTE_LEFT_FROM:
+        marks.append((end - 60, say("to_go", length=length_words(60)), "time_left", None))
+    fillers = _interval_fillers(tl, planned)
+    for at, text, kind, chime in sorted(marks):
+        if at < tl.free_at + 1.0 or at + tl.length(text) + GAP > tail[0] - 1.0:
+            continue  # no room: the start of this interval or the talk about the next one is there
+        tl.fill(at, fillers, longest=coaching.MAX_INTERVAL_SILENCE)
+        if chime:
+            tl.chime(chime, at=at)
+        tl.say(text, kind, at=None if chime else at)
+        line = session.progress_line(tl.free_at)
+        if line:
+            tl.say(*line)
+    talk_at, lines = tail
+    if chained:
+        tl.fill(talk_at, fillers, longest=coaching.MAX_INTERVAL_SILENCE)
+        for k, (text, kind) in enumerate(lines):
+            tl.say(text, kind, at=talk_at if k == 0 else None)
+        tl.fill(end - lead, fillers, longest=coaching.MAX_INTERVAL_SILENCE)
+        if lead == COUNT_IN:
+            for k in (3, 2, 1):
+                tl.chime("countdown", at=end - k)
+        bell = tl.chime("start", at=end)
+    else:
+        release = say("ease_off")
+        at = end - tl.length(release) - 0.8
+        tl.fill(at, fillers, longest=coaching.MAX_INTERVAL_SILENCE)
+        tl.say(release, "release", at=at)
+        tl.fill(end, fillers, longest=coaching.MAX_INTERVAL_SILENCE)
+        bell = tl.chime("end", at=end)
+    if abs(bell.time - end) > 1e-9:
+        raise AssertionError(f"{ex.name}: the bell at {bell.time:.3f} s should be at {end:.3f} s")
+    tl.work.append(Span(ex.name, start, end, "work", planned.section, "interval"))
+    return end if chained else None
+
+
+def _fit_tail(tl: _Timeline, ahead: list[tuple[str, str, int]], until: float) -> tuple[float, list[tuple[str, str]]]:
+    """When to start talking about the next interval so the talk ends by `until`; the least important lines
+    are left out when the interval is too short for all of them (never the "next" line)."""
+    chosen = list(ahead)
+    while True:
+        lines = [(text, kind) for text, kind, _ in chosen]
+        at = until - tl.talk_time(lines)
+        if at >= tl.free_at + 2.0 or len(chosen) <= 1:
+            if at < tl.free_at:
+                raise AssertionError(f"no room before {until:.1f} s to say what is next")
+            tl.dropped += [(text, kind) for text, kind, _ in ahead if (text, kind) not in lines]
+            return at, lines
+        chosen.remove(max(chosen, key=lambda line: line[2]))
+
+
+def _interval_fillers(tl: _Timeline, planned: PlannedExercise) -> list[tuple[str, str]]:
+    """Form points in turn with words of company, enough for the longest run."""
+    forms = list(planned.exercise.form) or [tl.pool.pick(INTERVAL_COMPANY)]
+    count = int(planned.amount / coaching.MAX_INTERVAL_SILENCE) + 4
+    out = []
+    for k in range(count):
+        if k % 2 == 0:
+            out.append((forms[(k // 2 + planned.round - 1) % len(forms)], "form"))
+        else:
+            out.append((tl.pool.pick(INTERVAL_COMPANY), "encourage"))
+    return out
 
 
 def print_text(script: Script) -> Iterable[str]:
