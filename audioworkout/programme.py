@@ -65,8 +65,9 @@ class Episode:
     routine: Routine
     minutes: float | None  # None: the routine as written (exact) or its default length
     level: str
-    title: str  # "Week 3, Session 2: 4 runs, 1 minute 30 seconds to 3 minutes"
+    title: str  # "Week 3, Session 2 — 4 runs, 1 minute 30 seconds to 3 minutes"
     summary: str  # what the session holds, for the feed's description
+    week_intro: str = ""  # the words for its week, shown above the week on the page
 
     @property
     def stem(self) -> str:
@@ -77,6 +78,19 @@ class Episode:
     def label(self) -> str:
         """`week3` / `week3-session2`: what `--only` matches."""
         return f"week{self.week}-session{self.session}"
+
+    def sheet(self, programme_title: str) -> dict[str, object]:
+        """Its place in the series, written into its cue sheet for the feed and the page."""
+        return {
+            "id": self.programme,
+            "programme": programme_title,
+            "week": self.week,
+            "session": self.session,
+            "episode": self.number,
+            "title": self.title,
+            "summary": self.summary,
+            "week_intro": self.week_intro,
+        }
 
 
 @dataclass(frozen=True)
@@ -205,8 +219,9 @@ def _programme(r: Reader, path: Path) -> Programme | None:
                     routine=routine,
                     minutes=s.minutes,
                     level=s.level,
-                    title=f"Week {week_no}, Session {session_no}: {summary}",
+                    title=f"Week {week_no}, Session {session_no} — {summary}",
                     summary=summary,
+                    week_intro=week_words,
                 )
             )
     return Programme(

@@ -81,6 +81,7 @@ def make_track(
     created: datetime | None = None,
     level: str = "beginner",
     n_exercises: int = 4,
+    programme: dict | None = None,
 ) -> Path:
     """Write S.mp3, S.json, S.vtt, S.chapters.json, S.plan.html and S.plan.md; return S.mp3."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -118,6 +119,8 @@ def make_track(
         "chapters": chapters,
         "cues": [{"time": 0.0, "duration": 1.2, "kind": "intro", "text": "Welcome", "section": None, "exercise": None}],
     }
+    if programme is not None:
+        sheet["programme"] = programme
     (folder / f"{stem}.json").write_text(json.dumps(sheet, ensure_ascii=False), encoding="utf-8")
     (folder / f"{stem}.chapters.json").write_text(
         json.dumps(

@@ -192,3 +192,127 @@ def test_programme_cli_list_show_and_validate(cli):
     assert checked.exit_code == 0 and "ok (programme)" in checked.output
     missing = cli("programme", "show", "couch-to-nowhere")
     assert missing.exit_code == 2 and "no such programme" in missing.output
+
+
+# --------------------------------------------------------------------------- the serial feed and page
+
+
+def make_programme_folder(folder: Path, weeks: int = 3, per_week: int = 2) -> list[Path]:
+    """Episodes of a small programme, built in a shuffled order (as parallel builds finish)."""
+    from datetime import timedelta
+
+    from feed_fixtures import BASE_TIME, make_track
+
+    episodes = [(w, s) for w in range(1, weeks + 1) for s in range(1, per_week + 1)]
+    shuffled = episodes[3:] + episodes[:3]
+    out = []
+    for k, (week, session) in enumerate(shuffled):
+        number = episodes.index((week, session)) + 1
+        out.append(
+            make_track(
+                folder,
+                f"couch-week{week:02d}-session{session}",
+                title=f"Couch, week {week}, session {session}",
+                created=BASE_TIME + timedelta(seconds=k),
+                programme={
+                    "id": "couch",
+                    "programme": "Couch",
+                    "week": week,
+                    "session": session,
+                    "episode": number,
+                    "title": f"Week {week}, Session {session} — {week * 2} runs of 1 minute",
+                    "summary": f"{week * 2} runs of 1 minute",
+                    "week_intro": f"Week {week} words & <more>.",
+                },
+            )
+        )
+    return out
+
+
+def test_a_programme_folder_makes_a_serial_feed_in_programme_order(tmp_path):
+    import feedparser
+    import podcastparser
+
+    from audioworkout.publish.feed import build_feed
+
+    make_programme_folder(tmp_path)
+    result = build_feed(tmp_path)
+    assert result.items == 6
+    xml = result.feed.read_bytes()
+    feed = feedparser.parse(xml)
+    assert not feed.bozo
+    assert feed.feed.get("itunes_type") == "serial"
+    titles = [e.title for e in feed.entries]
+    assert titles == [f"Week {w}, Session {s} — {w * 2} runs of 1 minute" for w in (1, 2, 3) for s in (1, 2)]
+    assert [e.itunes_season for e in feed.entries] == ["1", "1", "2", "2", "3", "3"]
+    assert [e.itunes_episode for e in feed.entries] == ["1", "2", "3", "4", "5", "6"]
+    dates = [e.published_parsed for e in feed.entries]
+    assert dates == sorted(dates)  # dated in programme order, whatever order the builds finished in
+    parsed = podcastparser.parse(result.feed.as_uri(), __import__("io").BytesIO(xml))
+    assert len(parsed["episodes"]) == 6
+    assert sorted(e["number"] for e in parsed["episodes"]) == [1, 2, 3, 4, 5, 6]
+    assert b"<podcast:season" in xml and b'name="Week 2"' in xml and b"<podcast:episode>6<" in xml
+    guids = [e.id for e in feed.entries]
+    again = feedparser.parse(build_feed(tmp_path).feed.read_bytes())
+    assert [e.id for e in again.entries] == guids  # stable across rebuilds
+
+
+def test_the_programme_page_groups_weeks_with_a_progress_view(tmp_path):
+    from audioworkout.publish.feed import build_feed
+
+    make_programme_folder(tmp_path)
+    page = build_feed(tmp_path).page.read_text()
+    weeks = [page.index(f'<h2 class="week" id="week{w}">Week {w}</h2>') for w in (1, 2, 3)]
+    assert weeks == sorted(weeks)
+    assert page.index("Week 1, Session 2 — 2 runs") < weeks[1] < page.index("Week 2, Session 1 — 4 runs")
+    assert 'data-series="couch"' in page and "<progress" in page
+    assert page.count('<input type="checkbox" class="done">') == 6
+    assert "Week 2 words &amp; &lt;more&gt;." in page
+    assert "localStorage" in page
+
+
+def test_mark_done_in_headless_chromium(tmp_path):
+    """Ticking a session done is remembered by the browser, and the page says which session is next."""
+    import threading
+
+    from test_webpage import CHROMIUM, _browser_unavailable
+
+    why = _browser_unavailable()
+    if why:
+        pytest.skip(why)
+    from playwright.sync_api import sync_playwright
+
+    from audioworkout.publish.feed import build_feed
+    from audioworkout.publish.serve import make_server
+
+    make_programme_folder(tmp_path)
+    build_feed(tmp_path)
+    server = make_server(tmp_path, "127.0.0.1", 0)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--mute-audio"]
+            )
+            try:
+                page = browser.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+                status = page.locator(".progress .status")
+                assert status.inner_text() == "0 of 6 sessions done. Up next: Week 1, Session 1 — 2 runs of 1 minute"
+                page.locator("#couch-week01-session1 input.done").check()
+                assert status.inner_text().startswith("1 of 6 sessions done. Up next: Week 1, Session 2")
+                page.reload(wait_until="load")
+                assert page.locator("#couch-week01-session1 input.done").is_checked()
+                assert page.locator(".progress progress").evaluate("p => p.value") == 1
+                assert page.locator(".progress a.next").get_attribute("href") == "#couch-week01-session2"
+                assert errors == []
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -13,7 +13,7 @@ import html
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, replace
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
@@ -21,6 +21,7 @@ from ..errors import UsageError
 from ..fsutil import write_atomic
 from . import webpage
 from .podcast import Show, check_cover, load_show, normalize_base_url
+from .series import serial_info, serial_order
 from .tracks import Track, find_tracks
 
 NS = {
@@ -120,10 +121,13 @@ def episode_html(track: Track, base_url: str) -> str:
     """The episode notes, using only the HTML Apple allows (p, ol, ul, li, a)."""
     e = html.escape
     s = track.sheet
+    serial = serial_info(track)
     head = f"{e(track.title)}: {mmss(track.duration)}"
     if s.get("level"):
         head += f", {e(str(s['level']))} level"
     parts = [f"<p>{head}.</p>"]
+    if serial and serial.get("week_intro"):
+        parts.append(f"<p>{e(str(serial['week_intro']))}</p>")
     if s.get("description"):
         parts.append(f"<p>{e(str(s['description']))}</p>")
     exercises = [x for x in s.get("exercises") or [] if isinstance(x, dict)]
@@ -264,19 +268,28 @@ def render_feed(show: Show, tracks: list[Track], cover_name: str, previous: _Pre
     if show.subcategory:
         _sub(cat, "itunes:category", None, text=show.subcategory)
     _sub(ch, "itunes:explicit", "true" if show.explicit else "false")
-    _sub(ch, "itunes:type", show.type)
+    ordered = serial_order(tracks)
+    if ordered is not None:
+        tracks = ordered  # a programme: episodes in programme order, numbered by week and session
+    _sub(ch, "itunes:type", "serial" if ordered is not None else show.type)
     _sub(ch, "podcast:guid", pguid)
     _sub(ch, "podcast:locked", "no", owner=show.owner_email)
 
     pub_dates = []
+    first_built = min((t.created for t in tracks), default=None)
     for t in tracks:
         old_guid, old_date = previous.items.get(t.stem, (None, None))
-        pub = old_date or email.utils.format_datetime(t.created.astimezone(UTC))
+        serial = serial_info(t) if ordered is not None else None
+        created = t.created
+        if serial and first_built is not None:  # parallel builds finish in any order: date them in series order
+            created = first_built + timedelta(minutes=serial["episode"] - 1)
+        pub = old_date or email.utils.format_datetime(created.astimezone(UTC))
         pub_dates.append(email.utils.parsedate_to_datetime(pub))
         notes = episode_html(t, base)
         it = _sub(ch, "item")
-        _sub(it, "title", t.episode_title)
-        _sub(it, "itunes:title", t.episode_title)
+        title = str(serial.get("title") or t.episode_title) if serial else t.episode_title
+        _sub(it, "title", title)
+        _sub(it, "itunes:title", str(serial.get("summary") or title) if serial else title)
         _sub(it, "link", f"{base}{PAGE_NAME}#{quote(t.stem)}")
         _sub(it, "description", notes)
         _sub(it, "content:encoded", notes)
@@ -285,6 +298,11 @@ def render_feed(show: Show, tracks: list[Track], cover_name: str, previous: _Pre
         _sub(it, "pubDate", pub)
         _sub(it, "itunes:duration", str(t.duration))
         _sub(it, "itunes:episodeType", "full")
+        if serial:
+            _sub(it, "itunes:season", str(serial["week"]))
+            _sub(it, "itunes:episode", str(serial["episode"]))
+            _sub(it, "podcast:season", str(serial["week"]), name=f"Week {serial['week']}")
+            _sub(it, "podcast:episode", str(serial["episode"]))
         _sub(it, "itunes:explicit", "true" if show.explicit else "false")
         chapters = t.sidecar(".chapters.json")
         if chapters:
@@ -304,7 +322,9 @@ def render_feed(show: Show, tracks: list[Track], cover_name: str, previous: _Pre
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode("utf-8")
 
 
-def build_feed(output_dir: Path, base_url: str | None = None, show_file: Path | None = None) -> FeedResult:
+def build_feed(
+    output_dir: Path, base_url: str | None = None, show_file: Path | None = None, show: Show | None = None
+) -> FeedResult:
     """Write feed.xml, index.html and the cover for every track in output_dir.
 
     base_url (if given) overrides the show file's; guids and pubDates already in
@@ -313,7 +333,7 @@ def build_feed(output_dir: Path, base_url: str | None = None, show_file: Path | 
     out = Path(output_dir)
     if not out.is_dir():
         raise UsageError(f"{out}: no such folder; build some tracks first")
-    show = load_show(show_file)
+    show = show or load_show(show_file)
     if base_url is not None:
         show = replace(show, base_url=normalize_base_url(base_url, "--base-url", "base_url"))
     tracks = find_tracks(out)

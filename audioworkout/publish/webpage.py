@@ -11,6 +11,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .series import serial_info, serial_order
 from .tracks import Track
 
 if TYPE_CHECKING:
@@ -44,6 +45,13 @@ ol.chapters button.current { background: var(--accent); color: var(--card); }
 .links a { margin-right: 1rem; color: var(--accent); }
 .safety { color: var(--muted); font-size: .9rem; }
 footer { text-align: center; color: var(--muted); padding-bottom: 2rem; }
+.progress { background: var(--card); border-radius: .75rem; padding: .75rem 1.25rem; margin: 1rem 0; }
+.progress progress { width: 100%; height: .9rem; }
+h2.week { margin: 2rem 0 .25rem; font-size: 1.4rem; }
+p.week-intro { color: var(--muted); margin: 0 0 .5rem; }
+label.done { display: inline-flex; gap: .4rem; align-items: center; margin-top: .4rem; cursor: pointer; }
+label.done input { width: 1.2rem; height: 1.2rem; }
+.track.is-done h2::after { content: " ✓"; color: var(--accent); }
 """
 
 JS = """
@@ -62,6 +70,37 @@ JS = """
     ev.preventDefault();
     seek(track, parseFloat(el.getAttribute('data-start')));
   });
+  // A programme: "mark done" per session, kept in this browser only (localStorage).
+  var series = document.querySelector('[data-series]');
+  function key(stem) { return 'audioworkout:' + series.getAttribute('data-series') + ':' + stem; }
+  function refresh() {
+    var boxes = document.querySelectorAll('input.done'), done = 0, next = null;
+    boxes.forEach(function (box) {
+      var track = box.closest('.track');
+      track.classList.toggle('is-done', box.checked);
+      if (box.checked) done++; else if (!next) next = track;
+    });
+    var bar = document.querySelector('.progress progress');
+    if (bar) { bar.max = boxes.length; bar.value = done; }
+    var text = document.querySelector('.progress .status');
+    if (text) {
+      text.textContent = done + ' of ' + boxes.length + ' sessions done' +
+        (next ? '. Up next: ' + next.querySelector('h2').textContent : '. Programme complete!');
+    }
+    var link = document.querySelector('.progress a.next');
+    if (link) { link.hidden = !next; if (next) link.setAttribute('href', '#' + next.id); }
+  }
+  if (series) {
+    document.querySelectorAll('input.done').forEach(function (box) {
+      var stem = box.closest('.track').id;
+      try { box.checked = localStorage.getItem(key(stem)) === '1'; } catch (e) {}
+      box.addEventListener('change', function () {
+        try { if (box.checked) localStorage.setItem(key(stem), '1'); else localStorage.removeItem(key(stem)); } catch (e) {}
+        refresh();
+      });
+    });
+    refresh();
+  }
   document.querySelectorAll('.track').forEach(function (track) {
     var audio = track.querySelector('audio');
     var head = track.querySelector('.playhead');
@@ -209,22 +248,48 @@ def track_html(track: Track) -> str:
         description += f'\n<p class="safety">Safety: {e(str(s["safety"]))}</p>'
 
     total = _num(s.get("total_seconds"), track.duration) or track.duration or 1
+    serial = serial_info(track)
+    title = str(serial.get("title") or track.title) if serial else track.title
+    done = '<label class="done"><input type="checkbox" class="done"> Done</label>\n' if serial else ""
     return (
         f'<section class="track" id="{e(stem)}" data-duration="{total:g}">\n'
-        f"<h2>{e(track.title)}</h2>\n"
+        f"<h2>{e(title)}</h2>\n"
         f'<p class="meta">{" · ".join(meta)}</p>\n'
         f'<audio controls preload="metadata" src="{e(quote(track.mp3.name))}"></audio>\n'
         f"{timeline_svg(s, total)}\n"
         f"{chapter_list(s)}\n{description}\n"
         f'<p class="links">{"".join(links)}</p>\n'
+        f"{done}"
         "</section>"
     )
+
+
+def _series_html(tracks: list[Track]) -> str:
+    """A programme's episodes grouped by week, under a progress bar the listener ticks off in this browser."""
+    e = escape
+    first = serial_info(tracks[0]) or {}
+    parts = [
+        f'<div class="progress" data-series="{e(str(first.get("id", "")))}">'
+        '<progress value="0" max="1"></progress> <span class="status"></span> '
+        '<a class="next" href="#">Go to the next session</a></div>'
+    ]
+    week = 0
+    for track in tracks:
+        info = serial_info(track) or {}
+        if info.get("week") != week:
+            week = int(info.get("week", 0))
+            parts.append(f'<h2 class="week" id="week{week}">Week {week}</h2>')
+            if info.get("week_intro"):
+                parts.append(f'<p class="week-intro">{e(str(info["week_intro"]))}</p>')
+        parts.append(track_html(track))
+    return "\n".join(parts)
 
 
 def render_page(show: Show, tracks: list[Track], cover_name: str, feed_name: str) -> str:
     """The whole page as a string (tracks in the order given: newest first)."""
     e = escape
-    body = "\n".join(track_html(t) for t in tracks)
+    ordered = serial_order(tracks)
+    body = "\n".join(track_html(t) for t in tracks) if ordered is None else _series_html(ordered)
     return f"""<!DOCTYPE html>
 <html lang="{e(show.language)}">
 <head>
