@@ -192,26 +192,40 @@ def encode_mix(
     bitrate_kbps: int = 96,
     progress: Callable[[float], None] | None = None,
 ) -> Mix:
-    """Write the mix as a tagged MP3 at `target` and record the file's own loudness and true peak on the mix.
+    """Write the mix as a tagged MP3 at `target` (through a temporary file and a rename); see encode_mix_into."""
+    with atomic_target(Path(target)) as tmp:
+        encode_mix_into(mix, tmp, tags, chapters, bitrate_kbps, progress)
+    return mix
 
-    The codec can push a true peak a little past what the float mix had. When the file crosses the
-    ceiling master_mix set, the mix is limited that much harder and encoded again, before the file
-    is renamed into place, so the MP3 that appears keeps under it. Progress covers the first pass.
+
+def encode_mix_into(
+    mix: Mix,
+    path: Path,
+    tags: TrackTags,
+    chapters: list[Chapter],
+    bitrate_kbps: int = 96,
+    progress: Callable[[float], None] | None = None,
+) -> Mix:
+    """Encode the mix as a tagged MP3 into `path` itself and record the file's own loudness and true peak.
+
+    `path` is a temporary file the caller renames into place (alone, or with the sidecars as a set:
+    `api.build`). The codec can push a true peak a little past what the float mix had. When the
+    file crosses the ceiling master_mix set, the mix is limited that much harder and encoded again,
+    so the MP3 that appears keeps under it. Progress covers the first pass.
     """
     ceiling, aim = mix.ceiling_dbtp, mix.ceiling_dbtp
-    with atomic_target(Path(target)) as tmp:
-        for attempt in range(_ENCODE_TRIES):
-            encode_mp3(mix.samples, mix.sample_rate, tmp, bitrate_kbps, progress if attempt == 0 else None)
-            levels = measure_mp3(tmp)
-            if ceiling is None or aim is None or mix.target_lufs is None or attempt == _ENCODE_TRIES - 1:
-                break  # not mastered (nothing to hold it to), or out of tries
-            over = levels.true_peak_dbtp - ceiling
-            if not over > 0:
-                break
-            aim -= over + 0.1
-            master_measured(
-                mix.samples, mix.sample_rate, target_lufs_dual_mono=mix.target_lufs, ceiling_dbtp=aim, inplace=True
-            )
-        write_tags(tmp, tags, chapters)
+    for attempt in range(_ENCODE_TRIES):
+        encode_mp3(mix.samples, mix.sample_rate, path, bitrate_kbps, progress if attempt == 0 else None)
+        levels = measure_mp3(path)
+        if ceiling is None or aim is None or mix.target_lufs is None or attempt == _ENCODE_TRIES - 1:
+            break  # not mastered (nothing to hold it to), or out of tries
+        over = levels.true_peak_dbtp - ceiling
+        if not over > 0:
+            break
+        aim -= over + 0.1
+        master_measured(
+            mix.samples, mix.sample_rate, target_lufs_dual_mono=mix.target_lufs, ceiling_dbtp=aim, inplace=True
+        )
+    write_tags(path, tags, chapters)
     mix.loudness_lufs, mix.true_peak_dbtp = levels.loudness_lufs, levels.true_peak_dbtp
     return mix

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 from .. import validation
 from ..errors import ContentError
+from ..fsutil import CoverError, cover_type
+from .tracks import xml_text
 
 DEFAULT_OWNER_EMAIL = "podcast@example.com"
 DEFAULT_BASE_URL = "http://localhost:8000/"  # where `serve` listens by default
@@ -175,11 +177,14 @@ def normalize_base_url(url: object, file: object = "base_url", field: str = "bas
 
 
 def check_cover(path: Path, file: object = "cover", field: str = "cover") -> None:
-    """Apple's artwork rules: JPEG or PNG, RGB, square, 1400-3000 px a side."""
+    """Apple's artwork rules: JPEG or PNG, RGB, square, 1400-3000 px a side.
+
+    First the check every cover passes (`fsutil.cover_type`: a regular file of bounded size that
+    starts as a PNG or JPEG does; CoverError otherwise), so Pillow never opens anything else.
+    """
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
-        raise ContentError(file, field, str(path), "expected an existing image file")
+    cover_type(path)
     try:
         with Image.open(path) as img:
             fmt, mode, (w, h) = img.format, img.mode, img.size
@@ -212,8 +217,8 @@ def parse_show(root: validation.Reader, path: Path) -> Show:
     description = root_text(f, "description", d.description)
 
     owner = f["owner"].fields(("name", "email"), what="owner fields")
-    owner_name = owner["name"].text(default=author, collapse=False)
-    owner_email = owner["email"].text(default=d.owner_email, collapse=False)
+    owner_name = _clean(owner["name"].text(default=author, collapse=False))
+    owner_email = _clean(owner["email"].text(default=d.owner_email, collapse=False))
     if owner_email is not None and not _EMAIL.match(owner_email):
         owner["email"].fail("expected an e-mail address like name@example.org")
 
@@ -245,6 +250,8 @@ def parse_show(root: validation.Reader, path: Path) -> Show:
             check_cover(cover or path.parent / cover_text, path, "cover")
         except ContentError as exc:
             f["cover"].fail(exc.allowed)
+        except CoverError as exc:
+            f["cover"].fail(f"{exc.problem}; expected {exc.expected}")
         except (OSError, ValueError):  # an image so broken that PIL fails outside its own errors
             f["cover"].fail("expected a JPEG or PNG image")
 
@@ -274,12 +281,17 @@ def parse_show(root: validation.Reader, path: Path) -> Show:
 
 def root_text(f: validation.Fields, key: str, default: str) -> str | None:
     """A show's text field: stripped, inner spacing kept (the description may have paragraphs)."""
-    return f[key].text(default=default, collapse=False, max_len=4000)
+    return _clean(f[key].text(default=default, collapse=False, max_len=4000))
+
+
+def _clean(text: str | None) -> str | None:
+    """Text for the feed and the page: control characters (a YAML "\x01" escape makes them) removed."""
+    return None if text is None else xml_text(text)
 
 
 def _url(r: validation.Reader, default: str | None, base: bool = False) -> str | None:
     """A URL field checked like --base-url, its problem placed at its line."""
-    text = r.text(default=default, collapse=False, max_len=2000)
+    text = _clean(r.text(default=default, collapse=False, max_len=2000))
     if text is None:
         return None
     try:

@@ -13,14 +13,15 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import AudioworkoutError, printable
-from ..fsutil import write_atomic
+from ..fsutil import file_lock, remove_unheld_locks, write_atomic
 from .textnorm import normalise
 
 if TYPE_CHECKING:
@@ -34,6 +35,11 @@ _HEADER = struct.Struct("<4sHHIII")  # magic, version, header size, sample rate,
 HEADER_SIZE = 32  # _HEADER + crc32 of those bytes + zero padding
 _SUFFIX = ".pcm"
 _STALE_TEMP = 3600  # seconds after which a leftover temp file is surely not being written
+_LOCK = ".lock"
+# How long to wait for another process's synthesis of one phrase before doing it too: far above any
+# phrase's synthesis time, so it only matters if that process is stuck (stopped, swapping): then a
+# duplicate beats a hang.
+LOCK_WAIT = 120.0
 
 
 def _pack_header(sample_rate: int, count: int, payload_crc: int) -> bytes:
@@ -86,6 +92,7 @@ class PhraseCache:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.discarded = 0  # corrupt entries found and deleted
         self._warned = False
+        self._lock_warned = False
 
     @staticmethod
     def key(engine: Engine, text: str) -> str:
@@ -94,6 +101,33 @@ class PhraseCache:
     def path(self, engine: Engine, text: str) -> Path:
         key = self.key(engine, text)
         return self.directory / key[:2] / (key + _SUFFIX)
+
+    @contextmanager
+    def claim(self, engine: Engine, text: str, timeout: float | None = LOCK_WAIT) -> Iterator[bool]:
+        """Hold the phrase's lock file (`<shard>/.<key>.lock`) while it is looked up and synthesised.
+
+        So that concurrent builds synthesise each phrase once: the first to claim a phrase makes it,
+        the others wait, then find it in the cache. Yields True when the phrase is ours to make; False
+        when another process still held it after `timeout` seconds (0: do not wait). A cache where no
+        lock file can be made (read-only) yields True after one warning: the phrase is made without
+        coordination, as it would be without a cache.
+        """
+        key = self.key(engine, text)
+        lock = self.directory / key[:2] / f".{key}{_LOCK}"
+        with ExitStack() as stack:
+            try:
+                lock.parent.mkdir(parents=True, exist_ok=True)
+                mine = stack.enter_context(file_lock(lock, timeout=timeout))
+            except OSError as exc:
+                if not self._lock_warned:
+                    log.warning(
+                        "speech cache: cannot lock phrases in %s (%s); concurrent builds may synthesise a phrase twice",
+                        self.directory,
+                        exc.strerror or exc,
+                    )
+                    self._lock_warned = True
+                mine = True
+            yield mine
 
     def _discard(self, path: Path, why: str) -> None:
         log.warning("speech cache: discarding %s (%s)", path, why)
@@ -182,7 +216,8 @@ class PhraseCache:
                 failed += 1
                 cause = cause or exc
         if self.directory.is_dir():
-            for p in self.directory.glob("*/.*"):  # temp files: a build may be writing the fresh ones
+            remove_unheld_locks(sorted(self.directory.glob("*/.*" + _LOCK)))  # a held one: a build is at work
+            for p in self.directory.glob("*/.*.part"):  # temp files: a build may be writing the fresh ones
                 try:
                     if time.time() - p.stat().st_mtime > _STALE_TEMP:
                         p.unlink()

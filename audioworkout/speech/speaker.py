@@ -1,4 +1,9 @@
-"""The Speaker: phrases through an engine and the cache, each distinct phrase synthesised at most once."""
+"""The Speaker: phrases through an engine and the cache, each distinct phrase synthesised at most once.
+
+At most once per process (the phrases held in memory) and, through the cache's lock files, at most
+once between concurrent builds sharing a cache: a phrase another build is synthesising is waited
+for and then read from the cache.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cache import PhraseCache, quantise
+from .cache import LOCK_WAIT, PhraseCache, quantise
 from .engines import Engine, make_engine
 from .settings import SpeechSettings
 from .textnorm import normalise
@@ -48,11 +53,8 @@ class Speaker:
         with self._lock:
             if spoken in self._audio:
                 return self._audio[spoken]
-            samples = self.cache.get(self.engine, spoken) if self.cache else None
-            if samples is not None:
-                self.stats.cache_hits += 1
-            else:
-                samples = self._synthesise(spoken)
+            samples = self._fetch(spoken, LOCK_WAIT)
+            assert samples is not None  # with a wait, the phrase is always made
             self._audio[spoken] = samples
             self._counts[spoken] = len(samples)
             return samples
@@ -61,6 +63,26 @@ class Speaker:
         """Drop the phrase audio held in memory (durations stay known); the cache still has it."""
         with self._lock:
             self._audio.clear()
+
+    def _fetch(self, spoken: str, wait: float) -> np.ndarray | None:
+        """The phrase from the cache, else from the engine, holding the phrase's lock across processes.
+
+        The cache is read again once the lock is ours: another build may have made the phrase while
+        we waited. Returns None, doing nothing, when another process holds the phrase and `wait`
+        (seconds) ran out with `wait` 0; after a longer wait it is synthesised anyway (a stuck
+        process must not stop this one). Runs in worker threads during prefetch.
+        """
+        if self.cache is None:
+            return self._synthesise(spoken)
+        with self.cache.claim(self.engine, spoken, timeout=wait) as mine:
+            if not mine and wait == 0:
+                return None
+            samples = self.cache.get(self.engine, spoken)
+            if samples is not None:
+                with self._stats_lock:
+                    self.stats.cache_hits += 1
+                return samples
+            return self._synthesise(spoken)
 
     def _synthesise(self, spoken: str) -> np.ndarray:
         """Engine, then cache; runs in worker threads during prefetch (no shared state but stats)."""
@@ -96,35 +118,51 @@ class Speaker:
         """Synthesise every distinct phrase not yet in memory or cache; progress(done, total, text).
 
         Engines with `jobs` > 1 get that many phrases at once, longest first, so the
-        workers finish together instead of one of them ending on a long phrase alone.
+        workers finish together instead of one of them ending on a long phrase alone. Builds running
+        side by side share the work: each takes the phrases no other is making.
         """
         missing: list[str] = []
         for text in texts:
             spoken = normalise(text)
             if spoken and spoken not in missing and self.known_duration(spoken) is None:
                 missing.append(spoken)
+        done = 0
+
+        def finished(spoken: str, samples: np.ndarray) -> None:
+            nonlocal done
+            with self._lock:
+                self._audio[spoken] = samples
+                self._counts[spoken] = len(samples)
+            done += 1
+            if progress:
+                progress(done, len(missing), spoken)
+
         jobs = min(int(getattr(self.engine, "jobs", 1)), len(missing))
-        if jobs <= 1:
-            for done, spoken in enumerate(missing, 1):
-                self.audio(spoken)
-                if progress:
-                    progress(done, len(missing), spoken)
-            return
-        pool = ThreadPoolExecutor(jobs, thread_name_prefix="speech")
+        pool = ThreadPoolExecutor(jobs, thread_name_prefix="speech") if jobs > 1 else None
+        # Two passes: first every phrase no other process is making; then the ones that were busy
+        # elsewhere, waiting for them, by which time most are in the cache.
+        order = missing if pool is None else sorted(missing, key=len, reverse=True)
         try:
-            futures = {
-                pool.submit(self._synthesise, spoken): spoken for spoken in sorted(missing, key=len, reverse=True)
-            }
-            for done, future in enumerate(as_completed(futures), 1):
-                spoken, samples = futures[future], future.result()
-                with self._lock:
-                    self._audio[spoken] = samples
-                    self._counts[spoken] = len(samples)
-                if progress:
-                    progress(done, len(missing), spoken)
+            for wait in (0, LOCK_WAIT):
+                results: Iterable[tuple[str, np.ndarray | None]]
+                if pool is None:
+                    results = ((spoken, self._fetch(spoken, wait)) for spoken in order)
+                else:
+                    futures = {pool.submit(self._fetch, spoken, wait): spoken for spoken in order}
+                    results = ((futures[f], f.result()) for f in as_completed(futures))
+                busy = []
+                for spoken, samples in results:
+                    if samples is None:
+                        busy.append(spoken)  # another build is making it: the second pass waits for it
+                    else:
+                        finished(spoken, samples)
+                order = busy
+                if not order:
+                    break
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)  # on error or Ctrl-C: no new phrases started
-            release_freed_memory()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)  # on error or Ctrl-C: no new phrases started
+                release_freed_memory()
 
 
 def release_freed_memory() -> None:
