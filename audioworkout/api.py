@@ -8,24 +8,29 @@ result = api.build(routine, minutes=20, level="beginner")   # the MP3 and its si
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from .audio.mix import ChimeBank, encode_mix, master_mix, music_files, render
+from .audio.mix import ChimeBank, encode_mix_into, master_mix, music_files, render
 from .audio.mp3 import Chapter, TrackTags
 from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
 from .coaching import REST_STEP
 from .content import LEVELS, Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
-from .errors import AudioworkoutError, UsageError
-from .fsutil import write_atomic
+from .errors import AudioworkoutError, UsageError, printable
+from .fsutil import atomic_set, file_lock, read_cover, remove_unheld_locks
 from .plan import MAX_MINUTES, MIN_MINUTES, Plan, exact_plan, fit, minutes_range, supported_range, tolerance
 from .review import Finding, review, review_levels
 from .script import Script, lay_out
 from .speech import SpeechSettings, estimate_duration, make_speaker  # noqa: F401  (re-exported)
+
+log = logging.getLogger(__name__)
 
 
 class PhraseDurations:
@@ -241,6 +246,10 @@ class BuildOptions:
     bitrate_kbps: int = 96
     artist: str = "audioworkout"
     dry_run: bool = False
+    stem: str | None = None  # the track's file name (default: routine-minutes-level)
+    title: str | None = None  # the MP3's title tag (default: the routine's title, length and level)
+    album: str | None = None  # the MP3's album tag (default: the routine's title; a programme's title)
+    sheet: dict[str, Any] = field(default_factory=dict)  # more for the cue sheet (a programme episode's place)
 
 
 def _check_inputs(options: BuildOptions) -> ChimeBank:
@@ -270,7 +279,13 @@ def build(
     options: BuildOptions | None = None,
     progress: Callable[[str, float], None] | None = None,
 ) -> BuildResult:
-    """Plan, script, synthesise, mix, master and encode one track with its sidecars."""
+    """Plan, script, synthesise, mix, master and encode one track with its sidecars.
+
+    Safe to run side by side with other builds: phrases are synthesised once between them (the
+    phrase cache's locks), a second build of the same target waits for the first (`_target_lock`),
+    and the MP3 and its five sidecars are committed as a set (`fsutil.atomic_set`), so a failure or
+    a kill at any point leaves the previous set whole.
+    """
 
     report = progress or (lambda stage, fraction: None)
     speech = speech or SpeechSettings()
@@ -293,7 +308,7 @@ def build(
         synthesise=not dry_run,
     )
     minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
-    stem = track_stem(routine, minutes, level)
+    stem = options.stem or track_stem(routine, minutes, level)
     if dry_run:
         durations = PhraseDurations(speaker, chimes)
         texts = set(script.spoken_texts())
@@ -302,54 +317,71 @@ def build(
             None, [], script, plan, script.total_seconds, cached_phrases=cached, estimated_phrases=len(texts) - cached
         )
     remove_stale_parts(output_dir)
-
-    def speech_audio(text: str):
-        return speaker.audio(text), speaker.engine.sample_rate
-
-    mix = render(script, speech_audio, chimes, music=music, progress=lambda f: report("mixing", f))
-    speaker.forget_audio()  # the phrases are in the mix now; free them before mastering
-    report("mastering", 0.0)
-    master_mix(mix)
-    report("mastering", 1.0)
     mp3_path = output_dir / f"{stem}.mp3"
-    tags = TrackTags(
-        title=f"{routine.title} ({minutes:g} min, {level})",
-        artist=options.artist,
-        album=routine.title,
-        genre="Fitness",
-        year=str(datetime.now().year),
-        comment=_comment(script, routine),
-        length_ms=int(round(script.total_seconds * 1000)),
-        cover=cover_bytes,
-        cover_mime=cover_mime,
-    )
-    chapters = [
-        Chapter(
-            s.title if s.kind == "section" else f"{s.title} ({s.amount})",
-            s.start,
-            s.end,
-            0 if s.kind == "section" else 1,
+    with _target_lock(mp3_path):
+        mix = render(
+            script,
+            lambda text: (speaker.audio(text), speaker.engine.sample_rate),
+            chimes,
+            music=music,
+            progress=lambda f: report("mixing", f),
         )
-        for s in script.spans
-    ]
-    encode_mix(
-        mix, mp3_path, tags, chapters, bitrate_kbps=options.bitrate_kbps, progress=lambda f: report("encoding", f)
-    )
-    loudness, peak = mix.loudness_lufs, mix.true_peak_dbtp  # measured on the MP3 itself
-    del mix
-    created = datetime.now(UTC).replace(microsecond=0).isoformat()
-    sidecars = {
-        f"{stem}.json": cue_sheet(script, plan, mp3_path.name, created),
-        f"{stem}.vtt": webvtt(script),
-        f"{stem}.chapters.json": chapters_json(script),
-        f"{stem}.plan.md": plan_markdown(script, plan),
-        f"{stem}.plan.html": plan_html(script, plan),
-    }
-    for name, text in sidecars.items():
-        write_atomic(output_dir / name, text)
+        speaker.forget_audio()  # the phrases are in the mix now; free them before mastering
+        report("mastering", 0.0)
+        master_mix(mix)
+        report("mastering", 1.0)
+        tags = TrackTags(
+            title=options.title or f"{routine.title} ({minutes:g} min, {level})",
+            artist=options.artist,
+            album=options.album or routine.title,
+            genre="Fitness",
+            year=str(datetime.now().year),
+            comment=_comment(script, routine),
+            length_ms=int(round(script.total_seconds * 1000)),
+            cover=cover_bytes,
+            cover_mime=cover_mime,
+        )
+        chapters = [
+            Chapter(
+                s.title if s.kind == "section" else f"{s.title} ({s.amount})",
+                s.start,
+                s.end,
+                0 if s.kind == "section" else 1,
+            )
+            for s in script.spans
+        ]
+        # The sidecars first and the MP3 last: `publish.tracks.find_tracks` (the feed, the page) lists
+        # a track by its MP3, so a new track appears only once everything describing it is in place.
+        names = [f"{stem}{suffix}" for suffix in SIDECAR_SUFFIXES]
+        from mutagen import MutagenError
+
+        try:
+            with atomic_set([output_dir / n for n in names] + [mp3_path]) as tmp:
+                encode_mix_into(
+                    mix,
+                    tmp[mp3_path],
+                    tags,
+                    chapters,
+                    bitrate_kbps=options.bitrate_kbps,
+                    progress=lambda f: report("encoding", f),
+                )
+                loudness, peak = mix.loudness_lufs, mix.true_peak_dbtp  # measured on the MP3 itself
+                del mix
+                created = datetime.now(UTC).replace(microsecond=0).isoformat()
+                contents = (
+                    cue_sheet(script, plan, mp3_path.name, created, extra=options.sheet),
+                    webvtt(script),
+                    chapters_json(script),
+                    plan_markdown(script, plan),
+                    plan_html(script, plan),
+                )
+                for name, text in zip(names, contents, strict=True):
+                    tmp[output_dir / name].write_bytes(text.encode("utf-8"))
+        except (OSError, MutagenError) as exc:
+            raise _write_error(mp3_path, exc) from None
     return BuildResult(
         mp3_path,
-        [output_dir / n for n in sidecars],
+        [output_dir / n for n in names],
         script,
         plan,
         script.total_seconds,
@@ -359,19 +391,49 @@ def build(
     )
 
 
+SIDECAR_SUFFIXES = (".json", ".vtt", ".chapters.json", ".plan.md", ".plan.html")
+
+
+@contextmanager
+def _target_lock(mp3_path: Path) -> Iterator[None]:
+    """One build of a target at a time: a second build of the same MP3 waits, and says so, until the
+    first has committed its set; then it writes its own (the same command gives the same files).
+
+    The lock file `.<stem>.lock` is hidden and not an MP3, so no reader takes it for a track; its
+    holder deletes it, and one a killed build left is deleted by `remove_stale_parts`.
+    """
+    lock = mp3_path.with_name(f".{mp3_path.stem}.lock")
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(
+                file_lock(lock, on_wait=lambda: log.warning("waiting for another build of %s", mp3_path))
+            )
+        except OSError as exc:
+            raise _write_error(mp3_path, exc) from None
+        yield
+
+
+def _write_error(target: Path, exc: Exception) -> AudioworkoutError:
+    """One line naming the target and the system's reason (mutagen wraps the OSError it got)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__context__ or cause.__cause__
+    why = (cause.strerror or str(cause)) if isinstance(cause, OSError) else str(exc)
+    return AudioworkoutError(
+        f"{printable(str(target))}: cannot write the track ({why}); the files already there are unchanged"
+    )
+
+
 def _comment(script: Script, routine: Routine) -> str:
     names = list(dict.fromkeys(s.title for s in script.spans if s.kind == "exercise"))
     return f"Exercises: {', '.join(names)}. Safety: {' '.join(routine.safety)}"
 
 
 def _cover(path: Path | None) -> tuple[bytes | None, str]:
+    """The cover's bytes and type, checked as a real PNG or JPEG of bounded size (fsutil.cover_type)."""
     if path is None:
         return None, "image/png"
-    path = Path(path)
-    mime = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}.get(path.suffix.lower())
-    if mime is None or not path.is_file():
-        raise UsageError(f"cover: got {str(path)!r}; expected an existing .png or .jpg file")
-    return path.read_bytes(), mime
+    return read_cover(Path(path))
 
 
 def _check_output(folder: Path, seconds: float, bitrate_kbps: int) -> None:
@@ -392,7 +454,9 @@ def _check_output(folder: Path, seconds: float, bitrate_kbps: int) -> None:
 
 
 def remove_stale_parts(folder: Path) -> None:
-    """Delete temporary files a killed build left (`.<name>.<pid>.<random>.part` of a dead process)."""
+    """Delete what a killed build left: `.<name>.<pid>.<random>.part` of a dead process, and lock
+    files no process holds (the kernel released a killed build's lock, but not its file)."""
+    remove_unheld_locks(sorted(folder.glob(".*.lock")))
     for part in folder.glob(".*.part"):
         bits = part.name.split(".")
         pid = int(bits[-3]) if len(bits) >= 4 and bits[-3].isdigit() else None

@@ -6,7 +6,9 @@ traceback: 2 for bad content or arguments, 1 for everything else.
 
 from __future__ import annotations
 
+import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import click
 
 from . import __version__
 from .content import CHIME_SETS, LEVELS
-from .errors import AudioworkoutError, UsageError
+from .errors import AudioworkoutError, UsageError, printable
 from .speech import SpeechSettings, engine_names
 
 LEVEL_CHOICE = click.Choice(LEVELS)
@@ -40,7 +42,8 @@ class Commands(click.Group):
             click.echo("Interrupted; nothing partial was left behind.", err=True)
             sys.exit(130)
         except OSError as exc:  # the environment: a full disk, a folder we may not write...
-            where = f"{exc.filename}: " if exc.filename else ""
+            name = os.fsdecode(exc.filename) if isinstance(exc.filename, bytes) else str(exc.filename)
+            where = f"{printable(name)}: " if exc.filename else ""
             click.echo(f"Error: {where}{exc.strerror or exc}", err=True)
             sys.exit(1)
 
@@ -102,7 +105,20 @@ def level_option(func):
 
 def speech_options(func):
     """The options that choose a voice; shared by `script` and `build`."""
-    options = [
+    for option in reversed(_speech_option_list()):
+        func = option(func)
+    return func
+
+
+def voice_options(func):
+    """The speech options without --jobs (which `programme build` uses for episodes at once)."""
+    for option in reversed(_speech_option_list()[:-1]):
+        func = option(func)
+    return func
+
+
+def _speech_option_list() -> list[Any]:
+    return [
         click.option(
             "--engine",
             type=ENGINE_CHOICE,
@@ -144,18 +160,61 @@ def speech_options(func):
             "-j",
             type=click.IntRange(1, 64),
             default=None,
-            help="Phrases piper synthesises at once (default: one per CPU core, at most 4).",
+            help="Phrases piper synthesises at once (default: one per CPU core, at most 4); "
+            "with several --minutes or --level values, also the tracks built at once.",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 def speech_settings(kwargs: dict[str, Any]) -> SpeechSettings:
     """The speech options, taken out of a command's keyword arguments once."""
     names = ("engine", "voice", "lang", "tld", "pace", "sentence_pause", "jobs", "cache_dir")
-    return SpeechSettings(**{name: kwargs.pop(name) for name in names})
+    settings = SpeechSettings(**{name: kwargs.pop(name, None) for name in names if name in kwargs})
+    if settings.cache_dir is not None:  # worker processes (or machines) may start elsewhere
+        settings = replace(settings, cache_dir=Path(settings.cache_dir).expanduser().absolute())
+    return settings
+
+
+class BatchProgress:
+    """One progress bar for many tracks: the shared phrases first, then the tracks (stderr, TTY only)."""
+
+    def __init__(self, label: str) -> None:
+        self.bar: Any = click.progressbar(length=1000, label=label, file=sys.stderr, width=30, show_eta=False)
+        self.bar.__enter__()
+        self.done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        lo, hi = (0, 300) if stage == "phrases" else (300, 1000)
+        target = int(lo + (hi - lo) * done / max(total, 1))
+        self.bar.label = f"{stage} {done}/{total}"
+        if target > self.done:
+            self.bar.update(target - self.done)
+            self.done = target
+
+    def close(self) -> None:
+        self.bar.__exit__(None, None, None)
+
+
+def run_batch(jobs: list[Any], workers: int | None, scheduler: str | None, label: str) -> Any:
+    """Run build jobs with one progress bar; return the batch result."""
+    from .batch import run_jobs
+
+    bar = BatchProgress(label) if sys.stderr.isatty() else None
+    try:
+        return run_jobs(jobs, workers=workers, scheduler=scheduler, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+
+
+def report_batch(result: Any) -> None:
+    built, skipped = len(result.built), len(result.skipped)
+    click.echo(
+        f"Built {built} track{'s' if built != 1 else ''} ({skipped} up to date) in {result.wall:.1f} s; "
+        f"{result.synthesised} phrase{'s' if result.synthesised != 1 else ''} synthesised"
+    )
+    for r in result.built:
+        click.echo(f"  {r.stem}.mp3  {r.seconds / 60:.1f} min")
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -393,11 +452,43 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+class CommaList(click.ParamType):
+    """`10,20,30` or `beginner,advanced`: each item checked by `item` (a click type)."""
+
+    name = "list"
+
+    def __init__(self, item: click.ParamType):
+        self.item = item
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if isinstance(value, list):
+            return value
+        items = [v.strip() for v in str(value).split(",") if v.strip()]
+        if not items:
+            self.fail("expected at least one value", param, ctx)
+        return list(dict.fromkeys(self.item.convert(v, param, ctx) for v in items))
+
+
 @main.command()
 @click.argument("routine")
-@minutes_option
+@click.option(
+    "--minutes",
+    "-m",
+    "minutes_list",
+    type=CommaList(click.FloatRange(5, 60)),
+    default=None,
+    help="Session length in minutes, 5 to 60 (default: the routine's own); several (10,20,30) build a catalogue.",
+)
 @exact_option
-@level_option
+@click.option(
+    "--level",
+    "-l",
+    "levels",
+    type=CommaList(LEVEL_CHOICE),
+    default=None,
+    help="beginner, intermediate or advanced (default: the routine's own); several (beginner,advanced) "
+    "build one track each.",
+)
 @speech_options
 @click.option(
     "--music",
@@ -436,13 +527,17 @@ def _stop_on_sigterm() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and its length; write nothing.")
 def build(
-    routine, minutes, level, music, chime_values, chime_set, cover, output_dir, bitrate, dry_run, exact, **speech
+    routine, minutes_list, levels, music, chime_values, chime_set, cover, output_dir, bitrate, dry_run, exact, **speech
 ):
-    """Build the MP3 for ROUTINE with its cue sheet, transcript, chapters and plan."""
+    """Build the MP3 for ROUTINE with its cue sheet, transcript, chapters and plan.
+
+    Several --minutes and --level values build every combination, in parallel (a catalogue)."""
     from . import api
     from .script import clock
 
     _stop_on_sigterm()
+    lengths, chosen = minutes_list or [None], levels or [None]
+    minutes, level = lengths[0], chosen[0]
     r = load_for_session(routine, minutes, exact)
     options = api.BuildOptions(
         music=music,
@@ -453,6 +548,11 @@ def build(
         bitrate_kbps=int(bitrate),
         dry_run=dry_run,
     )
+    if len(lengths) * len(chosen) > 1:
+        if dry_run:
+            raise UsageError("--dry-run shows one session; give one --minutes and one --level")
+        _build_catalogue(r, lengths, chosen, speech_settings(speech), options)
+        return
     bar = StageProgress() if not dry_run and sys.stderr.isatty() else None
     try:
         result = api.build(r, minutes, level, speech_settings(speech), options, progress=bar)
@@ -510,8 +610,8 @@ def programme_show(name):
         if e.week != week:
             week = e.week
             click.echo(f"\nWeek {week}")
-            if e.routine.preface:
-                click.echo(f"  {e.routine.preface}")
+            if e.week_intro:
+                click.echo(f"  {e.week_intro}")
         if e.minutes is None and not e.routine.fit:
             _, script = api.plan_session(e.routine, None, e.level)  # as written: its length is known now
             length = clock(script.total_seconds)
@@ -522,6 +622,62 @@ def programme_show(name):
         click.echo("\nSources:")
         for source in p.sources:
             click.echo(f"  - {source}")
+
+
+@programme.command("build")
+@click.argument("name")
+@click.option("--only", default=None, help="Build a subset: week3, week3-session2, or a comma list of them.")
+@click.option(
+    "--jobs",
+    "-j",
+    "workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Episodes built at once (default: one per CPU core).",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:8786",
+    help="Build on an existing Dask cluster (pip install 'audioworkout[distributed]'); "
+    "--cache-dir must be a folder every worker sees.",
+)
+@output_option("The folder the programme's folder (named after the programme) goes in.")
+@click.option("--base-url", default=None, help="Where the programme's folder will be published (for the feed).")
+@voice_options
+def programme_build(name, only, workers, scheduler, output_dir, base_url, **speech):
+    """Build every episode of a programme into OUTPUT/<programme>/, then its serial podcast feed and page.
+
+    Episodes whose inputs (content, settings, voice, code) are unchanged are not rebuilt."""
+    from .batch import programme_jobs
+    from .programme import load_programme
+    from .publish.feed import build_feed
+    from .publish.podcast import load_show
+
+    _stop_on_sigterm()
+    p = load_programme(name)
+    episodes = p.select(only)
+    folder = Path(output_dir) / p.id
+    jobs = programme_jobs(p, episodes, speech_settings(speech), Path(output_dir))
+    result = run_batch(jobs, workers, scheduler, p.id)
+    report_batch(result)
+    show = replace(load_show(None), title=p.title, description=p.description, author=p.author, cover=p.cover)
+    written = build_feed(folder, base_url=base_url, show=show)
+    click.echo(f"Wrote {written.feed} ({written.items} episodes) and {written.page}")
+
+
+def _build_catalogue(routine: Any, lengths: list[Any], levels: list[Any], settings: Any, options: Any) -> None:
+    """Every length at every level, built in parallel (--jobs at once), each skipped when up to date."""
+    from . import api
+    from .batch import BuildJob
+
+    jobs = []
+    for minutes in lengths:
+        for level in levels:
+            lv = level or routine.level
+            stem = api.track_stem(routine, minutes or routine.minutes, lv)
+            jobs.append(BuildJob(routine, minutes, lv, settings, replace(options, stem=stem), label=stem))
+    report_batch(run_batch(jobs, settings.jobs, None, routine.id))
 
 
 @main.command()

@@ -753,10 +753,17 @@ def _interval(
     same = previous is not None and previous.title == ex.name
     name = ex.name[:1] + ex.name[1:].lower()  # "Brisk walk now."
     tl.say(say("interval_keep_going") if same else say("interval_now", name=name), "start")
+    lead = 0.0
+    if chained:
+        lead = COUNT_IN if next_register == "energetic" else CALM_LEAD
+    keep_free = end - lead - tl.talk_time([(text, kind) for text, kind, _ in ahead[-2:]]) - 1.0
     if not told and planned.first:
         for text, kind, _ in _first_lines(plan, planned)[1:]:  # the setup was said before the bell
-            tl.say(text, kind)
-    if count is not None:
+            if tl.free_at + tl.length(text) + GAP <= keep_free:
+                tl.say(text, kind)
+            else:  # a short interval has no room: safety notes go to the intro ("For the moves ahead")
+                tl.dropped.append((text, kind))
+    if count is not None and tl.free_at + 4.0 < keep_free:
         what, done, left = count
         if done == 1 and left == 0:
             tl.say(say("interval_only_done", noun=what), "progress")
@@ -769,9 +776,6 @@ def _interval(
     line = session.progress_line(tl.free_at)
     if line:
         tl.say(*line)
-    lead = 0.0
-    if chained:
-        lead = COUNT_IN if next_register == "energetic" else CALM_LEAD
     tail = _fit_tail(tl, ahead, end - lead)
     marks: list[tuple[float, str, str, str | None]] = []
     if seconds >= coaching.INTERVAL_HALFWAY_FROM:
@@ -800,7 +804,7 @@ def _interval(
         for k, (text, kind) in enumerate(lines):
             tl.say(text, kind, at=talk_at if k == 0 else None)
         tl.fill(end - lead, fillers, longest=coaching.MAX_INTERVAL_SILENCE)
-        if lead == COUNT_IN:
+        if lead == COUNT_IN and tl.free_at <= end - 3:
             for k in (3, 2, 1):
                 tl.chime("countdown", at=end - k)
         bell = tl.chime("start", at=end)
@@ -825,8 +829,8 @@ def _fit_tail(tl: _Timeline, ahead: list[tuple[str, str, int]], until: float) ->
         lines = [(text, kind) for text, kind, _ in chosen]
         at = until - tl.talk_time(lines)
         if at >= tl.free_at + 2.0 or len(chosen) <= 1:
-            if at < tl.free_at:
-                raise AssertionError(f"no room before {until:.1f} s to say what is next")
+            if at < tl.free_at:  # an interval too short even to name the next one: the bell alone
+                at, lines = until, []
             tl.dropped += [(text, kind) for text, kind, _ in ahead if (text, kind) not in lines]
             return at, lines
         chosen.remove(max(chosen, key=lambda line: line[2]))

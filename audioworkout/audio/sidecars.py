@@ -37,8 +37,10 @@ def chapters_json(script: Script) -> str:
     return json.dumps({"version": "1.2.0", "chapters": chapters}, indent=2, ensure_ascii=False)
 
 
-def cue_sheet(script: Script, plan: Plan, audio_name: str | None = None, created: str | None = None) -> str:
-    """The script's JSON shape plus what the feed and web page need about the track."""
+def cue_sheet(
+    script: Script, plan: Plan, audio_name: str | None = None, created: str | None = None, extra: dict | None = None
+) -> str:
+    """The script's JSON shape plus what the feed and web page need about the track (and `extra`)."""
     data = script.to_dict()
     routine = plan.routine
     data.update(
@@ -60,6 +62,7 @@ def cue_sheet(script: Script, plan: Plan, audio_name: str | None = None, created
             ],
         }
     )
+    data.update(extra or {})
     return json.dumps(data, indent=2, ensure_ascii=False)
 
 
