@@ -663,7 +663,7 @@ def programme_build(name, only, workers, scheduler, output_dir, base_url, **spee
     report_batch(result)
     show = replace(load_show(None), title=p.title, description=p.description, author=p.author, cover=p.cover)
     written = build_feed(folder, base_url=base_url, show=show)
-    click.echo(f"Wrote {written.feed} ({written.items} episodes) and {written.page}")
+    click.echo(f"Wrote {written.feed} ({written.items} episode{'s' if written.items != 1 else ''}) and {written.page}")
 
 
 def _build_catalogue(routine: Any, lengths: list[Any], levels: list[Any], settings: Any, options: Any) -> None:

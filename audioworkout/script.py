@@ -751,8 +751,9 @@ def _interval(
     noun = ex.noun or ex.name.lower()
     previous = next((w for w in reversed(tl.work) if w.end == start), None)
     same = previous is not None and previous.title == ex.name
-    name = ex.name[:1] + ex.name[1:].lower()  # "Brisk walk now."
-    tl.say(say("interval_keep_going") if same else say("interval_now", name=name), "start")
+    # "Run now." is heard as meant; "Brisk walk now." is not always: a longer name gets "Start your".
+    now = say("interval_now", name=ex.name) if len(ex.name.split()) == 1 else say("interval_start_your", name=noun)
+    tl.say(say("interval_keep_going") if same else now, "start")
     lead = 0.0
     if chained:
         lead = COUNT_IN if next_register == "energetic" else CALM_LEAD
@@ -768,9 +769,9 @@ def _interval(
         if done == 1 and left == 0:
             tl.say(say("interval_only_done", noun=what), "progress")
         elif done > 0 and left > 1:
-            tl.say(say("interval_done", done=_plural(what, done), left=left), "progress")
+            tl.say(say("interval_done", noun=what, done=done, left=left), "progress")
         elif done > 0 and left == 1:
-            tl.say(say("interval_one_left", done=_plural(what, done)), "progress")
+            tl.say(say("interval_one_left", noun=what, done=done), "progress")
         elif done > 0:
             tl.say(say("interval_all_done", noun=what), "progress")
     line = session.progress_line(tl.free_at)

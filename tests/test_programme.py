@@ -66,8 +66,8 @@ def test_every_interval_is_exact_from_bell_to_bell(sessions):
 def test_the_coach_counts_the_runs_and_names_the_next_interval(sessions):
     episode, plan, script = sessions[0]  # week 1: 8 runs of 60 s
     said = [c.text for c in script.cues if isinstance(c, SpokenCue)]
-    assert "That's 1 run done. 7 more to go." in said
-    assert "That's 7 runs done. Just one more to go." in said
+    assert "That was run 1. 7 more to go." in said  # "That's 3 runs done" was heard as "runs than"
+    assert "That was run 7. Just one more to go." in said
     assert "That was your last run. Well done." in said
     assert "Next, your last run: 1 minute." in said
     assert said.count("Next, run for 1 minute.") == 7
