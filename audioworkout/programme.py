@@ -392,7 +392,8 @@ def _summary(routine: Routine, minutes: float | None, level: str) -> str:
     if runs:
         noun = nouns[0]
         if len(runs) == 1:
-            return f"one {length_words(runs[0])} {noun}".replace("minutes", "minute")
+            whole = runs[0] % 60 == 0
+            return f"one {runs[0] // 60}-minute {noun}" if whole else f"one {noun} of {length_words(runs[0])}"
         if len(set(runs)) == 1:
             return f"{len(runs)} {noun}s of {length_words(runs[0])}"
         return f"{len(runs)} {noun}s, {length_words(min(runs))} to {length_words(max(runs))}"

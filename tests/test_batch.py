@@ -255,3 +255,35 @@ def test_walk_to_run_week_one_through_the_cli(cli, tmp_path):
     again = cli("programme", "build", "walk-to-run-5k", "--only", "week1", "-o", tmp_path)
     assert again.exit_code == 0 and "(1 up to date)" in again.output
     assert len(list(folder.glob("*.mp3"))) == 3
+
+
+@pytest.mark.slow
+def test_the_whole_walk_to_run_feed(tmp_path):
+    """All 27 episodes (the fake voice keeps it quick): the feed parses with 27 items in programme order."""
+    import io
+
+    import feedparser
+    import podcastparser
+
+    from audioworkout.publish.feed import build_feed
+    from audioworkout.publish.podcast import Show
+
+    walk = load_programme("walk-to-run-5k")
+    jobs = programme_jobs(walk, list(walk.episodes), SpeechSettings(engine="fake", cache_dir=tmp_path / "c"), tmp_path)
+    result = run_jobs(jobs, workers=2)
+    assert len(result.built) == 27
+    folder = tmp_path / "walk-to-run-5k"
+    written = build_feed(folder, show=Show(title=walk.title, description=walk.description, author=walk.author))
+    xml = written.feed.read_bytes()
+    feed = feedparser.parse(xml)
+    assert not feed.bozo and len(feed.entries) == 27
+    assert [int(e.itunes_season) for e in feed.entries] == [w for w in range(1, 10) for _ in range(3)]
+    assert [int(e.itunes_episode) for e in feed.entries] == list(range(1, 28))
+    assert feed.entries[12].title == "Week 5, Session 1 — 3 runs of 5 minutes"
+    assert feed.entries[14].title == "Week 5, Session 3 — one 20-minute run"
+    for entry, episode in zip(feed.entries, walk.episodes):
+        mp3 = folder / f"{episode.stem}.mp3"
+        assert int(entry.enclosures[0].length) == mp3.stat().st_size
+    parsed = podcastparser.parse(written.feed.as_uri(), io.BytesIO(xml))
+    assert len(parsed["episodes"]) == 27
+    assert sorted(e["number"] for e in parsed["episodes"]) == list(range(1, 28))

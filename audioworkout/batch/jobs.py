@@ -32,6 +32,7 @@ class BuildJob:
     speech: SpeechSettings
     options: api.BuildOptions  # its output_dir, stem, title and cue-sheet extras included
     label: str = ""
+    inputs: str = ""  # its fingerprint, when the caller has it (one process decides what is up to date)
 
     @property
     def stem(self) -> str:
@@ -157,7 +158,7 @@ def run_job(job: BuildJob, return_files: bool = False) -> JobResult:
     started = time.perf_counter()
     out = JobResult(job.label, job.stem)
     try:
-        print_ = fingerprint(job)
+        print_ = job.inputs or fingerprint(job)
         if not return_files and up_to_date(job, print_):
             out.skipped = True
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ..errors import AudioworkoutError
@@ -49,8 +49,11 @@ def run_jobs(
     """Build every job that is not up to date; raises one AudioworkoutError listing the jobs that failed."""
     report = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
-    todo = [job for job in jobs if not up_to_date(job, fingerprint(job))]
-    skipped = [job for job in jobs if job not in todo]
+    todo: list[BuildJob] = []
+    skipped: list[BuildJob] = []
+    for job in jobs:  # fingerprinted here, once: a worker started later (or elsewhere) records the same
+        job = replace(job, inputs=job.inputs or fingerprint(job))
+        (skipped if up_to_date(job, job.inputs) else todo).append(job)
     synthesised = 0
     runner: Runner
     if scheduler:
