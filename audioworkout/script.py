@@ -232,16 +232,18 @@ def _lay_out(
         tl.say(say("move_notes", notes=" ".join(early_notes)), "safety_note")
     spans: list[Span] = []
     flat = [(section, planned) for section in plan.sections for planned in section.exercises]
-    counts = _interval_counts([planned for _, planned in flat])
+    counts, last_of_kind = _interval_counts([planned for _, planned in flat])
     boundary: float | None = None  # a chained interval's start bell, already placed by the interval before
     position = 0
     for section in plan.sections:
         section_start = tl.free_at if boundary is None else boundary
         tl.section, tl.exercise, tl.chime_set = section.name, None, section.chimes
-        if boundary is None or section.flow != "intervals":
+        if section.flow != "intervals":
             round_line = _section_lines(tl, plan, section)
-        if section.flow == "intervals":
-            round_line = None  # intervals count what is left instead ("two more runs")
+        else:
+            round_line = None  # intervals count what is left instead ("5 more to go")
+            if boundary is None:  # chained, the interval before said the section's words
+                _section_lines(tl, plan, section)
         for index, planned in enumerate(section.exercises):
             start = tl.free_at if boundary is None else boundary
             tl.exercise = planned.name
@@ -254,7 +256,7 @@ def _lay_out(
                     )
                 else:
                     bell = boundary
-                ahead = _ahead_lines(plan, following, counts) if following and chained else []
+                ahead = _ahead_lines(plan, following, last_of_kind) if following and chained else []
                 boundary = _interval(
                     tl,
                     plan,
@@ -687,22 +689,25 @@ def _breaths(tl: _Timeline, planned: PlannedExercise, start: float) -> float:
 # --------------------------------------------------------------------------- intervals
 
 
-def _interval_counts(planned: list[PlannedExercise]) -> dict[int, tuple[str, int, int]]:
-    """For each interval after an effort interval (one with a noun): (noun, done so far, still to come).
+def _interval_counts(planned: list[PlannedExercise]) -> tuple[dict[int, tuple[str, int, int]], set[int]]:
+    """How far through its effort intervals (those with a noun) the session is, keyed by id():
 
-    Keyed by id(): "That's 3 runs done. 5 more to go." is said in the walk after the third run.
+    - for each interval right after an effort interval: (noun, done so far, still to come), so the walk
+      after the third of eight runs says "That was run 3. 5 more to go.";
+    - the last effort interval of each kind, when there are several ("Next, your last run").
     """
-    out: dict[int, tuple[str, int, int]] = {}
+    counts: dict[int, tuple[str, int, int]] = {}
     nouns = [p.exercise.noun if p.interval else "" for p in planned]
     for k, p in enumerate(planned[1:], 1):
         noun = nouns[k - 1]
         if p.interval and noun and not nouns[k]:
-            done = sum(1 for n in nouns[:k] if n == noun)
-            out[id(p)] = (noun, done, sum(1 for n in nouns[k:] if n == noun))
-    for k, p in enumerate(planned):  # the last effort interval of its kind: "your last run"
-        if nouns[k] and nouns[k] not in nouns[k + 1 :] and nouns.count(nouns[k]) > 1:
-            out[id(p)] = (nouns[k], -1, 0)
-    return out
+            counts[id(p)] = (noun, nouns[:k].count(noun), nouns[k:].count(noun))
+    last = {
+        id(p)
+        for k, p in enumerate(planned)
+        if nouns[k] and nouns[k] not in nouns[k + 1 :] and nouns.count(nouns[k]) > 1
+    }
+    return counts, last
 
 
 def _plural(noun: str, n: int) -> str:
@@ -710,7 +715,7 @@ def _plural(noun: str, n: int) -> str:
 
 
 def _ahead_lines(
-    plan: Plan, following: tuple[PlannedSection, PlannedExercise], counts: dict[int, tuple[str, int, int]]
+    plan: Plan, following: tuple[PlannedSection, PlannedExercise], last_of_kind: set[int]
 ) -> list[tuple[str, str, int]]:
     """What is said in the last stretch of an interval about the one after it: (text, kind, priority)."""
     section, nxt = following
@@ -718,7 +723,7 @@ def _ahead_lines(
     if nxt is section.exercises[0] and section.round == 1:
         lines.append((_section_text(plan, section), "section", 3))
     length = length_words(nxt.amount)
-    if counts.get(id(nxt), ("", 0, 1))[1] == -1:
+    if id(nxt) in last_of_kind:
         lines.append((say("interval_next_last", noun=nxt.exercise.noun, length=length), "next", 0))
     else:
         lines.append((say("interval_next", name=nxt.exercise.name.lower(), length=length), "next", 0))
@@ -765,15 +770,13 @@ def _interval(
             else:  # a short interval has no room: safety notes go to the intro ("For the moves ahead")
                 tl.dropped.append((text, kind))
     if count is not None and tl.free_at + 4.0 < keep_free:
-        what, done, left = count
-        if done == 1 and left == 0:
-            tl.say(say("interval_only_done", noun=what), "progress")
-        elif done > 0 and left > 1:
-            tl.say(say("interval_done", noun=what, done=done, left=left), "progress")
-        elif done > 0 and left == 1:
+        what, done, left = count  # done >= 1: the interval before was one of them
+        if left == 0:
+            tl.say(say("interval_only_done" if done == 1 else "interval_all_done", noun=what), "progress")
+        elif left == 1:
             tl.say(say("interval_one_left", noun=what, done=done), "progress")
-        elif done > 0:
-            tl.say(say("interval_all_done", noun=what), "progress")
+        else:
+            tl.say(say("interval_done", noun=what, done=done, left=left), "progress")
     line = session.progress_line(tl.free_at)
     if line:
         tl.say(*line)
@@ -783,9 +786,10 @@ def _interval(
         chime = "halfway" if planned.register == "energetic" else None
         marks.append((start + seconds / 2, say("interval_halfway", noun=noun), "halfway", chime))
     if seconds >= 2 * coaching.INTERVAL_MARK_EVERY:
-        for done in range(coaching.INTERVAL_MARK_EVERY, int(seconds) - 120, coaching.INTERVAL_MARK_EVERY):
-            if abs(done - seconds / 2) >= 60:
-                marks.append((start + done, say("interval_minutes_done", length=length_words(done)), "progress", None))
+        for elapsed in range(coaching.INTERVAL_MARK_EVERY, int(seconds) - 120, coaching.INTERVAL_MARK_EVERY):
+            if abs(elapsed - seconds / 2) >= 60:
+                text = say("interval_minutes_done", length=length_words(elapsed))
+                marks.append((start + elapsed, text, "progress", None))
     if seconds >= coaching.INTERVAL_MINUTE_LEFT_FROM:
         marks.append((end - 60, say("to_go", length=length_words(60)), "time_left", None))
     fillers = _interval_fillers(tl, planned)

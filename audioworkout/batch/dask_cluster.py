@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from ..errors import AudioworkoutError
-from ..fsutil import write_atomic
+from ..fsutil import atomic_set
 from ..speech import SpeechSettings
 from .jobs import BuildJob, JobResult, run_job
 from .runner import Progress
@@ -103,9 +103,11 @@ class DaskRunner:
 
 
 def _store(job: BuildJob, result: JobResult) -> None:
-    """A remote build's files into the output folder: sidecars first, the MP3 last (it makes the set visible)."""
+    """A remote build's files into the output folder, committed as one set the way `api.build` commits
+    its own (`fsutil.atomic_set`): all written first, then renamed, the MP3 last (it makes the set visible)."""
     folder = Path(job.options.output_dir)
     names = sorted(result.files, key=lambda name: name.endswith(".mp3"))
-    for name in names:
-        write_atomic(folder / name, result.files[name])
+    with atomic_set([folder / name for name in names]) as tmp:
+        for name in names:
+            tmp[folder / name].write_bytes(result.files[name])
     result.files = {}

@@ -19,8 +19,6 @@ from ..programme import Episode, Programme
 from ..speech import SpeechSettings
 from ..speech.engines import make_engine
 
-SIDECAR_SUFFIXES = (".json", ".vtt", ".chapters.json", ".plan.md", ".plan.html")
-
 
 @dataclasses.dataclass(frozen=True)
 class BuildJob:
@@ -137,16 +135,16 @@ def fingerprint(job: BuildJob) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def up_to_date(job: BuildJob, print_: str | None = None) -> bool:
+def up_to_date(job: BuildJob, inputs: str | None = None) -> bool:
     """The track and all its sidecars exist, and its cue sheet records these same inputs."""
     folder, stem = Path(job.options.output_dir), job.stem
-    if not all((folder / f"{stem}{suffix}").is_file() for suffix in (".mp3", *SIDECAR_SUFFIXES)):
+    if not all((folder / f"{stem}{suffix}").is_file() for suffix in (".mp3", *api.SIDECAR_SUFFIXES)):
         return False
     try:
         sheet = json.loads((folder / f"{stem}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(sheet, dict) and sheet.get("inputs") == (print_ or fingerprint(job))
+    return isinstance(sheet, dict) and sheet.get("inputs") == (inputs or fingerprint(job))
 
 
 def run_job(job: BuildJob, return_files: bool = False) -> JobResult:
@@ -158,11 +156,11 @@ def run_job(job: BuildJob, return_files: bool = False) -> JobResult:
     started = time.perf_counter()
     out = JobResult(job.label, job.stem)
     try:
-        print_ = job.inputs or fingerprint(job)
-        if not return_files and up_to_date(job, print_):
+        inputs = job.inputs or fingerprint(job)
+        if not return_files and up_to_date(job, inputs):
             out.skipped = True
         else:
-            sheet = {**job.options.sheet, "inputs": print_}
+            sheet = {**job.options.sheet, "inputs": inputs}
             with tempfile.TemporaryDirectory(prefix="audioworkout-job-") as tmp:
                 folder = Path(tmp) if return_files else Path(job.options.output_dir)
                 options = dataclasses.replace(job.options, output_dir=folder, sheet=sheet)
