@@ -273,46 +273,22 @@ def test_the_programme_page_groups_weeks_with_a_progress_view(tmp_path):
 
 def test_mark_done_in_headless_chromium(tmp_path):
     """Ticking a session done is remembered by the browser, and the page says which session is next."""
-    import threading
-
-    from test_webpage import CHROMIUM, _browser_unavailable
+    from test_webpage import _browser_unavailable, served_page
 
     why = _browser_unavailable()
     if why:
         pytest.skip(why)
-    from playwright.sync_api import sync_playwright
-
     from audioworkout.publish.feed import build_feed
-    from audioworkout.publish.serve import make_server
 
     make_programme_folder(tmp_path)
     build_feed(tmp_path)
-    server = make_server(tmp_path, "127.0.0.1", 0)
-    port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--mute-audio"]
-            )
-            try:
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
-                status = page.locator(".progress .status")
-                assert status.inner_text() == "0 of 6 sessions done. Up next: Week 1, Session 1 — 2 runs of 1 minute"
-                page.locator("#couch-week01-session1 input.done").check()
-                assert status.inner_text().startswith("1 of 6 sessions done. Up next: Week 1, Session 2")
-                page.reload(wait_until="load")
-                assert page.locator("#couch-week01-session1 input.done").is_checked()
-                assert page.locator(".progress progress").evaluate("p => p.value") == 1
-                assert page.locator(".progress a.next").get_attribute("href") == "#couch-week01-session2"
-                assert errors == []
-            finally:
-                browser.close()
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with served_page(tmp_path) as (page, errors):
+        status = page.locator(".progress .status")
+        assert status.inner_text() == "0 of 6 sessions done. Up next: Week 1, Session 1 — 2 runs of 1 minute"
+        page.locator("#couch-week01-session1 input.done").check()
+        assert status.inner_text().startswith("1 of 6 sessions done. Up next: Week 1, Session 2")
+        page.reload(wait_until="load")
+        assert page.locator("#couch-week01-session1 input.done").is_checked()
+        assert page.locator(".progress progress").evaluate("p => p.value") == 1
+        assert page.locator(".progress a.next").get_attribute("href") == "#couch-week01-session2"
+        assert errors == []

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -125,16 +126,12 @@ def _browser_unavailable() -> str | None:
     return None
 
 
-@pytest.mark.skipif(_browser_unavailable() is not None, reason=str(_browser_unavailable()))
-def test_page_in_headless_chromium(tmp_path):
-    """The page really works: titles visible, a chapter button seeks its own player."""
+@contextmanager
+def served_page(folder: Path):
+    """A headless Chromium page on `audioworkout serve` of `folder`, opened at its index; and the page's errors."""
     from playwright.sync_api import sync_playwright
 
-    make_track(tmp_path, "long-1min-beginner", title=NASTY_TITLE, seconds=60, n_exercises=6)
-    make_track(tmp_path, "other-1min-advanced", title="Other & More", seconds=60, level="advanced")
-    build_feed(tmp_path, None, None)
-
-    server = make_server(tmp_path, "127.0.0.1", 0)
+    server = make_server(folder, "127.0.0.1", 0)
     port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -158,33 +155,44 @@ def test_page_in_headless_chromium(tmp_path):
                 errors: list[str] = []
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
-                headings = page.locator(".track h2")
-                assert sorted(headings.all_inner_texts()) == sorted([NASTY_TITLE, "Other & More"])
-                for i in range(headings.count()):
-                    assert headings.nth(i).is_visible()
-
-                track = page.locator("#long-1min-beginner")
-                button = track.locator("ol.chapters button").nth(5)
-                start = float(button.get_attribute("data-start"))
-                assert start > 10
-                audio = track.locator("audio")
-                audio.evaluate(
-                    "a => a.readyState >= 1 || new Promise(r => a.addEventListener('loadedmetadata', r, {once: true}))"
-                )
-                button.click()
-                page.wait_for_function(
-                    "([a, t]) => Math.abs(a.currentTime - t) < 0.5 && !a.seeking",
-                    arg=[audio.element_handle(), start],
-                    timeout=10000,
-                )
-                current = audio.evaluate("a => a.currentTime")
-                assert abs(current - start) <= 0.5
-                other = page.locator("#other-1min-advanced audio").evaluate("a => a.currentTime")
-                assert other == 0  # only that track's player moved
-                assert errors == []
+                yield page, errors
             finally:
                 browser.close()
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.mark.skipif(_browser_unavailable() is not None, reason=str(_browser_unavailable()))
+def test_page_in_headless_chromium(tmp_path):
+    """The page really works: titles visible, a chapter button seeks its own player."""
+    make_track(tmp_path, "long-1min-beginner", title=NASTY_TITLE, seconds=60, n_exercises=6)
+    make_track(tmp_path, "other-1min-advanced", title="Other & More", seconds=60, level="advanced")
+    build_feed(tmp_path, None, None)
+
+    with served_page(tmp_path) as (page, errors):
+        headings = page.locator(".track h2")
+        assert sorted(headings.all_inner_texts()) == sorted([NASTY_TITLE, "Other & More"])
+        for i in range(headings.count()):
+            assert headings.nth(i).is_visible()
+
+        track = page.locator("#long-1min-beginner")
+        button = track.locator("ol.chapters button").nth(5)
+        start = float(button.get_attribute("data-start"))
+        assert start > 10
+        audio = track.locator("audio")
+        audio.evaluate(
+            "a => a.readyState >= 1 || new Promise(r => a.addEventListener('loadedmetadata', r, {once: true}))"
+        )
+        button.click()
+        page.wait_for_function(
+            "([a, t]) => Math.abs(a.currentTime - t) < 0.5 && !a.seeking",
+            arg=[audio.element_handle(), start],
+            timeout=10000,
+        )
+        current = audio.evaluate("a => a.currentTime")
+        assert abs(current - start) <= 0.5
+        other = page.locator("#other-1min-advanced audio").evaluate("a => a.currentTime")
+        assert other == 0  # only that track's player moved
+        assert errors == []
