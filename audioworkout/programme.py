@@ -18,6 +18,7 @@ from . import validation
 from .content import (
     EXERCISE_ID,
     LEVELS,
+    MINUTES_BOUNDS,
     ROUTINE_SETTINGS,
     Routine,
     content_root,
@@ -271,7 +272,7 @@ def _session(
     own_title = sf["title"].text(default="") or ""
     if "routine" in sf:
         routine = _named_routine(sf["routine"], path)
-        minutes = sf["minutes"].number(5, 60, integer=False, unit="minutes")
+        minutes = sf["minutes"].number(*MINUTES_BOUNDS, integer=False, unit="minutes")
         if routine is None or not r.report.ok:
             return None
         return _Session(routine, minutes, level or routine.level, words, own_title)
@@ -308,7 +309,8 @@ def _progression(r: Reader, path: Path) -> list[tuple[str, list[_Session]]] | No
     weeks = f["weeks"].number(1, MAX_WEEKS, unit="weeks")
     per_week = _per_week(f["sessions_per_week"], weeks)
     routine = _named_routine(f["routine"], path)
-    minutes = _range(f["minutes"], _minutes, "minutes from 5 to 60, or a rule like 10 -> 30", None)
+    shortest, longest = MINUTES_BOUNDS
+    minutes = _range(f["minutes"], _minutes, f"minutes from {shortest} to {longest}, or a rule like 10 -> 30", None)
     levels = _range(
         f["level"],
         lambda text: text if text in LEVELS else None,
@@ -352,7 +354,7 @@ def _minutes(text: str) -> float | None:
         value = float(text)
     except ValueError:
         return None
-    return value if 5 <= value <= 60 else None
+    return value if MINUTES_BOUNDS[0] <= value <= MINUTES_BOUNDS[1] else None
 
 
 def _range(r: Reader, parse: Any, allowed: str, default: Any) -> tuple[Any, Any] | None:
