@@ -135,7 +135,7 @@ def fingerprint(job: BuildJob) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def up_to_date(job: BuildJob, inputs: str | None = None) -> bool:
+def up_to_date(job: BuildJob) -> bool:
     """The track and all its sidecars exist, and its cue sheet records these same inputs."""
     folder, stem = Path(job.options.output_dir), job.stem
     if not all((folder / f"{stem}{suffix}").is_file() for suffix in (".mp3", *api.SIDECAR_SUFFIXES)):
@@ -144,7 +144,7 @@ def up_to_date(job: BuildJob, inputs: str | None = None) -> bool:
         sheet = json.loads((folder / f"{stem}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(sheet, dict) and sheet.get("inputs") == (inputs or fingerprint(job))
+    return isinstance(sheet, dict) and sheet.get("inputs") == (job.inputs or fingerprint(job))
 
 
 def run_job(job: BuildJob, return_files: bool = False) -> JobResult:
@@ -156,11 +156,12 @@ def run_job(job: BuildJob, return_files: bool = False) -> JobResult:
     started = time.perf_counter()
     out = JobResult(job.label, job.stem)
     try:
-        inputs = job.inputs or fingerprint(job)
-        if not return_files and up_to_date(job, inputs):
+        if not job.inputs:
+            job = dataclasses.replace(job, inputs=fingerprint(job))
+        if not return_files and up_to_date(job):
             out.skipped = True
         else:
-            sheet = {**job.options.sheet, "inputs": inputs}
+            sheet = {**job.options.sheet, "inputs": job.inputs}
             with tempfile.TemporaryDirectory(prefix="audioworkout-job-") as tmp:
                 folder = Path(tmp) if return_files else Path(job.options.output_dir)
                 options = dataclasses.replace(job.options, output_dir=folder, sheet=sheet)

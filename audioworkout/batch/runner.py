@@ -53,7 +53,7 @@ def run_jobs(
     skipped: list[BuildJob] = []
     for job in jobs:  # fingerprinted here, once: a worker started later (or elsewhere) records the same
         job = replace(job, inputs=job.inputs or fingerprint(job))
-        (skipped if up_to_date(job, job.inputs) else todo).append(job)
+        (skipped if up_to_date(job) else todo).append(job)
     synthesised = 0
     runner: Runner
     if scheduler:
