@@ -178,28 +178,21 @@ def speech_settings(kwargs: dict[str, Any]) -> SpeechSettings:
 class BatchProgress:
     """One progress bar for many tracks: the shared phrases first, then the tracks (stderr, TTY only)."""
 
-    def __init__(self, label: str) -> None:
-        self.bar: Any = click.progressbar(length=1000, label=label, file=sys.stderr, width=30, show_eta=False)
-        self.bar.__enter__()
-        self.done = 0
+    def __init__(self) -> None:
+        self.bar = StageProgress({"phrases": (0, 30), "tracks": (30, 100)})
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        lo, hi = (0, 300) if stage == "phrases" else (300, 1000)
-        target = int(lo + (hi - lo) * done / max(total, 1))
-        self.bar.label = f"{stage} {done}/{total}"
-        if target > self.done:
-            self.bar.update(target - self.done)
-            self.done = target
+        self.bar(stage, done / max(total, 1), f"{stage} {done}/{total}")
 
     def close(self) -> None:
-        self.bar.__exit__(None, None, None)
+        self.bar.close()
 
 
-def run_batch(jobs: list[Any], workers: int | None, scheduler: str | None, label: str) -> Any:
+def run_batch(jobs: list[Any], workers: int | None, scheduler: str | None) -> Any:
     """Run build jobs with one progress bar; return the batch result."""
     from .batch import run_jobs
 
-    bar = BatchProgress(label) if sys.stderr.isatty() else None
+    bar = BatchProgress() if sys.stderr.isatty() else None
     try:
         return run_jobs(jobs, workers=workers, scheduler=scheduler, progress=bar)
     finally:
@@ -419,21 +412,23 @@ def _chime_files(values: tuple[str, ...]) -> dict[str, Path]:
 
 
 class StageProgress:
-    """One progress bar through synthesis, mixing, mastering and encoding (stderr, TTY only)."""
+    """One progress bar through stages, each a share of it (stderr, TTY only): by default a build's
+    synthesis, mixing, mastering and encoding."""
 
     STAGES = {"synthesising": (0, 55), "mixing": (55, 70), "mastering": (70, 80), "encoding": (80, 100)}
 
-    def __init__(self) -> None:
+    def __init__(self, stages: dict[str, tuple[int, int]] | None = None) -> None:
+        self.stages = stages or self.STAGES
         self.bar: Any = click.progressbar(
             length=100, label="building", file=sys.stderr, width=30, show_eta=False, show_percent=True
         )
         self.bar.__enter__()
         self.done = 0
 
-    def __call__(self, stage: str, fraction: float) -> None:
-        lo, hi = self.STAGES.get(stage, (0, 100))
+    def __call__(self, stage: str, fraction: float, label: str | None = None) -> None:
+        lo, hi = self.stages.get(stage, (0, 100))
         target = int(lo + (hi - lo) * min(max(fraction, 0.0), 1.0))
-        self.bar.label = f"{stage:12}"
+        self.bar.label = label or f"{stage:12}"
         if target > self.done:
             self.bar.update(target - self.done)
             self.done = target
@@ -659,7 +654,7 @@ def programme_build(name, only, workers, scheduler, output_dir, base_url, **spee
     episodes = p.select(only)
     folder = Path(output_dir) / p.id
     jobs = programme_jobs(p, episodes, speech_settings(speech), Path(output_dir))
-    result = run_batch(jobs, workers, scheduler, p.id)
+    result = run_batch(jobs, workers, scheduler)
     report_batch(result)
     show = replace(load_show(None), title=p.title, description=p.description, author=p.author, cover=p.cover)
     written = build_feed(folder, base_url=base_url, show=show)
@@ -677,7 +672,7 @@ def _build_catalogue(routine: Any, lengths: list[Any], levels: list[Any], settin
             lv = level or routine.level
             stem = api.track_stem(routine, minutes or routine.minutes, lv)
             jobs.append(BuildJob(routine, minutes, lv, settings, replace(options, stem=stem), label=stem))
-    report_batch(run_batch(jobs, settings.jobs, None, routine.id))
+    report_batch(run_batch(jobs, settings.jobs, None))
 
 
 @main.command()
