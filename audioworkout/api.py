@@ -24,7 +24,7 @@ from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, 
 from .coaching import REST_STEP
 from .content import LEVELS, Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import AudioworkoutError, UsageError, printable
-from .fsutil import atomic_set, file_lock, read_cover, remove_unheld_locks
+from .fsutil import atomic_set, file_lock, read_cover, remove_dead_parts, remove_unheld_locks
 from .plan import MAX_MINUTES, MIN_MINUTES, Plan, exact_plan, fit, minutes_range, supported_range, tolerance
 from .review import Finding, review, review_levels
 from .script import Script, lay_out
@@ -457,19 +457,4 @@ def remove_stale_parts(folder: Path) -> None:
     """Delete what a killed build left: `.<name>.<pid>.<random>.part` of a dead process, and lock
     files no process holds (the kernel released a killed build's lock, but not its file)."""
     remove_unheld_locks(sorted(folder.glob(".*.lock")))
-    for part in folder.glob(".*.part"):
-        bits = part.name.split(".")
-        pid = int(bits[-3]) if len(bits) >= 4 and bits[-3].isdigit() else None
-        if pid is not None and _alive(pid):
-            continue  # a live build's file, this process's own included
-        part.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    remove_dead_parts(sorted(folder.glob(".*.part")))

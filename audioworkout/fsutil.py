@@ -3,7 +3,7 @@
 A file is written under a temporary name beside its target and renamed onto it only when complete,
 so a reader (a podcast app, a web server, the next build) never sees half a file. The temporary
 name is `.{target name}.{pid}.{random}.part`: the process id lets a later build's clean-up
-(`api.remove_stale_parts`) delete the leftovers of a killed build while sparing a live one's.
+(`remove_dead_parts`) delete the leftovers of a killed build while sparing a live one's.
 
 Also here: `atomic_set`, which commits several files (an MP3 and its sidecars) as one set;
 `file_lock`, the lock file processes use to take turns (one build per target, one synthesis
@@ -211,6 +211,35 @@ def remove_unheld_locks(paths: Iterator[Path] | Sequence[Path]) -> int:
         except OSError:
             pass
     return removed
+
+
+def remove_dead_parts(paths: Iterator[Path] | Sequence[Path]) -> int:
+    """Delete temporary files (`.<name>.<pid>.<random>.part`) whose process is gone; returns how many went.
+
+    A live process's file (this one's included) is spared: it may still be renamed into place.
+    """
+    removed = 0
+    for part in paths:
+        bits = part.name.split(".")
+        pid = int(bits[-3]) if len(bits) >= 4 and bits[-3].isdigit() else None
+        if pid is not None and _alive(pid):
+            continue
+        try:
+            part.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 # ------------------------------------------------------------------ cover images

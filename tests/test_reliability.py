@@ -423,6 +423,25 @@ def test_cache_info_ignores_lock_files_and_clear_removes_stale_ones(tmp_path):
     assert not busy.exists()  # and it removed it on release
 
 
+def test_claiming_a_phrase_removes_a_killed_writers_temp_file_but_not_a_live_ones(tmp_path):
+    """A build killed between writing a phrase and renaming it leaves `.<key>.pcm.<pid>.<rand>.part`;
+    the next build to claim that phrase deletes it (the dead writer cannot finish it), and leaves a
+    live process's file alone."""
+    cache = PhraseCache(tmp_path / "cache")
+    engine = FakeEngine()
+    entry = cache.path(engine, "Breathe out.")
+    entry.parent.mkdir(parents=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = entry.parent / f".{entry.name}.{int(dead.stdout)}.x1y2z3.part"
+    live = entry.parent / f".{entry.name}.{os.getpid()}.a1b2c3.part"
+    for part in (killed, live):
+        part.write_bytes(b"half a phrase")
+    speaker = Speaker(engine, cache)
+    assert len(speaker.audio("Breathe out.")) > 0
+    assert not killed.exists() and live.exists()
+    assert cache.get(engine, "Breathe out.") is not None
+
+
 def test_file_lock_waits_times_out_and_survives_a_killed_holder(tmp_path):
     lock = tmp_path / ".x.lock"
     holder = subprocess.Popen(

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import AudioworkoutError, printable
-from ..fsutil import file_lock, remove_unheld_locks, write_atomic
+from ..fsutil import file_lock, remove_dead_parts, remove_unheld_locks, write_atomic
 from .textnorm import normalise
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ class PhraseCache:
             try:
                 lock.parent.mkdir(parents=True, exist_ok=True)
                 mine = stack.enter_context(file_lock(lock, timeout=timeout))
+                if mine:  # a build killed while writing this phrase left its temp file; nobody else writes it now
+                    remove_dead_parts(sorted(lock.parent.glob(f".{key}{_SUFFIX}.*.part")))
             except OSError as exc:
                 if not self._lock_warned:
                     log.warning(
