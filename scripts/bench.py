@@ -5,21 +5,29 @@ Prints figures; checks nothing. Targets (from the issues) are printed beside eac
 - warm-cache script for 45 minutes < 1 s; cold synthesis / bare Piper on the same phrases <= 1.15
 - build at 60 minutes: wall time / ffmpeg encoding the same length <= 1.3; peak RSS < 500 MB warm,
   < 1 GB cold; a cold 20-minute build < 30 s.
+- streaming renderer (issue 14, audio/stream.py): warm 60-minute build <= 1.1x the bare LAME
+  encode of the same audio; peak RSS of 60- and 120-minute warm builds <= 200 MB and within 10 %;
+  first MP3 byte <= 1 s warm, flat in the length.
 
     python scripts/bench.py              # everything (several minutes)
     python scripts/bench.py --only speech
     python scripts/bench.py --only build --lengths 10 30 60
+    python scripts/bench.py --only stream --lengths 20 60
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -151,15 +159,184 @@ def bench_build(lengths: list[int], cold_minutes: int) -> None:
             )
 
 
+# -- streaming renderer ---------------------------------------------------------------------------
+
+STREAM_ROUTINE = "back-pain"
+
+
+def _stream_script(minutes: int):
+    """back-pain at `minutes` (beginner); past 60, sessions chained (60 beginner, 60 intermediate, ...) into one.
+
+    Plans are capped at 60 minutes; a longer track is what a series of them played back to back
+    would be, and shows whether memory grows with the length.
+    """
+    from dataclasses import replace
+
+    from audioworkout import api
+    from audioworkout.speech import SpeechSettings, make_speaker
+
+    speaker = make_speaker(SpeechSettings())
+    routine = api.load_routine(STREAM_ROUTINE)
+    parts: list = []
+    left, levels = minutes, ["beginner", "intermediate", "advanced"]
+    while left > 0:
+        _, part = api.plan_session(routine, min(60, left), levels[len(parts) % 3], speaker=speaker)
+        parts.append(part)
+        left -= min(60, left)
+    script, offset = parts[0], parts[0].total_seconds
+    for part in parts[1:]:
+        cues = [replace(c, time=c.time + offset) for c in part.cues]
+        spans = [replace(sp, start=sp.start + offset, end=sp.end + offset) for sp in part.spans]
+        script = replace(
+            script, cues=script.cues + cues, spans=script.spans + spans, total_seconds=offset + part.total_seconds
+        )
+        offset += part.total_seconds
+    speaker.forget_audio()
+    return script, speaker
+
+
+class _Clock(io.RawIOBase):
+    """A sink that notes when each write came, and how many bytes had come by then."""
+
+    def __init__(self, start: float):
+        self.start, self.total = start, 0
+        self.marks: list[tuple[float, int]] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.total += len(data)
+        self.marks.append((time.perf_counter() - self.start, self.total))
+        return len(data)
+
+
+def stream_child(job: dict) -> None:
+    """One streamed build in this process (run by bench_stream in a child, so its memory is its own)."""
+    from audioworkout.audio.mix import ChimeBank
+    from audioworkout.audio.mp3 import Chapter, TrackTags
+    from audioworkout.audio.stream import StreamRenderer, stream_build, stream_build_file
+    from audioworkout.script import SpokenCue
+
+    started = time.perf_counter()
+    script, speaker = _stream_script(job["minutes"])
+    planned = time.perf_counter()
+    out: dict = {"plan_seconds": planned - started, "track_seconds": script.total_seconds}
+    tags = TrackTags("bench", "audioworkout", "bench", "Fitness", "2025", "", int(script.total_seconds * 1000))
+    chapters = [Chapter(sp.title, sp.start, sp.end, 0 if sp.kind == "section" else 1) for sp in script.spans]
+    if job["kind"] == "pcm":  # the mastered audio exactly as the encoder gets it, for the bare LAME run
+        from audioworkout.audio.ffmpeg import ffmpeg_exe
+        from audioworkout.audio.mp3 import _encoder_gain
+
+        gain = np.float32(_encoder_gain(ffmpeg_exe(), 96))
+        renderer = StreamRenderer(script, speaker, ChimeBank())
+        renderer.analyse()
+        with open(job["path"], "wb") as f:
+            for pcm in renderer.blocks():
+                f.write(np.clip(pcm * gain, -1.0, 1.0).astype("<f4").tobytes())
+    elif job["kind"] == "file":
+        result = stream_build_file(
+            script, speaker, ChimeBank(), None, tags, chapters, Path(job["path"]), measure=job["measure"]
+        )
+        out.update(
+            build_seconds=time.perf_counter() - planned, loudness=result.loudness_lufs, peak=result.true_peak_dbtp
+        )
+    elif job["kind"] == "first":
+        sink = _Clock(planned)
+        result = stream_build(script, speaker, ChimeBank(), None, tags, chapters, sink)
+        first_speech = next(c.time for c in script.cues if isinstance(c, SpokenCue))
+        head = sink.marks[0][1]  # the ID3 tag, written at once
+        # CBR: the byte that carries media time t (LAME's delay first), 0.2 s into the first phrase.
+        need = head + (first_speech + 0.2 + 1105 / 44100) * 96000 / 8
+        out.update(
+            first_frame=result.first_frame_seconds,
+            first_speech=next(t for t, n in sink.marks if n >= need),
+            build_seconds=time.perf_counter() - planned,
+        )
+    Path(job["report"]).write_text(json.dumps(out))
+
+
+def _stream_run(job: dict, env: dict[str, str], tmp: Path) -> tuple[float, float, dict]:
+    """Run stream_child in a fresh process: (wall s, peak RSS MB, its report)."""
+    report = tmp / "report.json"
+    job = dict(job, report=str(report))
+    wall, rss = run_child([sys.executable, str(Path(__file__).resolve()), "--stream-child", json.dumps(job)], env)
+    return wall, rss, json.loads(report.read_text())
+
+
+def bench_stream(lengths: list[int]) -> None:
+    """The streaming renderer: warm 60-min build against bare LAME on the same audio, peak RSS, time to first byte."""
+    from audioworkout.audio.ffmpeg import ffmpeg_exe
+
+    print("== streaming renderer (audio/stream.py; back-pain, Piper joe, warm cache)")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(tmp / "cache"))
+        longest = max([120, *lengths])
+        start = time.perf_counter()
+        _stream_run({"kind": "pcm", "minutes": longest, "path": str(tmp / "warm.f32")}, env, tmp)  # synthesises
+        for minutes in sorted({20, 60, *lengths}):
+            _stream_run({"kind": "pcm", "minutes": minutes, "path": str(tmp / f"{minutes}.f32")}, env, tmp)
+        print(f"(cache warmed and reference audio rendered in {time.perf_counter() - start:.0f} s)")
+
+        # Side by side, alternating, best of two: the streamed file build and LAME alone on its audio.
+        bare_cmd = [ffmpeg_exe(), "-v", "error", "-y", "-f", "f32le", "-ar", "22050", "-ac", "1"]
+        bare_cmd += ["-i", str(tmp / "60.f32"), "-c:a", "libmp3lame", "-b:a", "96k", "-ac", "1", "-ar", "44100"]
+        runs: dict[str, list] = {"bare": [], "measured": [], "unmeasured": []}
+        for _ in range(2):
+            runs["bare"].append(run_child(bare_cmd + [str(tmp / "bare.mp3")], env)[0])
+            for name, measure in (("measured", True), ("unmeasured", False)):
+                job = {"kind": "file", "minutes": 60, "measure": measure, "path": str(tmp / "s.mp3")}
+                runs[name].append(_stream_run(job, env, tmp))
+        bare = min(runs["bare"])
+        print(f"bare LAME, the same 60-min audio (f32 file in): {bare:.2f} s")
+        for name in ("measured", "unmeasured"):
+            wall, rss, rep = min(runs[name], key=lambda r: r[2]["build_seconds"])
+            note = "MP3 decoded and metered while encoding" if name == "measured" else "levels predicted, not measured"
+            print(
+                f"streamed 60-min file build ({note}): {rep['build_seconds']:.2f} s, ratio "
+                f"{rep['build_seconds'] / bare:.2f} (target <= 1.1); whole process {wall:.2f} s "
+                f"(of it planning {rep['plan_seconds']:.2f} s), ratio {wall / bare:.2f}; "
+                f"{rep.get('loudness', float('nan')):.2f} LUFS, {rep.get('peak', float('nan')):.2f} dBTP"
+            )
+
+        rss_by_length = {}
+        for minutes in (60, 120):
+            _, rss, rep = _stream_run(
+                {"kind": "file", "minutes": minutes, "measure": True, "path": str(tmp / "s.mp3")}, env, tmp
+            )
+            rss_by_length[minutes] = rss
+            print(
+                f"warm {minutes:3d}-min streamed file build: peak RSS {rss:.0f} MB (target <= 200 MB), {rep['build_seconds']:.1f} s"
+            )
+        print(
+            f"  120 min against 60 min: {100 * (rss_by_length[120] / rss_by_length[60] - 1):+.1f} % (target within 10 %)"
+        )
+
+        for minutes in lengths:
+            _, _, rep = _stream_run({"kind": "first", "minutes": minutes}, env, tmp)
+            print(
+                f"warm {minutes:3d}-min stream: first MP3 frame {rep['first_frame']:.2f} s after the plan "
+                f"(planning {rep['plan_seconds']:.2f} s), first speech audible {rep['first_speech']:.2f} s; "
+                f"whole track sent in {rep['build_seconds']:.1f} s (target first byte <= 1 s, flat)"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["speech", "build"])
+    parser.add_argument("--only", choices=["speech", "build", "stream"])
     parser.add_argument("--lengths", type=int, nargs="+", default=None)
+    parser.add_argument("--stream-child", help=argparse.SUPPRESS)  # a JSON job for stream_child
     args = parser.parse_args()
+    if args.stream_child:
+        stream_child(json.loads(args.stream_child))
+        return
     if args.only in (None, "speech"):
         bench_speech(args.lengths or [20, 45])
     if args.only in (None, "build"):
         bench_build(args.lengths or [10, 30, 60], cold_minutes=20)
+    if args.only in (None, "stream"):
+        bench_stream(args.lengths or [20, 60])
 
 
 if __name__ == "__main__":

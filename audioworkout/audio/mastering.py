@@ -12,7 +12,9 @@ target, -16 LUFS dual mono (podcast norm), is therefore -19 LUFS single channel.
 
 from __future__ import annotations
 
+import bisect
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -309,12 +311,26 @@ def _limiter_db(peak_db: np.ndarray, gain_db: float, ceiling_db: float, block_se
     if over.size == 0:
         return red
     need = peak_db[over].astype(np.float64) + (gain_db - ceiling_db)
+    for s0, values in limiter_stretches(over, need, peak_db.size, block_seconds):
+        red[s0 : s0 + values.size] = values
+    return red
+
+
+def limiter_stretches(
+    over: np.ndarray, need: np.ndarray, n_blocks: int, block_seconds: float
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The limiter's reduction (dB, float64) stretch by stretch: (first block, values) in block order.
+
+    `over` (ascending block indices) need `need` dB of reduction each. Written into a zeroed array
+    in the order given (a later stretch overwriting an earlier one where they touch), they make
+    `_limiter_db`'s curve; the streaming renderer (audio/stream.py) keeps them sparse instead.
+    """
     attack = _ATTACK_DB_PER_S * block_seconds  # dB per block
     release = _RELEASE_DB_PER_S * block_seconds
     # Each ramp reaches need/attack blocks before its peak and need/release after; one more
     # block each side for the hold below. Overlapping reaches merge into one stretch.
     lo = np.maximum(over - np.ceil(need / attack).astype(np.int64) - 2, 0)
-    hi = np.minimum(over + np.ceil(need / release).astype(np.int64) + 3, peak_db.size)
+    hi = np.minimum(over + np.ceil(need / release).astype(np.int64) + 3, n_blocks)
     reach = np.maximum.accumulate(hi)
     starts = np.flatnonzero(np.concatenate([[True], lo[1:] >= reach[:-1]]))
     ends = np.concatenate([starts[1:], [over.size]])
@@ -322,8 +338,7 @@ def _limiter_db(peak_db: np.ndarray, gain_db: float, ceiling_db: float, block_se
         s0, s1 = int(lo[first:last].min()), int(reach[last - 1])
         local = np.zeros(s1 - s0)
         local[over[first:last] - s0] = need[first:last]
-        red[s0:s1] = _ramped(local, attack, release)
-    return red
+        yield s0, _ramped(local, attack, release)
 
 
 def _ramped(need: np.ndarray, attack: float, release: float) -> np.ndarray:
@@ -452,27 +467,60 @@ def duck_envelope(
     already clear) and recovers over `release` s after each end; cosine ramps.
     Overlapping intervals merge, and nearby ramps take the deeper value.
     """
-    env = np.ones(n_samples, dtype=np.float32)
-    depth = 10 ** (depth_db / 20)
-    merged: list[list[float]] = []
-    for s, e in sorted((float(s), float(e)) for s, e in intervals if e > s):
-        if merged and s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
-    for s, e in merged:
-        i0 = max(0, int(np.floor((s - attack) * sample_rate)))
-        i1 = min(n_samples, int(np.ceil((e + release) * sample_rate)) + 1)
-        if i0 >= i1:
-            continue
-        t = np.arange(i0, i1) / sample_rate
-        rise = np.clip((t - s + attack) / attack, 0, 1) if attack > 0 else (t >= s).astype(float)
-        fall = np.clip((e + release - t) / release, 0, 1) if release > 0 else (t < e).astype(float)
-        u = np.minimum(rise, fall)
-        u[(t >= s) & (t < e)] = 1.0
-        gain = 1.0 - (1.0 - depth) * (0.5 - 0.5 * np.cos(np.pi * u))
-        np.minimum(env[i0:i1], gain.astype(np.float32), out=env[i0:i1])
-    return env
+    return Ducking(n_samples, sample_rate, intervals, depth_db, attack, release).window(0, n_samples)
+
+
+class Ducking:
+    """`duck_envelope`'s curve for any window of the track, so a renderer can ask for it block by block.
+
+    The intervals are merged once; each window costs only the dips that reach into it.
+    """
+
+    def __init__(
+        self,
+        n_samples: int,
+        sample_rate: int,
+        intervals: list[tuple[float, float]],
+        depth_db: float = -15.0,
+        attack: float = 0.08,
+        release: float = 0.35,
+    ):
+        self.n_samples, self.sample_rate = n_samples, sample_rate
+        self.depth, self.attack, self.release = 10 ** (depth_db / 20), attack, release
+        merged: list[list[float]] = []
+        for s, e in sorted((float(s), float(e)) for s, e in intervals if e > s):
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        self._dips: list[tuple[float, float, int, int]] = []
+        for s, e in merged:
+            i0 = max(0, int(np.floor((s - attack) * sample_rate)))
+            i1 = min(n_samples, int(np.ceil((e + release) * sample_rate)) + 1)
+            if i0 < i1:
+                self._dips.append((s, e, i0, i1))
+        # Merged intervals are disjoint and in order, so both ends of the dips only rise.
+        self._firsts = [d[2] for d in self._dips]
+        self._lasts = [d[3] for d in self._dips]
+
+    def window(self, start: int, stop: int) -> np.ndarray:
+        """The gain (float32) for samples [start, stop) of the track."""
+        env = np.ones(max(0, stop - start), dtype=np.float32)
+        attack, release = self.attack, self.release
+        first = bisect.bisect_right(self._lasts, start)  # the first dip ending after `start`
+        last = bisect.bisect_left(self._firsts, stop)  # dips from here on start at or after `stop`
+        for s, e, i0, i1 in self._dips[first:last]:
+            j0, j1 = max(i0, start), min(i1, stop)
+            if j0 >= j1:
+                continue
+            t = np.arange(j0, j1) / self.sample_rate
+            rise = np.clip((t - s + attack) / attack, 0, 1) if attack > 0 else (t >= s).astype(float)
+            fall = np.clip((e + release - t) / release, 0, 1) if release > 0 else (t < e).astype(float)
+            u = np.minimum(rise, fall)
+            u[(t >= s) & (t < e)] = 1.0
+            gain = 1.0 - (1.0 - self.depth) * (0.5 - 0.5 * np.cos(np.pi * u))
+            np.minimum(env[j0 - start : j1 - start], gain.astype(np.float32), out=env[j0 - start : j1 - start])
+        return env
 
 
 def fade(samples: np.ndarray, sample_rate: int, fade_in: float = 3.0, fade_out: float = 5.0) -> np.ndarray:

@@ -1,0 +1,1212 @@
+"""The streaming renderer: the session mastered and encoded block by block, never held whole.
+
+`mix.render` + `mix.master_mix` + `mix.encode_mix` build the whole session in one float buffer
+(320 MB for an hour), master it, then encode it. Here the plan's cue times alone say where every
+sound goes, so the track is rendered a few seconds at a time straight into ffmpeg/LAME's stdin,
+and memory stays flat whatever the length. The samples that reach the encoder are those of
+`render` + `master_mix` (the same gain and limiter curve, within float rounding: see below).
+
+How the level is fixed before the first sample is encoded:
+
+1. Voice pass: every distinct phrase once, in order of first use, for the voice's loudness (the
+   chimes are set against it) and RMS (the music bed is) -- exactly what `render` measures.
+2. Analysis pass: once over the stretches where anything sounds (the silence between cues is
+   skipped: its K-weighted energy and peaks are zero), giving for every limiter block (63 samples
+   at 22.05 kHz) its K-weighted energy (BS.1770's 100 ms steps and 400 ms gating windows are sums
+   of these) and, for every block loud enough to matter (above a floor set from the voice's
+   level), its exact 4x-oversampled true peak, as `TruePeaks.refine` computes it. A cue heard
+   more than once, alone, is measured from its profile (its K-weighted squares and oversampled
+   peaks, made once) at each place it sounds; other stretches are rendered in chunks, the
+   K-weighting filter carrying its state from chunk to chunk.
+3. Solve: `mastering.master_measured`'s own solve on those per-block figures: the gain that brings
+   the integrated loudness to the target, and the look-ahead limiter's per-block reduction
+   (`mastering.limiter_stretches`: ramps down 3 ms ahead of each peak, recovers over 80 ms), with
+   the gain raised until the predicted loudness after limiting lands. The reduction is kept as a
+   sparse list (non-zero only around peaks), so the limiter's state across any block boundary
+   is simply its value there.
+4. Encoding pass: the mix is rendered again block by block, multiplied by the gain curve
+   (interpolated between block centres as `master_measured` applies it) and written to ffmpeg.
+   ffmpeg encodes in its own process, so rendering and encoding overlap on two cores; a reader
+   thread drains its stdout, so the pipe never deadlocks.
+
+Phrase audio is read lazily from the phrase cache and held in a small least-recently-used store
+(8 MB), profiles in another (4 MB, the one needed furthest ahead out first). What grows with the
+length is one float32 per limiter block (5 MB an hour) and the sparse peak and limiter lists
+(about 1 MB an hour of speech). Music, when there is some, is held decoded once (its own length,
+not the session's), and the analysis then renders the whole track (nothing is silent).
+
+Two entry points: `stream_build` writes MP3 bytes to any binary sink as they come (ID3 tags with
+chapters first: the script knows them), `stream_build_file` writes a file atomically with the
+Xing/LAME header and tags as `encode_mix` does, measuring the MP3 itself while it is encoded (a
+tee of ffmpeg's output into a decoder) and encoding again, limited harder, if the codec pushed
+the true peak over the ceiling.
+
+Equivalence with `master_mix`: the gain and the limiter curve are `master_measured`'s first
+round, computed from the same block energies (stored as float32 here) and the same exact peaks,
+so the PCM matches within about 1e-7 (a float32 rounding here and there). `master_measured` may run a second round when the first
+misses its target; the streaming solve cannot (it would need the mastered output), but its first
+round lands within 0.05 LU of the target by construction, and the MP3 is measured either way.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import tempfile
+import threading
+import time
+from array import array
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import numpy as np
+from scipy.signal import resample_poly, sosfilt
+
+from ..errors import AudioworkoutError
+from ..fsutil import atomic_target
+from ..script import ChimeCue, SpokenCue
+from ..speech.speaker import release_freed_memory
+from . import chimes as chime_synth
+from .ffmpeg import decode_audio, ffmpeg_exe
+from .mastering import (
+    _GAIN_MARGIN_DB,
+    _OVERSAMPLE,
+    _SAFETY_DB,
+    DUAL_MONO_OFFSET,
+    Ducking,
+    Levels,
+    TruePeaks,
+    _block_size,
+    _gated_loudness,
+    _interpolator,
+    _k_weighting,
+    limiter_stretches,
+)
+from .mix import DUCK_DB, MIX_RATE, MUSIC_LEVEL_DB, ChimeBank, music_files, resample
+from .mp3 import OUTPUT_RATE, Chapter, TrackTags, _encoder_command, _encoder_gain, _last_line, write_tags
+
+BLOCK_SECONDS = 3.0  # audio rendered per step of the encoding pass
+FIRST_BLOCK_SECONDS = 0.5  # the first step is short, so the first MP3 frames come out at once
+PHRASE_BUDGET = 8 << 20  # bytes of phrase audio held at once (least recently used out first)
+PROFILE_BUDGET = 4 << 20  # bytes of phrase profiles held at once during the analysis
+_PROFILE_MIN_USES = 2  # a cue heard alone this many times is measured from a profile
+_PROFILE_REACH = 16  # samples of silence each side of a profile's peaks (the interpolator reaches 10)
+_ANALYSIS_CHUNK = 1 << 16  # samples per step of the analysis pass (rounded to whole limiter blocks)
+_SILENCE_TAIL = 0.2  # s of the K-weighting filter's ringing measured after each sounding stretch
+_FLOOR_SLACK_DB = 2.0  # peaks measured this far below what the expected gain could make limit
+_DECODER_DELAY = 576 + 529  # LAME's encoder delay + the decoder's: samples before sample 0 without an Info tag
+_ENCODE_TRIES = 3
+_READ = 1 << 16  # bytes per read of MP3 from ffmpeg's stdout
+_DECODED_READ = 1 << 20  # bytes per read of decoded samples
+
+Progress = Callable[[str, float], None]
+SpeechAudio = Callable[[str], tuple[np.ndarray, int]]
+
+
+class BinarySink(Protocol):
+    """Where a stream goes: anything with write(bytes) and flush() (a binary file, sys.stdout.buffer, a socket file)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
+@dataclass
+class StreamResult:
+    """What a streamed build made: the levels (the MP3's own when measured) and how the bytes went."""
+
+    seconds: float  # length of the track
+    samples: int  # at the mix rate
+    sample_rate: int
+    gain_db: float  # the loudness gain (0.0 when the mix was already on target or silent)
+    limited_blocks: int  # limiter blocks with any reduction
+    voice_lufs: float | None  # the voice as laid in, one channel (as Mix.voice_lufs)
+    loudness_lufs: float | None  # dual mono: the MP3's own when `measured`, else the float mix as predicted
+    true_peak_dbtp: float | None  # the MP3's own when `measured`, else predicted from block peaks
+    measured: bool
+    bytes_written: int
+    first_frame_seconds: float | None = None  # from the call to the first MP3 frame in the sink
+    encodes: int = 1  # 2 or more when a codec overshoot was encoded again, limited harder
+
+
+# -- phrases ------------------------------------------------------------------------------------
+
+
+class _SpeakerAudio:
+    """A Speaker's phrases read from its disk cache without keeping them in its memory.
+
+    `Speaker.audio` keeps every phrase it returns; over a long session that is the memory this
+    renderer avoids. Cache entries are exactly what `Speaker.audio` returns; a phrase missing from
+    the cache (or a speaker without one) goes through `Speaker.audio`, which synthesises it.
+    """
+
+    def __init__(self, speaker: Any):
+        self.speaker = speaker
+
+    def __call__(self, text: str) -> tuple[np.ndarray, int]:
+        from ..speech.textnorm import normalise
+
+        engine, cache = self.speaker.engine, self.speaker.cache
+        spoken = normalise(text)
+        samples = cache.get(engine, spoken) if cache is not None and spoken else None
+        if samples is None:
+            samples = self.speaker.audio(text)
+        return samples, engine.sample_rate
+
+
+def speech_source(speech: Any) -> SpeechAudio:
+    """`speech_audio(text) -> (samples, rate)` from a Speaker or such a callable itself."""
+    if hasattr(speech, "engine") and hasattr(speech, "audio"):
+        return _SpeakerAudio(speech)
+    if callable(speech):
+        return speech
+    raise TypeError(f"expected a Speaker or a callable text -> (samples, rate), got {type(speech).__name__}")
+
+
+class _Phrases:
+    """Phrase audio at the mix rate, loaded on demand and held within a byte budget (LRU)."""
+
+    def __init__(self, load: SpeechAudio, sample_rate: int, budget: int = PHRASE_BUDGET):
+        self._load, self.sample_rate, self.budget = load, sample_rate, budget
+        self._held: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self.lengths: dict[str, int] = {}
+        self.loads = 0
+
+    def get(self, text: str) -> np.ndarray:
+        audio = self._held.get(text)
+        if audio is not None:
+            self._held.move_to_end(text)
+            return audio
+        raw, rate = self._load(text)
+        audio = resample(raw, rate, self.sample_rate)  # as mix.render does
+        self.loads += 1
+        self.lengths[text] = audio.size
+        self._held[text] = audio
+        self._bytes += audio.nbytes
+        while self._bytes > self.budget and len(self._held) > 1:
+            _, old = self._held.popitem(last=False)
+            self._bytes -= old.nbytes
+        return audio
+
+
+# -- the timeline -------------------------------------------------------------------------------
+
+
+class _MusicBed:
+    """`render`'s music bed (chained, looped, levelled, faded, ducked) for any window of the track.
+
+    The decoded music is held once, whatever the session's length; the loop is indexed, not built.
+    """
+
+    def __init__(self, source: Path, length: int, sample_rate: int, speech_rms: float, ducking: Ducking):
+        pieces = [decode_audio(path, sample_rate, what="--music file") for path in music_files(source)]
+        self.music = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        del pieces
+        self.length, self.ducking = length, ducking
+        size = self.music.size
+        loops, rest = divmod(length, size)
+        energy = loops * _energy(self.music) + _energy(self.music[:rest])
+        level = math.sqrt(energy / length) if length else 0.0
+        self.scale = np.float32(speech_rms * 10 ** (MUSIC_LEVEL_DB / 20) / level) if level > 0 else None
+        self.fade_in = _fade_ramp(min(length, round(3.0 * sample_rate)))
+        self.fade_out = _fade_ramp(min(length, round(5.0 * sample_rate)))[::-1]
+
+    def window(self, start: int, stop: int) -> np.ndarray:
+        size, n = self.music.size, stop - start
+        bed = np.empty(n, dtype=np.float32)
+        done = 0
+        while done < n:
+            at = (start + done) % size
+            take = min(n - done, size - at)
+            bed[done : done + take] = self.music[at : at + take]
+            done += take
+        if self.scale is not None:
+            bed *= self.scale
+        k_in, k_out = self.fade_in.size, self.fade_out.size
+        if start < k_in:
+            end = min(stop, k_in)
+            bed[: end - start] *= self.fade_in[start:end]
+        if stop > self.length - k_out:
+            first = max(start, self.length - k_out)
+            offset = self.length - k_out
+            bed[first - start :] *= self.fade_out[first - offset : stop - offset]
+        bed *= self.ducking.window(start, stop)
+        return bed
+
+
+def _energy(x: np.ndarray) -> float:
+    return float(np.sum(np.square(x, dtype=np.float64))) if x.size else 0.0
+
+
+def _fade_ramp(k: int) -> np.ndarray:
+    """`mastering.fade`'s cosine ramp of k samples (float32)."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.float32)
+    return (0.5 - 0.5 * np.cos(np.linspace(0.0, np.pi, k))).astype(np.float32)
+
+
+class _Timeline:
+    """The unmastered mix of a script, rendered for any window [start, stop) exactly as `mix.render` lays it.
+
+    Cues are added in script order at sample round(time * rate), chimes scaled to the voice,
+    then the music bed, so every sample equals the one `render` would hold there.
+    """
+
+    def __init__(
+        self,
+        script: Any,
+        speech: SpeechAudio,
+        chimes: ChimeBank,
+        music: Path | None,
+        sample_rate: int,
+        phrase_budget: int = PHRASE_BUDGET,
+    ):
+        self.script, self.chimes, self.sample_rate = script, chimes, sample_rate
+        self.length = int(math.ceil(script.total_seconds * sample_rate))
+        self.phrases = _Phrases(speech, sample_rate, phrase_budget)
+        self._music_source = music
+        self.music: _MusicBed | None = None
+        self.voice_lufs: float | None = None
+        self.ready = False
+
+    def voice_pass(self) -> None:
+        """Every distinct phrase once: the voice's loudness and RMS (chime and music levels), the phrases' lengths."""
+        rate = self.sample_rate
+        meter = _StepMeter(rate, true_peak=False)
+        energy, count = 0.0, 0
+        seen: set[str] = set()
+        for cue in self.script.cues:
+            if isinstance(cue, SpokenCue) and cue.text not in seen:
+                seen.add(cue.text)
+                audio = self.phrases.get(cue.text)
+                meter.add(audio)
+                energy += _energy(audio)
+                count += audio.size
+        voice = meter.levels().loudness_lufs - DUAL_MONO_OFFSET
+        self.voice_lufs = voice if np.isfinite(voice) else None
+        chime_gain = np.float32(10 ** ((voice - chime_synth.VOICE_LUFS) / 20)) if np.isfinite(voice) else 1.0
+        self.speech_rms = math.sqrt(energy / count) if count else 0.1
+        self._chime_audio: dict[tuple[str, str], np.ndarray] = {}
+        starts, ends, keys, sizes = [], [], [], []
+        for cue in self.script.cues:
+            key: str | tuple[str, str]
+            if isinstance(cue, SpokenCue):
+                size, key = self.phrases.lengths[cue.text], cue.text
+            elif isinstance(cue, ChimeCue):
+                key = (cue.chime, cue.chime_set)
+                if key not in self._chime_audio:
+                    audio = self.chimes.samples(cue.chime, cue.chime_set)
+                    self._chime_audio[key] = audio * chime_gain if self.chimes.synthesised(cue.chime) else audio
+                size = self._chime_audio[key].size
+            else:
+                continue
+            start = int(round(cue.time * rate))
+            end = min(self.length, start + size)
+            if end > start:
+                starts.append(start)
+                ends.append(end)
+                keys.append(key)
+                sizes.append(size)
+        self._starts = np.array(starts, dtype=np.int64)
+        self._ends = np.array(ends, dtype=np.int64)
+        self._keys = keys
+        self._sizes = sizes
+        self._by_start = np.argsort(self._starts, kind="stable")
+        self._sorted_starts = self._starts[self._by_start]
+        self._longest = int((self._ends - self._starts).max()) if starts else 0
+        if self._music_source is not None and self.music is None:
+            ducking = Ducking(self.length, rate, [(c.time, c.end) for c in self.script.cues], depth_db=DUCK_DB)
+            self.music = _MusicBed(self._music_source, self.length, rate, self.speech_rms, ducking)
+        self.ready = True
+
+    def render(self, start: int, stop: int) -> np.ndarray:
+        """The unmastered mix, samples [start, stop) (float32)."""
+        out = np.zeros(stop - start, dtype=np.float32)
+        lo = int(np.searchsorted(self._sorted_starts, start - self._longest, side="right"))
+        hi = int(np.searchsorted(self._sorted_starts, stop, side="left"))
+        found = self._by_start[lo:hi]
+        found = np.sort(found[self._ends[found] > start])  # script order, as render adds them
+        for i in found:
+            audio = self.audio(i)
+            s, e = int(self._starts[i]), int(self._ends[i])
+            a, b = max(s, start), min(e, stop)
+            out[a - start : b - start] += audio[a - s : b - s]
+        if self.music is not None:
+            out += self.music.window(start, stop)
+        return out
+
+    def audio(self, event: int) -> np.ndarray:
+        """The samples of one cue as it is laid in (a phrase, or a chime at the voice's level)."""
+        key = self._keys[event]
+        return self.phrases.get(key) if isinstance(key, str) else self._chime_audio[key]
+
+    def whole(self, event: int) -> bool:
+        """Whether the cue's whole audio fits before the track's end (the last one might be cut)."""
+        return int(self._ends[event] - self._starts[event]) == self._sizes[event]
+
+    def sounding(self, tail: int, align: int) -> list[tuple[int, int, list[int]]]:
+        """Stretches [start, stop) and their cues, outside which the mix is silent for `tail` samples or more.
+
+        Starts and stops are aligned to `align` samples; with music, the whole track is one stretch.
+        """
+        order = np.argsort(self._starts, kind="stable").tolist()
+        if self.music is not None:
+            return [(0, self.length, order)] if self.length else []
+        out: list[tuple[int, int, list[int]]] = []
+        for i in order:
+            s, e = int(self._starts[i]), int(self._ends[i])
+            a = s - s % align
+            b = min(self.length, -(-(e + tail) // align) * align)
+            if out and a <= out[-1][1]:
+                out[-1] = (out[-1][0], max(out[-1][1], b), out[-1][2] + [i])
+            else:
+                out.append((a, b, [i]))
+        return out
+
+
+# -- analysis and solve -------------------------------------------------------------------------
+
+
+class _Uncovered(Exception):
+    """The solve needs peaks below the floor the analysis measured: analyse again, lower."""
+
+    def __init__(self, floor_db: float):
+        self.floor_db = floor_db
+
+
+def _true_peaks(x: np.ndarray, block: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """`TruePeaks(x, block).refine(floor)`'s values and exact flags, the same numbers.
+
+    refine() oversamples each wanted block with both its neighbours, three blocks of work for
+    one; where most blocks are wanted (loud speech), oversampling the whole stretch once is
+    cheaper, and gives the same values: an output sample depends only on input within reach.
+    """
+    peaks = TruePeaks(x, block)
+    wanted = np.count_nonzero(peaks.values >= min(floor, peaks.loudest_sample))
+    if wanted < 0.8 * peaks.values.size:
+        peaks.refine(floor)
+        return peaks.values, peaks.exact
+    taps, _ = _interpolator()
+    padded = np.zeros(peaks.values.size * block + block, dtype=np.float32)  # zeros past the end, as refine reads them
+    padded[: x.size] = x
+    up = np.abs(resample_poly(padded, _OVERSAMPLE, 1, window=taps))
+    values = up[: peaks.values.size * block * _OVERSAMPLE].reshape(peaks.values.size, -1).max(axis=1)
+    return values, np.ones(values.size, dtype=bool)
+
+
+class StreamRenderer:
+    """One session, mastered for streaming: `analyse()` fixes the gain and limiter, `blocks()` yields the PCM.
+
+    `speech` is a Speaker (phrases read from its cache as needed) or a callable
+    text -> (samples, rate) as `mix.render` takes.
+    """
+
+    def __init__(
+        self,
+        script: Any,
+        speech: Any,
+        chimes: ChimeBank,
+        music: Path | None = None,
+        sample_rate: int = MIX_RATE,
+        phrase_budget: int = PHRASE_BUDGET,
+    ):
+        self.timeline = _Timeline(script, speech_source(speech), chimes, music, sample_rate, phrase_budget)
+        self.sample_rate = sample_rate
+        self.block, self.step = _block_size(sample_rate)
+        self.length = self.timeline.length
+        self.n_blocks = -(-self.length // self.block)
+        self._energy: np.ndarray | None = None
+        self._floor_db = float("inf")
+        self.profiles = True  # measure cues sounding alone from per-phrase profiles (False: render everything)
+        self._profiles: dict[str | tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._profile_bytes = 0
+        self.gain_db: float | None = None  # None: the mix goes out as it is (silent, or already on target)
+        self._red_index = np.zeros(0, dtype=np.int64)
+        self._red_value = np.zeros(0, dtype=np.float32)
+        self.loudness_lufs: float | None = None  # predicted, dual mono
+        self.true_peak_dbtp: float | None = None  # predicted from the block peaks
+        self.target_lufs: float | None = None
+        self.ceiling_dbtp: float | None = None
+
+    @property
+    def voice_lufs(self) -> float | None:
+        return self.timeline.voice_lufs
+
+    @property
+    def limited_blocks(self) -> int:
+        return int(np.count_nonzero(self._red_value))
+
+    def analyse(self, target_lufs: float = -16.0, ceiling_dbtp: float = -1.0, progress: Progress | None = None) -> None:
+        """Voice pass, analysis pass and solve: after this the gain and limiter of every block are fixed.
+
+        Calling it again with another ceiling re-solves from the same analysis (no rendering)
+        unless the new ceiling needs quieter peaks than were measured.
+        """
+        if not self.timeline.ready:
+            self.timeline.voice_pass()
+            release_freed_memory()
+        self.target_lufs, self.ceiling_dbtp = target_lufs, ceiling_dbtp
+        aim = ceiling_dbtp - _SAFETY_DB
+        if self._energy is None:
+            voice = self.timeline.voice_lufs
+            expected_gain = target_lufs - DUAL_MONO_OFFSET - voice if voice is not None else 60.0
+            self._analysis_pass(aim - expected_gain - _GAIN_MARGIN_DB - _FLOOR_SLACK_DB, progress)
+        while True:
+            try:
+                self._solve(target_lufs, aim)
+                break
+            except _Uncovered as low:
+                self._analysis_pass(low.floor_db, progress)
+        release_freed_memory()  # the analysis's temporaries, before the encoding pass starts
+        if progress:
+            progress("mastering", 1.0)
+
+    def _analysis_pass(self, floor_db: float, progress: Progress | None) -> None:
+        """Block energies of the whole mix and exact true peaks of every block at or above floor_db.
+
+        A cue sounding alone (most of them: speech is said between silences) is measured from its
+        profile, made once per distinct phrase or chime; stretches where sounds meet (or music
+        plays) are rendered and measured as they are.
+        """
+        timeline, block, rate = self.timeline, self.block, self.sample_rate
+        self._energy = np.zeros(self.n_blocks, dtype=np.float32)
+        self._floor = 10 ** (floor_db / 20) * (1 - 1e-6) if np.isfinite(floor_db) else 0.0
+        self._floor_db = floor_db
+        self._index_parts: list[np.ndarray] = []
+        self._value_parts: list[np.ndarray] = []
+        self._loudest = 0.0
+        tail = int(round(_SILENCE_TAIL * rate))
+        stretches = timeline.sounding(tail, block)
+        # A profile pays for itself when its cue sounds alone more than once; the rest are rendered.
+        self._uses: dict[str | tuple[str, str], deque[int]] = {}
+        for position, (_, _, events) in enumerate(stretches):
+            if len(events) == 1:
+                self._uses.setdefault(timeline._keys[events[0]], deque()).append(position)
+        for key in [k for k, uses in self._uses.items() if len(uses) < _PROFILE_MIN_USES]:
+            self._uses[key].clear()
+        self._profiles.clear()
+        self._profile_bytes = 0
+        total = sum(b - a for a, b, _ in stretches) or 1
+        done = 0
+        for r0, r1, events in stretches:
+            alone = timeline.music is None and len(events) == 1 and timeline.whole(events[0])
+            if alone and self.profiles and len(self._uses[timeline._keys[events[0]]]) > 0:
+                self._measure_alone(events[0], tail)
+            else:
+                self._measure_rendered(r0, r1)
+            done += r1 - r0
+            if progress:
+                progress("mastering", 0.95 * done / total)
+        self._profiles.clear()
+        parts, values = self._index_parts, self._value_parts
+        self._peak_index = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        self._peak_db = np.concatenate(values) if values else np.zeros(0, dtype=np.float32)
+        del self._index_parts, self._value_parts
+
+    def _keep_peaks(self, first_block: int, values: np.ndarray, exact: np.ndarray) -> None:
+        """Note the loudest block, and every exact block peak at or above the floor (in dB, float32 as master_measured)."""
+        if not exact.any():
+            return
+        self._loudest = max(self._loudest, float(values[exact].max()))
+        with np.errstate(divide="ignore"):
+            db = np.log10(values)
+        db *= 20
+        keep = np.flatnonzero(exact & (db >= self._floor_db))
+        if keep.size:
+            self._index_parts.append(keep + first_block)
+            self._value_parts.append(db[keep])
+
+    def _measure_rendered(self, r0: int, r1: int) -> None:
+        """A stretch rendered in chunks: the K-weighting carries its state across them, peaks see a block either side."""
+        assert self._energy is not None
+        timeline, block = self.timeline, self.block
+        sos = _k_weighting(self.sample_rate)
+        zi = np.zeros((sos.shape[0], 2))
+        chunk = max(block, _ANALYSIS_CHUNK - _ANALYSIS_CHUNK % block)
+        for a in range(r0, r1, chunk):
+            b = min(r1, a + chunk)
+            xa, xb = max(0, a - block), min(self.length, b + block)  # a block of context each side
+            x = timeline.render(xa, xb)
+            y, zi = sosfilt(sos, x[a - xa : b - xa].astype(np.float64), zi=zi)
+            blocks = -(-(b - a) // block)
+            pad = blocks * block - (b - a)
+            if pad:
+                y = np.concatenate([y, np.zeros(pad)])
+            self._energy[a // block : a // block + blocks] = np.square(y).reshape(-1, block).sum(axis=1)
+            del y
+            values, exact = _true_peaks(x, block, self._floor)
+            inner = slice((a - xa) // block, (a - xa) // block + blocks)
+            self._keep_peaks(a // block, values[inner], exact[inner])
+
+    def _measure_alone(self, event: int, tail: int) -> None:
+        """A cue with silence around it, from its profile: block sums of the profile at the cue's offset.
+
+        The same numbers as rendering it (the K-weighting starts from rest in the silence before,
+        and an oversampled value only sees samples within reach), found without filtering again.
+        """
+        assert self._energy is not None
+        block, start = self.block, int(self.timeline._starts[event])
+        squared, peaks = self._profile(event, tail)
+        length = min(squared.size, self.length - start)
+        b0, b1 = start // block, -(-(start + length) // block)
+        cuts = np.arange(b0, b1) * block - start
+        cuts[0] = 0
+        self._energy[b0:b1] = np.add.reduceat(squared[:length], cuts, dtype=np.float64)
+        origin = start - _PROFILE_REACH  # the track's sample of peaks[0]
+        g0, g1 = max(0, origin), min(self.n_blocks * block, origin + peaks.size)
+        p0, p1 = g0 // block, -(-g1 // block)
+        cuts = np.arange(p0, p1) * block - origin
+        cuts[0] = g0 - origin
+        values = np.maximum.reduceat(peaks[: g1 - origin], cuts)
+        self._keep_peaks(p0, values, np.ones(values.size, dtype=bool))
+
+    def _profile(self, event: int, tail: int) -> tuple[np.ndarray, np.ndarray]:
+        """(K-weighted squares over the cue's audio and `tail` samples of silence after it, float32;
+        4x-oversampled |peak| of each sample interval from _PROFILE_REACH samples before to as many after).
+
+        Peaks are exact wherever they can reach the floor (as `TruePeaks.refine` decides, on the
+        cue's own blocks) and upper bounds under it elsewhere, so any block of the track they
+        make is exact if it reaches the floor, and the loudest is exact. A profile is kept while
+        its cue has uses ahead, and the one needed furthest ahead goes first when over budget.
+        """
+        key = self.timeline._keys[event]
+        uses = self._uses[key]
+        uses.popleft()
+        held = self._profiles.get(key)
+        if held is None:
+            held = self._make_profile(self.timeline.audio(event), tail)
+        elif not uses:
+            del self._profiles[key]
+            self._profile_bytes -= held[0].nbytes + held[1].nbytes
+        if uses and key not in self._profiles:
+            self._profiles[key] = held
+            self._profile_bytes += held[0].nbytes + held[1].nbytes
+            while self._profile_bytes > PROFILE_BUDGET and len(self._profiles) > 1:
+                last = max(self._profiles, key=lambda k: self._uses[k][0])
+                old = self._profiles.pop(last)
+                self._profile_bytes -= old[0].nbytes + old[1].nbytes
+        return held
+
+    def _make_profile(self, audio: np.ndarray, tail: int) -> tuple[np.ndarray, np.ndarray]:
+        block, reach = self.block, _PROFILE_REACH
+        sos = _k_weighting(self.sample_rate)
+        zi = np.zeros((sos.shape[0], 2))
+        squared = np.empty(audio.size + tail, dtype=np.float32)  # summed in float64 below
+        for i in range(0, audio.size + tail, _ANALYSIS_CHUNK):  # in pieces: a long phrase makes no big temporaries
+            j = min(audio.size + tail, i + _ANALYSIS_CHUNK)
+            piece = np.zeros(j - i)
+            piece[: max(0, min(j, audio.size) - i)] = audio[i : min(j, audio.size)]
+            y, zi = sosfilt(sos, piece, zi=zi)
+            squared[i:j] = np.square(y, out=y)
+        size = audio.size + 2 * reach
+        padded = np.zeros(-(-size // block) * block, dtype=np.float32)
+        padded[reach : reach + audio.size] = audio
+        bounds = TruePeaks(padded, block)
+        rows = np.flatnonzero(bounds.values >= min(self._floor, bounds.loudest_sample))
+        peaks = np.repeat(bounds.values, block)  # bounds, under the floor where not refined below
+        taps, _ = _interpolator()
+        per_call = max(1, _ANALYSIS_CHUNK // (3 * block))  # a few hundred kB of oversampled audio at a time
+        for first in range(0, rows.size, per_call):
+            wanted = rows[first : first + per_call]
+            # As TruePeaks._oversample: each wanted block with its neighbours, laid end to end.
+            context = np.unique(np.concatenate([wanted - 1, wanted, wanted + 1]))
+            context = context[(context >= 0) & (context < bounds.values.size)]
+            samples = padded.reshape(-1, block)[context].reshape(-1)
+            up = np.abs(resample_poly(samples, _OVERSAMPLE, 1, window=taps)).reshape(-1, _OVERSAMPLE)
+            per_sample = up[:, 0].copy()
+            for phase in range(1, _OVERSAMPLE):  # elementwise: far faster than a max over an axis of 4
+                np.maximum(per_sample, up[:, phase], out=per_sample)
+            exact = per_sample.reshape(context.size, block)[np.searchsorted(context, wanted)]
+            peaks.reshape(-1, block)[wanted] = exact
+        return squared, peaks[:size]
+
+    def _solve(self, target_lufs: float, aim: float) -> None:
+        """`master_measured`'s first round on the analysis: the gain, and the limiter as sparse per-block reductions."""
+        assert self._energy is not None
+        block, step = self.block, self.step
+        per = step // block
+        nseg = self.n_blocks // per
+        steps = np.zeros(nseg)
+        for i in range(0, nseg, 1 << 14):  # in pieces: a float64 copy of every block would be 20 MB for two hours
+            j = min(nseg, i + (1 << 14))
+            steps[i:j] = self._energy[i * per : j * per].reshape(j - i, per).sum(axis=1, dtype=np.float64)
+        target = target_lufs - DUAL_MONO_OFFSET
+        loud = _gated_loudness(steps, step, step)
+        self._red_index, self._red_value = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        with np.errstate(divide="ignore"):
+            tp = float(np.float32(20) * np.log10(np.float32(self._loudest)))
+        if not np.isfinite(loud):
+            self.gain_db, self.loudness_lufs, self.true_peak_dbtp = None, None, None
+            return
+        gain = target - loud
+        if abs(loud - target) <= 0.2 and tp <= aim + 0.1:  # already mastered: master_measured leaves it alone
+            self.gain_db, self.loudness_lufs, self.true_peak_dbtp = None, loud + DUAL_MONO_OFFSET, tp
+            return
+        exact_from = gain + _GAIN_MARGIN_DB
+        predicted = loud
+        while True:
+            for _ in range(10):  # limiting lowers loudness: raise the gain until the prediction lands
+                if aim - gain < self._floor_db + 1e-3:
+                    raise _Uncovered(min(aim - gain - _GAIN_MARGIN_DB - 1.0, self._floor_db - 3.0))
+                self._limit(gain, aim)
+                predicted = self._predict(steps, gain, per, nseg, step)
+                if abs(predicted - target) <= 0.05:
+                    break
+                gain += target - predicted
+            if gain <= exact_from:
+                break
+            exact_from = gain + _GAIN_MARGIN_DB  # (master_measured refines more peaks here; ours are exact already)
+        self.gain_db = gain
+        self.loudness_lufs = predicted + DUAL_MONO_OFFSET
+        self.true_peak_dbtp = self._predicted_peak(gain)
+
+    def _limit(self, gain: float, aim: float) -> None:
+        """The limiter's reduction for this gain, as `_limiter_db` would write it, kept sparse."""
+        over_mask = self._peak_db > aim - gain  # float32 against a float, as _limiter_db compares
+        over = self._peak_index[over_mask]
+        if over.size == 0:
+            self._red_index, self._red_value = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return
+        need = self._peak_db[over_mask].astype(np.float64) + (gain - aim)
+        # Kept as the non-zero blocks of each stretch; where stretches touch, `_limiter_db` writes
+        # the later one over the earlier, so the earlier one loses what the later one covers.
+        parts: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (first block, end, blocks, dB)
+        for s0, ramp in limiter_stretches(over, need, self.n_blocks, self.block / self.sample_rate):
+            values = ramp.astype(np.float32)
+            s1 = s0 + values.size
+            k = len(parts)
+            while k and parts[k - 1][1] > s0:
+                k -= 1
+            for j in range(k, len(parts)):
+                first, end, blocks, db = parts[j]
+                kept = (blocks < s0) | (blocks >= s1)
+                parts[j] = (first, end, blocks[kept], db[kept])
+            nonzero = np.flatnonzero(values)
+            parts.append((s0, s1, nonzero + s0, values[nonzero]))
+        self._red_index = np.concatenate([p[2] for p in parts])
+        self._red_value = np.concatenate([p[3] for p in parts])
+
+    def _predict(self, steps: np.ndarray, gain: float, per: int, nseg: int, step: int) -> float:
+        """Integrated loudness after the gain and the limiter (one channel), from the step energies."""
+        assert self._energy is not None
+        scale = 10 ** (gain / 10)
+        seg = steps * scale
+        inside = self._red_index < nseg * per
+        index = self._red_index[inside]
+        if index.size:
+            lost = self._energy[index].astype(np.float64) * scale
+            lost *= 1 - 10 ** (-self._red_value[inside].astype(np.float64) / 10)
+            seg -= np.bincount(index // per, weights=lost, minlength=nseg)[:nseg]
+        return _gated_loudness(seg, step, step)
+
+    def _predicted_peak(self, gain: float) -> float | None:
+        if self._peak_db.size == 0:  # nothing near the ceiling: the loudest block, unlimited
+            return float(20 * np.log10(self._loudest)) + gain if self._loudest > 0 else None
+        red = np.zeros(self._peak_index.size, dtype=np.float32)
+        at = np.searchsorted(self._red_index, self._peak_index)
+        hit = at < self._red_index.size
+        hit[hit] = self._red_index[at[hit]] == self._peak_index[hit]
+        red[hit] = self._red_value[at[hit]]
+        return float((self._peak_db.astype(np.float64) + gain - red).max())
+
+    def _gain_curve(self, start: int, stop: int) -> np.ndarray:
+        """`_apply_gain`'s per-sample factor for [start, stop): gain minus reduction, interpolated between block centres."""
+        assert self.gain_db is not None
+        block = self.block
+        b0 = max(0, (start - block) // block)
+        b1 = min(self.n_blocks, stop // block + 2)
+        red = np.zeros(b1 - b0, dtype=np.float32)
+        lo, hi = np.searchsorted(self._red_index, [b0, b1])
+        red[self._red_index[lo:hi] - b0] = self._red_value[lo:hi]
+        centres = np.arange(b0, b1) * block + (block - 1) / 2
+        g = 10 ** ((self.gain_db - red) / 20)
+        return np.interp(np.arange(start, stop, dtype=np.float64), centres, g).astype(np.float32)
+
+    def blocks(
+        self, seconds: float = BLOCK_SECONDS, first_seconds: float = FIRST_BLOCK_SECONDS
+    ) -> Iterator[np.ndarray]:
+        """The mastered mix (float32, not clipped), block after block from the start; analyse() first."""
+        if self.target_lufs is None:
+            raise RuntimeError("StreamRenderer.analyse() must run before blocks()")
+        block = self.block
+        size = max(block, int(seconds * self.sample_rate) // block * block)
+        first = max(block, int(first_seconds * self.sample_rate) // block * block)
+        start = 0
+        while start < self.length:
+            stop = min(self.length, start + (first if start == 0 else size))
+            x = self.timeline.render(start, stop)
+            if self.gain_db is not None:
+                x *= self._gain_curve(start, stop)
+            yield x
+            start = stop
+
+
+# -- measuring what is encoded ------------------------------------------------------------------
+
+
+class _StepMeter:
+    """`LevelMeter`'s readings (same arithmetic) with energies folded into 100 ms steps as they complete.
+
+    LevelMeter keeps one float64 per limiter block (40 MB for two hours at 44.1 kHz); gating only
+    needs the steps, a few hundred kB.
+    """
+
+    def __init__(self, sample_rate: int, true_peak: bool = True):
+        self._block, self._step = _block_size(sample_rate)
+        self._per = self._step // self._block
+        self._sos = _k_weighting(sample_rate)
+        self._zi = np.zeros((self._sos.shape[0], 2))
+        self._steps = array("d")
+        self._partial = np.zeros(0)  # block energies of the step under way
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._true_peak = true_peak
+        self._held = np.zeros(self._block, dtype=np.float32)
+        self._peak = 0.0
+
+    def add(self, samples: np.ndarray) -> None:
+        x = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32).reshape(-1)])
+        whole = x.size - x.size % self._block
+        self._pending = x[whole:]
+        if whole:
+            self._measure(x[:whole])
+
+    def _measure(self, x: np.ndarray) -> None:
+        block = self._block
+        y, self._zi = sosfilt(self._sos, x.astype(np.float64), zi=self._zi)
+        energy = np.concatenate([self._partial, np.square(y).reshape(-1, block).sum(axis=1)])
+        del y
+        full = energy.size - energy.size % self._per
+        if full:
+            self._steps.extend(energy[:full].reshape(-1, self._per).sum(axis=1).tolist())
+        self._partial = energy[full:]
+        if not self._true_peak:
+            return
+        work = np.concatenate([self._held, x])
+        self._held = work[-2 * block :]
+        inner = work[block:-block]
+        if inner.size == 0:
+            return
+        loudest = float(np.abs(inner).max())
+        if loudest == 0.0:
+            return
+        peaks = TruePeaks(work, block)
+        peaks.refine(max(self._peak, loudest))
+        self._peak = max(self._peak, float(peaks.values[1:-1].max()))
+
+    def levels(self) -> Levels:
+        block, per = self._block, self._per
+        energy = self._partial
+        pad = -self._pending.size % block
+        peak = self._peak
+        if self._pending.size:
+            tail = np.concatenate([self._pending, np.zeros(pad, dtype=np.float32)])
+            y, _ = sosfilt(self._sos, tail.astype(np.float64), zi=self._zi)
+            energy = np.concatenate([energy, np.square(y).reshape(-1, block).sum(axis=1)])
+        steps = np.frombuffer(self._steps, dtype=np.float64) if len(self._steps) else np.zeros(0)
+        if energy.size >= per:
+            steps = np.concatenate([steps, energy[:per].reshape(1, per).sum(axis=1)])
+        if self._true_peak:
+            work = np.concatenate([self._held, self._pending, np.zeros(pad + block, dtype=np.float32)])
+            if work.size > 2 * block:
+                peaks = TruePeaks(work, block).refine(0.0)
+                peak = max(peak, float(peaks.values[1:-1].max()))
+        loud = _gated_loudness(steps, self._step, self._step)
+        with np.errstate(divide="ignore"):
+            peak_db = float(20 * np.log10(peak)) if self._true_peak else float("nan")
+        return Levels(float(loud + DUAL_MONO_OFFSET), peak_db)
+
+
+# -- the encoder --------------------------------------------------------------------------------
+
+
+def _tee_escape(path: Path) -> str:
+    """A path as one slave of ffmpeg's tee muxer: every character but [A-Za-z0-9._/-] backslash-escaped."""
+    safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-")
+    return "".join(c if c in safe else "\\" + c for c in str(path))
+
+
+def _decoder_command() -> list[str]:
+    return [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "mp3",
+        "-i",
+        "pipe:0",
+        "-map",
+        "0:a:0",
+        "-ac",
+        "1",
+        "-f",
+        "f32le",
+        "-acodec",
+        "pcm_f32le",
+        "pipe:1",
+    ]
+
+
+class _Encoder:
+    """ffmpeg/LAME in its own process, fed PCM from the calling thread.
+
+    Its MP3 goes to `file` (seekable: ffmpeg writes the Xing/LAME header at the end) and/or
+    through its stdout to `sink`; with `measure`, the same bytes are decoded by a second ffmpeg
+    and metered as they come, so the MP3's own levels are known when encoding ends. Every pipe
+    is drained by its own thread, so nothing can block on a full pipe; if the sink fails (a
+    listener went away), the encoder is stopped and the sink's exception is raised to the caller.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int,
+        bitrate_kbps: int,
+        samples: int,
+        file: Path | None = None,
+        sink: BinarySink | None = None,
+        measure: bool = False,
+    ):
+        self.sink = sink
+        self.gain = np.float32(_encoder_gain(ffmpeg_exe(), int(bitrate_kbps)))
+        self.bytes = 0
+        self.first_frame: float | None = None
+        self.failure: BaseException | None = None
+        self.decoder: subprocess.Popen[bytes] | None = None
+        self._meter: _StepMeter | None = None
+        self._threads: list[threading.Thread] = []
+        self._logs: list[tuple[subprocess.Popen[bytes], IO[bytes], str]] = []
+        # Decoded samples of the file: LAME pads the last frame; a decoder reading the Info tag cuts it.
+        self._keep = samples * OUTPUT_RATE // sample_rate if OUTPUT_RATE % sample_rate == 0 else None
+        piped = sink is not None or measure
+        cmd = _encoder_command(sample_rate, bitrate_kbps, Path(file) if file is not None else Path("pipe:1"))
+        if file is not None and piped:  # the file (with its Xing header) and a pipe, from one encoding
+            tail = cmd.index("-id3v2_version")
+            slaves = (
+                f"[f=mp3:id3v2_version=0:write_id3v1=0:write_xing=1]{_tee_escape(Path(file).absolute())}"
+                "|[f=mp3:id3v2_version=0:write_id3v1=0:write_xing=0]pipe:1"
+            )
+            cmd = cmd[:tail] + ["-map", "0:a", "-f", "tee", slaves]
+        elif file is None:
+            cmd = cmd[:-1] + ["-flush_packets", "1", cmd[-1]]  # each frame out as soon as it is made
+        try:
+            self.proc = self._start(cmd, piped, "encode")
+            if measure:
+                self.decoder = self._start(_decoder_command(), True, "decode")
+                self._meter = _StepMeter(OUTPUT_RATE)
+                self._thread(self._measure)
+            if piped:
+                self._thread(self._pump)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _start(self, cmd: list[str], stdout: bool, what: str) -> subprocess.Popen[bytes]:
+        log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty ffmpeg cannot block on it
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+                stderr=log,
+            )
+        except OSError as exc:
+            log.close()
+            raise AudioworkoutError(f"cannot run ffmpeg ({cmd[0]}): {exc.strerror or exc}") from exc
+        self._logs.append((proc, log, what))
+        return proc
+
+    def _thread(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=f"mp3{target.__name__}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _pump(self) -> None:
+        """ffmpeg's MP3 out to the sink and the measuring decoder."""
+        assert self.proc.stdout is not None
+        out = self.proc.stdout.fileno()
+        decoder_in = self.decoder.stdin if self.decoder is not None else None
+        try:
+            while data := os.read(out, _READ):
+                if self.sink is not None:
+                    self.sink.write(data)
+                    self.sink.flush()
+                if self.first_frame is None:
+                    self.first_frame = time.perf_counter()
+                self.bytes += len(data)
+                if decoder_in is not None:
+                    decoder_in.write(data)
+        except BaseException as exc:  # the sink failed (a listener went away): stop the encoder too
+            self.failure = self.failure or exc
+            self._kill()
+        finally:
+            if decoder_in is not None:
+                try:
+                    decoder_in.close()
+                except OSError:
+                    pass
+
+    def _measure(self) -> None:
+        """Decoded MP3 into the meter, LAME's delay skipped and its padding cut, as a decoder reading the Info tag plays it."""
+        assert self.decoder is not None and self.decoder.stdout is not None and self._meter is not None
+        out = self.decoder.stdout.fileno()
+        skip, fed, keep = _DECODER_DELAY, 0, self._keep
+        buf = bytearray(_DECODED_READ)
+        view = memoryview(buf)
+        filled = 0
+        try:
+            while got := os.readv(out, [view[filled:]]):
+                filled += got
+                whole = filled - filled % 4
+                x = np.frombuffer(buf, dtype="<f4", count=whole // 4)
+                if skip:
+                    x, skip = x[skip:], max(0, skip - x.size)
+                if keep is not None:
+                    x = x[: max(0, keep - fed)]
+                fed += x.size
+                if x.size:
+                    self._meter.add(x)  # copies what it keeps
+                del x
+                view[: filled - whole] = view[whole:filled]
+                filled -= whole
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            self._kill()
+        finally:
+            view.release()
+
+    def _kill(self) -> None:
+        for proc, _, _ in self._logs:
+            if proc.poll() is None:
+                proc.kill()
+
+    def write(self, pcm: np.ndarray) -> None:
+        """Mastered samples in: the encoder's level compensation, clipped to ±1, as mp3._encode does."""
+        chunk = pcm.astype(np.float32)
+        if self.gain != 1.0:
+            chunk *= self.gain
+        np.clip(chunk, -1.0, 1.0, out=chunk)
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(chunk.astype("<f4", copy=False).tobytes())
+        except OSError:  # ffmpeg is gone: say why
+            self._settle()
+            raise AudioworkoutError("ffmpeg stopped reading the audio") from None
+
+    def finish(self) -> Levels | None:
+        """Close the input and wait for everything; the MP3's own levels when measuring."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self._settle()
+        levels = self._meter.levels() if self._meter is not None else None
+        self.abort()  # nothing left to stop: closes the logs
+        return levels
+
+    def _settle(self) -> None:
+        """Wait for the processes and threads to end; raise the sink's exception or ffmpeg's message if any failed."""
+        for proc, _, _ in self._logs:
+            proc.wait()
+        for thread in self._threads:
+            thread.join()
+        if self.failure is not None:
+            raise self.failure
+        for proc, log, what in self._logs:
+            if proc.returncode != 0:
+                log.seek(0)
+                raise AudioworkoutError(f"ffmpeg failed to {what} MP3: {_last_line(log.read())}")
+
+    def abort(self) -> None:
+        """Stop everything and release it (on an error or Ctrl-C); safe to call more than once."""
+        self._kill()
+        for proc, _, _ in self._logs:
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    try:
+                        pipe.close()
+                    except OSError:
+                        pass
+            proc.wait()
+        for thread in self._threads:
+            thread.join()
+        for _, log, _ in self._logs:
+            log.close()
+
+
+# -- building -----------------------------------------------------------------------------------
+
+
+def _encode(
+    renderer: StreamRenderer,
+    bitrate_kbps: int,
+    progress: Progress | None,
+    file: Path | None = None,
+    sink: BinarySink | None = None,
+    measure: bool = False,
+) -> tuple[Levels | None, _Encoder]:
+    encoder = _Encoder(renderer.sample_rate, bitrate_kbps, renderer.length, file=file, sink=sink, measure=measure)
+    try:
+        done = 0
+        for pcm in renderer.blocks():
+            encoder.write(pcm)
+            done += pcm.size
+            if progress:
+                progress("encoding", done / max(renderer.length, 1))
+        levels = encoder.finish()
+    except BaseException:
+        encoder.abort()
+        raise
+    if progress:
+        progress("encoding", 1.0)
+    return levels, encoder
+
+
+def _calibrate(bitrate_kbps: int) -> threading.Thread:
+    """Measure LAME's level compensation (`mp3._encoder_gain`, once per process) while the analysis runs.
+
+    Any failure is left for the encoder to meet and report when it starts.
+    """
+
+    def run() -> None:
+        try:
+            _encoder_gain(ffmpeg_exe(), int(bitrate_kbps))
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=run, name="mp3-calibrate", daemon=True)
+    thread.start()
+    return thread
+
+
+def id3_bytes(tags: TrackTags, chapters: Sequence[Chapter]) -> bytes:
+    """The ID3v2.3 tag `write_tags` puts on a file (chapters, cover...), as bytes to send ahead of the audio."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tags.mp3"
+        path.write_bytes(b"")
+        write_tags(path, tags, list(chapters))
+        return path.read_bytes()
+
+
+def _result(renderer: StreamRenderer, levels: Levels | None, written: int, first: float | None, encodes: int):
+    return StreamResult(
+        seconds=renderer.length / renderer.sample_rate,
+        samples=renderer.length,
+        sample_rate=renderer.sample_rate,
+        gain_db=float(renderer.gain_db or 0.0),
+        limited_blocks=renderer.limited_blocks,
+        voice_lufs=float(renderer.voice_lufs) if renderer.voice_lufs is not None else None,
+        loudness_lufs=levels.loudness_lufs if levels is not None else renderer.loudness_lufs,
+        true_peak_dbtp=levels.true_peak_dbtp if levels is not None else renderer.true_peak_dbtp,
+        measured=levels is not None,
+        bytes_written=written,
+        first_frame_seconds=first,
+        encodes=encodes,
+    )
+
+
+def _with_length(tags: TrackTags, script: Any) -> TrackTags:
+    if tags.length_ms is not None:
+        return tags
+    return replace(tags, length_ms=int(round(script.total_seconds * 1000)))
+
+
+def stream_build(
+    script: Any,
+    speech: Any,
+    chimes: ChimeBank,
+    music: Path | None,
+    tags: TrackTags | None,
+    chapters: Sequence[Chapter],
+    sink: BinarySink,
+    bitrate_kbps: int = 96,
+    progress: Progress | None = None,
+    *,
+    target_lufs: float = -16.0,
+    ceiling_dbtp: float = -1.0,
+    sample_rate: int = MIX_RATE,
+    measure: bool = False,
+) -> StreamResult:
+    """Render, master and encode `script` as MP3 bytes written to `sink` while it renders.
+
+    `speech` is a Speaker or a callable text -> (samples, rate). `sink` is any binary file-like
+    (`sys.stdout.buffer`, a socket's file, BytesIO); it gets the ID3 tag with the chapters first
+    (TLEN from the script when `tags.length_ms` is None; no tag when `tags` is None), then the
+    MP3 frames as LAME makes them, flushed each time. A stream has no Xing/LAME Info frame (that
+    needs the finished file), so a decoder plays LAME's 1105 samples of delay before the audio.
+
+    The gain and limiter are fixed before the first frame; progress("mastering", f) reports that
+    analysis and progress("encoding", f) the rest. An exception from the sink (a listener that
+    went away: BrokenPipeError, ConnectionResetError) stops the render and ffmpeg and is raised
+    as it is. With `measure`, the MP3 is also decoded and metered as it goes, and the result
+    holds its own loudness and true peak (costs a decoder's CPU); otherwise the predicted ones.
+    """
+    started = time.perf_counter()
+    calibrated = _calibrate(bitrate_kbps)
+    try:
+        renderer = StreamRenderer(script, speech, chimes, music, sample_rate)
+        renderer.analyse(target_lufs, ceiling_dbtp, progress)
+    finally:
+        calibrated.join()
+    head = id3_bytes(_with_length(tags, script), chapters) if tags is not None else b""
+    if head:
+        sink.write(head)
+        sink.flush()
+    levels, encoder = _encode(renderer, bitrate_kbps, progress, sink=sink, measure=measure)
+    first = encoder.first_frame - started if encoder.first_frame is not None else None
+    return _result(renderer, levels, len(head) + encoder.bytes, first, 1)
+
+
+def stream_build_file(
+    script: Any,
+    speech: Any,
+    chimes: ChimeBank,
+    music: Path | None,
+    tags: TrackTags | None,
+    chapters: Sequence[Chapter],
+    target: Path,
+    bitrate_kbps: int = 96,
+    progress: Progress | None = None,
+    *,
+    target_lufs: float = -16.0,
+    ceiling_dbtp: float = -1.0,
+    sample_rate: int = MIX_RATE,
+    measure: bool = True,
+) -> StreamResult:
+    """The same render into an MP3 file at `target`, as `encode_mix` writes one: atomically, Xing/LAME header, tags.
+
+    ffmpeg writes a temporary file beside `target` (`fsutil.atomic_target`) and fills in the
+    Xing/LAME header at its end; mutagen then writes the tags and chapters (`mp3.write_tags`),
+    and the file is renamed into place. With `measure` (the default) the MP3 is decoded and
+    metered while it is encoded, and if the codec pushed its true peak over the ceiling the track
+    is limited that much harder and encoded again before the rename, as `encode_mix` does; the
+    result carries the file's own loudness and true peak.
+    """
+    calibrated = _calibrate(bitrate_kbps)
+    try:
+        renderer = StreamRenderer(script, speech, chimes, music, sample_rate)
+        renderer.analyse(target_lufs, ceiling_dbtp, progress)
+    finally:
+        calibrated.join()
+    aim = ceiling_dbtp
+    encodes = 0
+    with atomic_target(Path(target)) as tmp:
+        for attempt in range(_ENCODE_TRIES):
+            levels, _ = _encode(renderer, bitrate_kbps, progress if attempt == 0 else None, file=tmp, measure=measure)
+            encodes += 1
+            if levels is None or renderer.gain_db is None or attempt == _ENCODE_TRIES - 1:
+                break  # not measured, not mastered (nothing to hold it to), or out of tries
+            over = levels.true_peak_dbtp - ceiling_dbtp
+            if not over > 0:
+                break
+            aim -= over + 0.1
+            renderer.analyse(target_lufs, aim)
+        if tags is not None:
+            write_tags(tmp, _with_length(tags, script), list(chapters))
+        written = tmp.stat().st_size
+    return _result(renderer, levels, written, None, encodes)
