@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .audio.mix import ChimeBank, encode_mix_into, master_mix, music_files, render
+from .audio.mix import ChimeBank, music_files
 from .audio.mp3 import Chapter, TrackTags
 from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
+from .audio.stream import BinarySink, StreamResult, stream_build, stream_build_file
 from .coaching import REST_STEP
 from .content import LEVELS, Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import AudioworkoutError, UsageError, printable
@@ -318,55 +319,29 @@ def build(
         )
     remove_stale_parts(output_dir)
     mp3_path = output_dir / f"{stem}.mp3"
+    tags = _track_tags(routine, minutes, level, script, options, cover_bytes, cover_mime)
     with _target_lock(mp3_path):
-        mix = render(
-            script,
-            lambda text: (speaker.audio(text), speaker.engine.sample_rate),
-            chimes,
-            music=music,
-            progress=lambda f: report("mixing", f),
-        )
-        speaker.forget_audio()  # the phrases are in the mix now; free them before mastering
-        report("mastering", 0.0)
-        master_mix(mix)
-        report("mastering", 1.0)
-        tags = TrackTags(
-            title=options.title or f"{routine.title} ({minutes:g} min, {level})",
-            artist=options.artist,
-            album=options.album or routine.title,
-            genre="Fitness",
-            year=str(datetime.now().year),
-            comment=_comment(script, routine),
-            length_ms=int(round(script.total_seconds * 1000)),
-            cover=cover_bytes,
-            cover_mime=cover_mime,
-        )
-        chapters = [
-            Chapter(
-                s.title if s.kind == "section" else f"{s.title} ({s.amount})",
-                s.start,
-                s.end,
-                0 if s.kind == "section" else 1,
-            )
-            for s in script.spans
-        ]
         # The sidecars first and the MP3 last: `publish.tracks.find_tracks` (the feed, the page) lists
         # a track by its MP3, so a new track appears only once everything describing it is in place.
         names = [f"{stem}{suffix}" for suffix in SIDECAR_SUFFIXES]
         from mutagen import MutagenError
 
+        speaker.forget_audio()  # the renderer reads each phrase from the cache when it sounds
         try:
             with atomic_set([output_dir / n for n in names] + [mp3_path]) as tmp:
-                encode_mix_into(
-                    mix,
-                    tmp[mp3_path],
+                made = stream_build_file(
+                    script,
+                    speaker,
+                    chimes,
+                    music,
                     tags,
-                    chapters,
+                    track_chapters(script),
+                    tmp[mp3_path],
                     bitrate_kbps=options.bitrate_kbps,
-                    progress=lambda f: report("encoding", f),
+                    progress=report,
+                    replace_target=False,
                 )
-                loudness, peak = mix.loudness_lufs, mix.true_peak_dbtp  # measured on the MP3 itself
-                del mix
+                loudness, peak = made.loudness_lufs, made.true_peak_dbtp  # measured on the MP3 itself
                 created = datetime.now(UTC).replace(microsecond=0).isoformat()
                 contents = (
                     cue_sheet(script, plan, mp3_path.name, created, extra=options.sheet),
@@ -422,6 +397,89 @@ def _write_error(target: Path, exc: Exception) -> AudioworkoutError:
     return AudioworkoutError(
         f"{printable(str(target))}: cannot write the track ({why}); the files already there are unchanged"
     )
+
+
+def stream(
+    routine: Routine,
+    sink: BinarySink,
+    minutes: float | None = None,
+    level: str | None = None,
+    speech: SpeechSettings | None = None,
+    options: BuildOptions | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> StreamResult:
+    """Plan and synthesise one session, then write its MP3 to `sink` while it renders: no file, no sidecars.
+
+    The ID3 tag with the chapters goes first (the plan knows them), then the frames as LAME makes
+    them, so a player (`-o - | mpv -`, a browser's audio element) starts at once. The level is fixed
+    before the first frame (`audio.stream`), so it is the file build's. A sink that fails (a listener
+    who went away: BrokenPipeError, ConnectionResetError) stops the render and the encoder.
+    """
+    report = progress or (lambda stage, fraction: None)
+    speech = speech or SpeechSettings()
+    options = options or BuildOptions()
+    level = level or routine.level
+    routine = _with_chime_set(routine, options.chime_set)
+    chimes = _check_inputs(options)
+    cover_bytes, cover_mime = _cover(options.cover or routine.cover)
+    speaker = make_speaker(speech)
+    plan, script = plan_session(
+        routine,
+        minutes,
+        level,
+        speaker,
+        chimes,
+        progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
+    )
+    minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
+    tags = _track_tags(routine, minutes, level, script, options, cover_bytes, cover_mime)
+    speaker.forget_audio()
+    return stream_build(
+        script,
+        speaker,
+        chimes,
+        options.music,
+        tags,
+        track_chapters(script),
+        sink,
+        bitrate_kbps=options.bitrate_kbps,
+        progress=report,
+    )
+
+
+def _track_tags(
+    routine: Routine,
+    minutes: float,
+    level: str,
+    script: Script,
+    options: BuildOptions,
+    cover: bytes | None,
+    cover_mime: str,
+) -> TrackTags:
+    return TrackTags(
+        title=options.title or f"{routine.title} ({minutes:g} min, {level})",
+        artist=options.artist,
+        album=options.album or routine.title,
+        genre="Fitness",
+        year=str(datetime.now().year),
+        comment=_comment(script, routine),
+        length_ms=int(round(script.total_seconds * 1000)),
+        cover=cover,
+        cover_mime=cover_mime,
+    )
+
+
+def track_chapters(script: Script) -> list[Chapter]:
+    """The MP3's chapters: a top-level one per section, one below it per exercise (with its amount)."""
+    return [
+        Chapter(
+            s.title if s.kind == "section" else f"{s.title} ({s.amount})",
+            s.start,
+            s.end,
+            0 if s.kind == "section" else 1,
+        )
+        for s in script.spans
+    ]
 
 
 def _comment(script: Script, routine: Routine) -> str:

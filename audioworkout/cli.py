@@ -413,9 +413,9 @@ def _chime_files(values: tuple[str, ...]) -> dict[str, Path]:
 
 class StageProgress:
     """One progress bar through stages, each a share of it (stderr, TTY only): by default a build's
-    synthesis, mixing, mastering and encoding."""
+    synthesis, the loudness analysis (mastering), then rendering into the encoder."""
 
-    STAGES = {"synthesising": (0, 55), "mixing": (55, 70), "mastering": (70, 80), "encoding": (80, 100)}
+    STAGES = {"synthesising": (0, 55), "mastering": (55, 70), "encoding": (70, 100)}
 
     def __init__(self, stages: dict[str, tuple[int, int]] | None = None) -> None:
         self.stages = stages or self.STAGES

@@ -35,7 +35,7 @@ MINUTES = 7  # the fake voice is slow-spoken: a length back-pain can make with i
 #   AW_SYNTH_LOG    append each phrase the engine synthesises to this file (one line each)
 #   AW_SYNTH_DELAY  seconds each synthesis takes on top (so concurrent builds overlap)
 #   AW_FAKE_JOBS    phrases the fake engine synthesises at once (threaded prefetch)
-#   AW_PAUSE_AT     synthesis:N | mixing | encoding | sidecars: stop there (touching AW_PAUSE_MARK)
+#   AW_PAUSE_AT     synthesis:N | mixing (the loudness analysis) | encoding (half-way) | sidecars: stop there (touching AW_PAUSE_MARK)
 #                   and sleep, to be killed at that point
 CHILD = r"""
 import os, sys, time
@@ -69,23 +69,18 @@ fake.FakeEngine.synthesize = counting(fake.FakeEngine.synthesize)
 piper.PiperEngine.synthesize = counting(piper.PiperEngine.synthesize)
 
 from audioworkout import api
-from audioworkout.audio import mix
 
-render = api.render
-def pausing_render(*args, **kwargs):
-    pause("mixing")
-    return render(*args, **kwargs)
-api.render = pausing_render
-
-encode_mp3 = mix.encode_mp3
-def pausing_encode(samples, rate, target, bitrate, progress=None):
-    def report(fraction):
-        if fraction >= 0.5:
+stream_build_file = api.stream_build_file
+def pausing_build(*args, progress=None, **kwargs):
+    def report(stage, fraction):
+        if stage == "mastering":
+            pause("mixing")  # the loudness analysis: the timeline is being rendered
+        if stage == "encoding" and fraction >= 0.5:
             pause("encoding")
         if progress:
-            progress(fraction)
-    return encode_mp3(samples, rate, target, bitrate, report)
-mix.encode_mp3 = pausing_encode
+            progress(stage, fraction)
+    return stream_build_file(*args, progress=report, **kwargs)
+api.stream_build_file = pausing_build
 
 write_bytes = Path.write_bytes
 def pausing_write(self, data):
@@ -539,19 +534,19 @@ def test_disk_full_mid_build_leaves_the_previous_set(tmp_path, tmpfs, reference,
     the sidecars are written. One line naming the track, exit 1, the previous set as it was, and no
     temporary file left."""
     from audioworkout import cli as cli_module
-    from audioworkout.audio import mix
+    from audioworkout.audio import stream
 
     root = tmpfs("24m")
     stem = stem_of(MINUTES)
     previous = previous_set(reference, root)
     if when == "tagging":
-        write_tags = mix.write_tags
+        write_tags = stream.write_tags
 
         def full_then_tag(*args, **kwargs):
             fill(root)
             return write_tags(*args, **kwargs)
 
-        monkeypatch.setattr(mix, "write_tags", full_then_tag)
+        monkeypatch.setattr(stream, "write_tags", full_then_tag)
     else:
         plan_html = api.plan_html
 

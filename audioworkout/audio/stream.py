@@ -59,6 +59,7 @@ import time
 from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -1177,12 +1178,14 @@ def stream_build_file(
     ceiling_dbtp: float = -1.0,
     sample_rate: int = MIX_RATE,
     measure: bool = True,
+    replace_target: bool = True,
 ) -> StreamResult:
     """The same render into an MP3 file at `target`, as `encode_mix` writes one: atomically, Xing/LAME header, tags.
 
     ffmpeg writes a temporary file beside `target` (`fsutil.atomic_target`) and fills in the
     Xing/LAME header at its end; mutagen then writes the tags and chapters (`mp3.write_tags`),
-    and the file is renamed into place. With `measure` (the default) the MP3 is decoded and
+    and the file is renamed into place. With `replace_target` False, `target` is itself a
+    temporary file the caller renames (`api.build` commits the MP3 with its sidecars as a set). With `measure` (the default) the MP3 is decoded and
     metered while it is encoded, and if the codec pushed its true peak over the ceiling the track
     is limited that much harder and encoded again before the rename, as `encode_mix` does; the
     result carries the file's own loudness and true peak.
@@ -1195,7 +1198,7 @@ def stream_build_file(
         calibrated.join()
     aim = ceiling_dbtp
     encodes = 0
-    with atomic_target(Path(target)) as tmp:
+    with atomic_target(Path(target)) if replace_target else nullcontext(Path(target)) as tmp:
         for attempt in range(_ENCODE_TRIES):
             levels, _ = _encode(renderer, bitrate_kbps, progress if attempt == 0 else None, file=tmp, measure=measure)
             encodes += 1
