@@ -70,13 +70,13 @@ def load_for_session(name: str, minutes: float | None, exact: bool):
     return routine
 
 
-def output_option(help: str):
-    """The output folder option, the same for build, feed and serve."""
+def output_option(help: str, allow_dash: bool = False):
+    """The output folder option, the same for build, feed and serve (build also takes `-` for stdout)."""
     return click.option(
         "--output",
         "-o",
         "output_dir",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=click.Path(file_okay=False, path_type=Path, allow_dash=allow_dash),
         default=Path("output"),
         show_default=True,
         help=help,
@@ -512,7 +512,7 @@ class CommaList(click.ParamType):
     default=None,
     help="Cover art (PNG or JPEG) for the MP3 tags.",
 )
-@output_option("Folder for the MP3 and its sidecars.")
+@output_option("Folder for the MP3 and its sidecars; - writes the MP3 alone to stdout as it renders.", allow_dash=True)
 @click.option(
     "--bitrate",
     type=click.Choice(["64", "96", "128", "160", "192"]),
@@ -543,10 +543,16 @@ def build(
         bitrate_kbps=int(bitrate),
         dry_run=dry_run,
     )
+    to_stdout = str(output_dir) == "-"
     if len(lengths) * len(chosen) > 1:
         if dry_run:
             raise UsageError("--dry-run shows one session; give one --minutes and one --level")
+        if to_stdout:
+            raise UsageError("--output -: stdout takes one track; give one --minutes and one --level")
         _build_catalogue(r, lengths, chosen, speech_settings(speech), options)
+        return
+    if to_stdout and not dry_run:
+        _stream_to_stdout(r, minutes, level, speech_settings(speech), options)
         return
     bar = StageProgress() if not dry_run and sys.stderr.isatty() else None
     try:
@@ -570,6 +576,41 @@ def build(
     )
     for path in result.sidecars:
         click.echo(f"  {path}")
+
+
+def _stream_to_stdout(routine, minutes, level, settings, options) -> None:
+    """`build -o -`: the MP3 to stdout as it renders (tags and chapters first), the summary to stderr.
+
+    A listener that stops (mpv quit, `| head -c`) closes the pipe: the render and the encoder stop
+    and the command ends quietly, as a pipeline expects.
+    """
+    from . import api
+    from .script import clock
+
+    out = click.get_binary_stream("stdout")
+    if out.isatty():
+        raise UsageError("--output -: stdout is a terminal; pipe the MP3 to a player or a file (… -o - | mpv -)")
+    bar = StageProgress() if sys.stderr.isatty() else None
+    try:
+        result = api.stream(routine, out, minutes, level, settings, options, progress=bar)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return
+    finally:
+        if bar:
+            bar.close()
+    click.echo(
+        f"Streamed {clock(result.seconds)} ({result.seconds / 60:.1f} min), {result.bytes_written} bytes, "
+        f"about {result.loudness_lufs:.1f} LUFS, true peak about {result.true_peak_dbtp:.1f} dBTP",
+        err=True,
+    )
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so Python's exit flush raises nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @main.group()

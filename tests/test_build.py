@@ -480,3 +480,58 @@ def test_pace_and_sentence_pause_change_real_durations(cli):
     # each gap: the inserted second of digital silence, plus at most the 30 ms kept at each sentence edge
     assert len(gaps) == breaks and all(0.999 <= g <= 1.061 for g in gaps), gaps
     assert safety_cue("--pace", 1.3)["duration"] < safety_cue("--pace", 0.8)["duration"] * 0.8
+
+
+def _frames(mp3: bytes) -> bytes:
+    """The MPEG frames after the ID3v2 tag (and after the Xing/LAME Info frame, if the file has one)."""
+    assert mp3[:3] == b"ID3"
+    start = 10 + ((mp3[6] << 21) | (mp3[7] << 14) | (mp3[8] << 7) | mp3[9])
+    audio = mp3[start:]
+    assert audio[0] == 0xFF and audio[1] & 0xE0 == 0xE0, "no MPEG frame after the tag"
+    if b"Info" in audio[:200] or b"Xing" in audio[:200]:
+        bitrate_index, padding = audio[2] >> 4, (audio[2] >> 1) & 1
+        kbps = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320][bitrate_index]  # MPEG-1 layer III
+        audio = audio[144000 * kbps // 44100 + padding :]  # the 44.1 kHz output's frame length
+    return audio
+
+
+def test_output_dash_streams_the_same_mp3_frames_the_file_build_writes(built):
+    """`build -o -` as a new user pipes it: tags with the chapters first, then exactly the frames of the
+    file build (same gain, same limiter, same encoder), without the Info frame a pipe cannot go back for."""
+    env = dict(os.environ)
+    proc = subprocess.run(
+        [sys.executable, "-m", "audioworkout", "build", "back-pain", "-m", str(MINUTES), "-o", "-"],
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    streamed, written = proc.stdout, built["mp3"].read_bytes()
+    assert _frames(streamed) == _frames(written)
+    tags = ID3(fileobj=__import__("io").BytesIO(streamed))
+    assert [f.element_id for f in tags.getall("CHAP")] == [f.element_id for f in ID3(built["mp3"]).getall("CHAP")]
+    assert "Streamed 20:" in proc.stderr.decode() and list(built["out"].glob("*.part")) == []
+
+
+def test_output_dash_ends_quietly_when_the_listener_stops(tmp_path):
+    """A player that quits closes the pipe: the build stops at once, exit 0, no traceback, no ffmpeg left."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "audioworkout", "build", "back-pain", "-m", "30", "-o", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    head = proc.stdout.read(64 * 1024)
+    proc.stdout.close()
+    started = time.monotonic()
+    code = proc.wait(timeout=60)
+    err = proc.stderr.read().decode()
+    assert head[:3] == b"ID3" and code == 0 and "Traceback" not in err, err
+    assert time.monotonic() - started < 10
+    children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout
+    assert children == ""
+
+
+def test_output_dash_refuses_a_terminal_and_a_catalogue(cli):
+    result = cli("build", "back-pain", "-m", "10,20", "-o", "-")
+    assert result.exit_code == 2 and "--output -: stdout takes one track" in result.output
