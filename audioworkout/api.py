@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -100,9 +102,12 @@ def plan_session(
     exact = minutes is None and not routine.fit
     minutes = routine.minutes if minutes is None else minutes
     level = level or routine.level
-    estimated = layout_with(PhraseDurations(None, chimes))
     durations = PhraseDurations(speaker, chimes)
-    plan = exact_plan(routine, level) if exact else fit(routine, minutes, level, estimated)
+
+    def fit_on_estimates(pad_delta: int = 0) -> Plan:
+        return _fit_on_estimates(routine, minutes, level, chimes, pad_delta)
+
+    plan = exact_plan(routine, level) if exact else fit_on_estimates()
     delta = 0
     script = lay_out(plan, durations)
     for _ in range(8):
@@ -117,7 +122,7 @@ def plan_session(
         step = round(off / REST_STEP)
         if step == 0:
             break
-        corrected = fit(routine, minutes, level, estimated, pad_delta=delta + step)
+        corrected = fit_on_estimates(delta + step)
         if corrected.exercises == plan.exercises:
             break  # the rests cannot move further
         delta += step
@@ -130,6 +135,33 @@ def plan_session(
         if not _speak_missing(lay_out(plan, durations), speaker, durations, progress):
             break
     return plan, lay_out(plan, durations)
+
+
+_FITS: OrderedDict[tuple[str, float, str, int], Plan] = OrderedDict()
+_FITS_KEPT = 32  # plans are small; a server keeps the sessions its listeners just looked at
+_FITS_LOCK = threading.Lock()
+
+
+def _fit_on_estimates(routine: Routine, minutes: float, level: str, chimes: ChimeBank | None, pad_delta: int) -> Plan:
+    """`fit` on estimated phrase lengths, remembered in this process: a pure function of its inputs.
+
+    The search lays the session out hundreds of times (about a second for an hour), so a server that
+    showed a plan (`/plan.json`) starts its stream without fitting it again. Chimes from the user's
+    files are timed from the files, which may change, so those fits are not remembered.
+    """
+    if chimes is not None and chimes.overrides:
+        return fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), pad_delta=pad_delta)
+    key = (repr(routine), float(minutes), level, pad_delta)
+    with _FITS_LOCK:
+        if key in _FITS:
+            _FITS.move_to_end(key)
+            return _FITS[key]
+    plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), pad_delta=pad_delta)
+    with _FITS_LOCK:
+        _FITS[key] = plan
+        while len(_FITS) > _FITS_KEPT:
+            _FITS.popitem(last=False)
+    return plan
 
 
 def _speak_missing(script: Script, speaker, durations: PhraseDurations, progress) -> bool:

@@ -317,3 +317,26 @@ def test_exact_option_plays_amounts_and_rests_as_written(cli):
     assert routine.rest.between_exercises["beginner"] in gaps
     result = cli("script", "back-pain", "--exact", "--minutes", 10, "--estimate")
     assert result.exit_code == 2 and "leave out --minutes" in result.output
+
+
+def test_a_fit_is_remembered_in_the_process_and_only_for_the_same_inputs(monkeypatch):
+    """The server fits a session for /plan.json and again for /stream.mp3: the second is not searched again."""
+    import dataclasses
+
+    from audioworkout import api
+
+    routine = api.load_routine("back-pain")
+    api._FITS.clear()
+    searches = []
+    fit = api.fit
+    monkeypatch.setattr(api, "fit", lambda *a, **k: searches.append(a[1:3]) or fit(*a, **k))
+    first = api.plan_session(routine, 45, "intermediate")[1]
+    assert searches == [(45, "intermediate")]
+    again = api.plan_session(routine, 45, "intermediate")[1]
+    assert again.to_json() == first.to_json() and len(searches) == 1
+    other = api.plan_session(routine, 45, "advanced")[1]
+    assert other.to_json() != first.to_json()
+    renamed = dataclasses.replace(routine, title="Something else")
+    assert api._fit_on_estimates(renamed, 45, "intermediate", None, 0) is not api._fit_on_estimates(
+        routine, 45, "intermediate", None, 0
+    )
