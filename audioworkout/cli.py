@@ -751,11 +751,56 @@ def feed(output_dir, base_url, show_file):
     help="Address to listen on; 0.0.0.0 lets other devices on your network in.",
 )
 @click.option("--port", "-p", type=click.IntRange(0, 65535), default=8000, show_default=True)
-def serve(output_dir, host, port):
-    """Serve the output folder over HTTP (range requests, so players can seek) until Ctrl-C."""
+@click.option(
+    "--max-renders",
+    type=click.IntRange(1, 16),
+    default=2,
+    show_default=True,
+    help="Sessions the studio renders at once (streams and saves); more get 429 Too Many Requests.",
+)
+@click.option(
+    "--no-studio",
+    is_flag=True,
+    help="Serve the files only: no /studio, /stream.mp3, /plan.json or /save.",
+)
+@click.option(
+    "--base-url",
+    default=None,
+    help="For the feed the studio's Save rewrites, as `audioworkout feed --base-url` (default: the same).",
+)
+@click.option(
+    "--config",
+    "show_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Show settings for that feed, as `audioworkout feed --config`.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="AUDIOWORKOUT_CACHE_DIR",
+    help="Phrase cache folder for the studio's voices (env AUDIOWORKOUT_CACHE_DIR).",
+)
+def serve(output_dir, host, port, max_renders, no_studio, base_url, show_file, cache_dir):
+    """Serve the output folder over HTTP (range requests, so players can seek) until Ctrl-C.
+
+    Also the studio at http://127.0.0.1:8000/studio: pick a routine, length, level and voice, see
+    the plan, press play to hear it as it renders (/stream.mp3), save it to the feed. Routines
+    are the bundled ones and OUTPUT/content/routines/*.yaml; music, OUTPUT/music/*."""
     from .publish.serve import serve as run_server
 
-    run_server(output_dir, host=host, port=port)
+    speech = speech_settings({"cache_dir": cache_dir})
+    run_server(
+        output_dir,
+        host=host,
+        port=port,
+        studio=not no_studio,
+        max_renders=max_renders,
+        speech=speech,
+        base_url=base_url,
+        show_file=show_file,
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

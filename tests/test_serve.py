@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import socket
 import threading
 import time
@@ -220,6 +221,9 @@ def test_serve_stops_cleanly_on_ctrl_c(tmp_path, monkeypatch, capsys):
     serve_mod.serve(tmp_path, "127.0.0.1", 0)  # returns, no traceback
     err = capsys.readouterr().err
     assert "Serving" in err and "Stopped" in err
+    assert re.search(r"studio: http://127\.0\.0\.1:\d+/studio", err)
+    serve_mod.serve(tmp_path, "127.0.0.1", 0, studio=False)
+    assert "studio" not in capsys.readouterr().err
 
 
 # ------------------------------------------------------------ idle clients, thread bound, huge ranges

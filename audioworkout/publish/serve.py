@@ -5,6 +5,9 @@ publishing. Unlike `python -m http.server` it never lists folders, never leaves
 the folder (no `..`, no symlinks pointing out), answers Range requests (podcast
 apps and browsers need them to seek in MP3s) and sends the MIME types and
 CORS headers podcast apps expect for feeds, chapters and transcripts.
+
+With a `studio.Studio`, the paths it owns (/studio, /stream.mp3, /plan.json,
+/routines.json, /save) go to it; everything else stays a static file.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from ..errors import AudioworkoutError
+
+if TYPE_CHECKING:
+    from ..speech import SpeechSettings
+    from .studio import Studio
 
 MIME_TYPES = {
     ".mp3": "audio/mpeg",
@@ -97,19 +104,36 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "audioworkout"
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, *args, directory: Path, idle_timeout: float = IDLE_TIMEOUT, **kwargs):
+    def __init__(
+        self, *args, directory: Path, idle_timeout: float = IDLE_TIMEOUT, studio: Studio | None = None, **kwargs
+    ):
         self.root = directory
+        self.studio = studio
         self.timeout = idle_timeout  # type: ignore[misc]  # per connection: a silent client is dropped, not waited for
         super().__init__(*args, **kwargs)
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         """Quiet: a media player makes many requests; only the start banner is printed."""
 
+    def _studio(self, method: str) -> bool:
+        """Hand the request to the studio if it owns the path; True if it did."""
+        if self.studio is None or not self.studio.handles(urlsplit(self.path).path):
+            return False
+        self.studio.handle(self, method)
+        return True
+
     def do_GET(self) -> None:
-        self._respond(body=True)
+        if not self._studio("GET"):
+            self._respond(body=True)
 
     def do_HEAD(self) -> None:
-        self._respond(body=False)
+        if not self._studio("HEAD"):
+            self._respond(body=False)
+
+    def do_POST(self) -> None:
+        if not self._studio("POST"):
+            self.close_connection = True  # its body is not read
+            self.send_error(HTTPStatus.NOT_IMPLEMENTED, "Unsupported method ('POST')")
 
     def _resolve(self) -> tuple[Path | None, HTTPStatus | None]:
         """The file a request path names, or the error status to answer with."""
@@ -241,30 +265,54 @@ def make_server(
     *,
     idle_timeout: float = IDLE_TIMEOUT,
     max_workers: int = MAX_WORKERS,
+    studio: Studio | None = None,
 ) -> ThreadingHTTPServer:
     """A ready (bound, not yet serving) server for directory; port 0 picks a free one.
 
-    idle_timeout and max_workers keep idle or slow clients from holding unbounded threads.
+    idle_timeout and max_workers keep idle or slow clients from holding unbounded threads;
+    `studio` (made for the same folder) adds the on-demand paths, else the server is static only.
     """
     root = Path(directory).resolve()
     if not root.is_dir():
         raise AudioworkoutError(f"{directory}: no such folder to serve")
     try:
         return _Server(
-            (host, port), partial(Handler, directory=root, idle_timeout=idle_timeout), max_workers=max_workers
+            (host, port),
+            partial(Handler, directory=root, idle_timeout=idle_timeout, studio=studio),
+            max_workers=max_workers,
         )
     except OSError as exc:
         raise AudioworkoutError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def serve(directory: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve directory until Ctrl-C, then close the socket and return."""
+def serve(
+    directory: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    studio: bool = True,
+    max_renders: int = 2,
+    speech: SpeechSettings | None = None,
+    base_url: str | None = None,
+    show_file: Path | None = None,
+) -> None:
+    """Serve directory (with the studio unless `studio` is False) until Ctrl-C, then close the socket and return."""
     import click
 
-    server = make_server(directory, host, port)
+    from .studio import Studio
+
+    if not Path(directory).is_dir():
+        raise AudioworkoutError(f"{directory}: no such folder to serve")
+    made = (
+        Studio(directory, max_renders=max_renders, speech=speech, base_url=base_url, show_file=show_file)
+        if studio
+        else None
+    )
+    server = make_server(directory, host, port, studio=made)
     shown_host = host if host not in ("", "0.0.0.0", "::") else "localhost"
     url = f"http://{shown_host}:{server.server_address[1]}/"
-    click.echo(f"Serving {directory} at {url} (feed: {url}feed.xml); press Ctrl-C to stop.", err=True)
+    extra = f"; studio: {url}studio" if made else ""
+    click.echo(f"Serving {directory} at {url} (feed: {url}feed.xml{extra}); press Ctrl-C to stop.", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
