@@ -19,7 +19,7 @@ ENGLISH: dict[str, str] = {
     "interval_plan_one": "Today is one {noun} of {length}.",
     "interval_plan": "There are {count} in all, from {low} to {high}.",
     "session_one_part": "This session is {length} at {level} level: {count} exercises.",
-    "equipment": "You will need {items}. Have them ready now.",
+    "equipment": "You will need {items} for this session. Get set up now.",  # fits one item or several, a wall as well as a mat
     "no_equipment": "You need no equipment, just a little space to move.",
     "safety": "Before we start, a few safety points. {notes}",
     "sounds_energetic": "A bell starts each exercise and a low tone ends it. Three short beeps count you in.",
