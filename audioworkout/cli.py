@@ -587,7 +587,7 @@ def _stream_to_stdout(routine, minutes, level, settings, options) -> None:
     from . import api
     from .script import clock
 
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     if out.isatty():
         raise UsageError("--output -: stdout is a terminal; pipe the MP3 to a player or a file (… -o - | mpv -)")
     bar = StageProgress() if sys.stderr.isatty() else None
