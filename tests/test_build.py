@@ -348,9 +348,20 @@ def test_offline_gtts_fails_fast_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def _interruptible(args: list[str], **kwargs) -> subprocess.Popen:
+    """Popen a child that Ctrl-C (SIGINT) reaches even when this test run was started in the background:
+    a non-interactive shell starts background commands with SIGINT ignored, and an ignored signal is
+    inherited through exec (a handler is not), so the child is started while SIGINT has a handler here."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _build_process(out: Path, cache: Path, minutes: int = 30) -> subprocess.Popen:
     env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(cache))
-    return subprocess.Popen(
+    return _interruptible(
         [
             sys.executable,
             "-m",
@@ -390,8 +401,8 @@ def test_interrupted_build_leaves_no_partial_files(tmp_path, sig):
     proc = _build_process(out, tmp_path / "cache")
     _wait_for_part(out, proc)
     proc.send_signal(sig)
-    proc.wait(timeout=60)
-    assert proc.returncode != 0
+    out_text, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, (out_text.decode(), err.decode())
     assert target.read_bytes() == b"previous good file"
     assert sorted(p.name for p in out.iterdir()) == [target.name]
 
@@ -403,7 +414,7 @@ def test_interrupt_during_parallel_piper_synthesis_stops_at_once(tmp_path):
 
     out, cache = tmp_path / "out", tmp_path / "cache"
     env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(cache))
-    proc = subprocess.Popen(
+    proc = _interruptible(
         [
             sys.executable,
             "-m",
@@ -429,7 +440,7 @@ def test_interrupt_during_parallel_piper_synthesis_stops_at_once(tmp_path):
     proc.send_signal(signal.SIGINT)
     stopped = time.monotonic()
     _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - stopped < 10  # the longest phrase in flight, not the rest of the build
+    assert time.monotonic() - stopped < 10, (proc.returncode, err)  # the phrases in flight, not the whole build
     assert proc.returncode == 130 and "Interrupted" in err and "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
     entries = list(cache.glob("*/*"))
