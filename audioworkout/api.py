@@ -321,26 +321,13 @@ def build(
     """
 
     report = progress or (lambda stage, fraction: None)
-    speech = speech or SpeechSettings()
     options = options or BuildOptions()
-    level = level or routine.level
-    routine = _with_chime_set(routine, options.chime_set)
-    chimes = _check_inputs(options)
+    session = _Session.prepare(routine, level, speech, options)
+    routine, level, chimes, speaker = session.routine, session.level, session.chimes, session.speaker
     music, output_dir, dry_run = options.music, Path(options.output_dir), options.dry_run
-    cover_bytes, cover_mime = _cover(options.cover or routine.cover)
-    speaker = make_speaker(speech)
     if not dry_run:  # before any synthesis: a folder we cannot write to fails now, not after the work
         _check_output(output_dir, (minutes or routine.minutes) * 60, options.bitrate_kbps)
-    plan, script = plan_session(
-        routine,
-        minutes,
-        level,
-        speaker,
-        chimes,
-        progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
-        synthesise=not dry_run,
-    )
-    minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
+    plan, script, minutes = session.plan(minutes, report, synthesise=not dry_run)
     stem = options.stem or track_stem(routine, minutes, level)
     if dry_run:
         durations = PhraseDurations(speaker, chimes)
@@ -351,7 +338,7 @@ def build(
         )
     remove_stale_parts(output_dir)
     mp3_path = output_dir / f"{stem}.mp3"
-    tags = _track_tags(routine, minutes, level, script, options, cover_bytes, cover_mime)
+    tags = session.tags(minutes, script, options)
     with _target_lock(mp3_path):
         # The sidecars first and the MP3 last: `publish.tracks.find_tracks` (the feed, the page) lists
         # a track by its MP3, so a new track appears only once everything describing it is in place.
@@ -448,28 +435,15 @@ def stream(
     who went away: BrokenPipeError, ConnectionResetError) stops the render and the encoder.
     """
     report = progress or (lambda stage, fraction: None)
-    speech = speech or SpeechSettings()
     options = options or BuildOptions()
-    level = level or routine.level
-    routine = _with_chime_set(routine, options.chime_set)
-    chimes = _check_inputs(options)
-    cover_bytes, cover_mime = _cover(options.cover or routine.cover)
-    speaker = make_speaker(speech)
-    plan, script = plan_session(
-        routine,
-        minutes,
-        level,
-        speaker,
-        chimes,
-        progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
-    )
-    minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
-    tags = _track_tags(routine, minutes, level, script, options, cover_bytes, cover_mime)
-    speaker.forget_audio()
+    session = _Session.prepare(routine, level, speech, options)
+    _, script, minutes = session.plan(minutes, report)
+    tags = session.tags(minutes, script, options)
+    session.speaker.forget_audio()
     return stream_build(
         script,
-        speaker,
-        chimes,
+        session.speaker,
+        session.chimes,
         options.music,
         tags,
         track_chapters(script),
@@ -479,26 +453,52 @@ def stream(
     )
 
 
-def _track_tags(
-    routine: Routine,
-    minutes: float,
-    level: str,
-    script: Script,
-    options: BuildOptions,
-    cover: bytes | None,
-    cover_mime: str,
-) -> TrackTags:
-    return TrackTags(
-        title=options.title or f"{routine.title} ({minutes:g} min, {level})",
-        artist=options.artist,
-        album=options.album or routine.title,
-        genre="Fitness",
-        year=str(datetime.now().year),
-        comment=_comment(script, routine),
-        length_ms=int(round(script.total_seconds * 1000)),
-        cover=cover,
-        cover_mime=cover_mime,
-    )
+@dataclass
+class _Session:
+    """What `build` and `stream` set up alike: the routine with its chime set, the level, the chimes,
+    the cover (checked) and the voice; then the plan and the MP3's tags."""
+
+    routine: Routine
+    level: str
+    chimes: ChimeBank
+    cover: tuple[bytes | None, str]
+    speaker: Any
+
+    @classmethod
+    def prepare(cls, routine: Routine, level: str | None, speech: SpeechSettings | None, options: BuildOptions):
+        chimes = _check_inputs(options)
+        cover = _cover(options.cover or routine.cover)
+        speaker = make_speaker(speech or SpeechSettings())
+        return cls(_with_chime_set(routine, options.chime_set), level or routine.level, chimes, cover, speaker)
+
+    def plan(
+        self, minutes: float | None, report: Callable[[str, float], None], synthesise: bool = True
+    ) -> tuple[Plan, Script, float]:
+        """The plan and its script (progress as "synthesising"), and the minutes the track is named by."""
+        plan, script = plan_session(
+            self.routine,
+            minutes,
+            self.level,
+            self.speaker,
+            self.chimes,
+            progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
+            synthesise=synthesise,
+        )
+        return plan, script, plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
+
+    def tags(self, minutes: float, script: Script, options: BuildOptions) -> TrackTags:
+        routine, (cover, cover_mime) = self.routine, self.cover
+        return TrackTags(
+            title=options.title or f"{routine.title} ({minutes:g} min, {self.level})",
+            artist=options.artist,
+            album=options.album or routine.title,
+            genre="Fitness",
+            year=str(datetime.now().year),
+            comment=_comment(script, routine),
+            length_ms=int(round(script.total_seconds * 1000)),
+            cover=cover,
+            cover_mime=cover_mime,
+        )
 
 
 def track_chapters(script: Script) -> list[Chapter]:
