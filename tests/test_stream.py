@@ -199,14 +199,17 @@ def test_a_mix_already_on_target_and_silence_go_out_as_they_are():
     assert streamed.size == 2 * RATE and not streamed.any()
 
 
-def test_the_step_meter_reads_as_the_level_meter():
+def test_the_level_meter_keeps_100_ms_steps_and_reads_the_same_in_pieces():
+    """The meter that measures the MP3 while it is encoded keeps one number per 100 ms step, so its
+    memory does not grow with the block count, and pieces of any size read as the whole."""
     rng = np.random.default_rng(5)
     x = (_burst(9.0, seed=3, level=0.5) + 0.01 * rng.standard_normal(9 * RATE)).astype(np.float32)
-    ours, theirs = stream_mod._StepMeter(RATE), LevelMeter(RATE)
+    ours, theirs = LevelMeter(RATE), LevelMeter(RATE)
     for piece in np.array_split(x, [1000, 1001, 7000, 100_000, 150_000]):
         ours.add(piece)
-        theirs.add(piece)
+    theirs.add(x)
     assert ours.levels() == theirs.levels()
+    assert len(ours._steps) == 90  # 9 s: ninety whole 100 ms steps, one number each
 
 
 # -- the MP3 ------------------------------------------------------------------------------------
@@ -319,7 +322,7 @@ def test_cues_land_on_their_samples(files):
 def test_a_codec_overshoot_is_limited_harder_and_encoded_again(spiky, tmp_path, monkeypatch):
     """If the MP3's true peak crosses the ceiling, it is limited harder and encoded again before it appears."""
     script, speech = spiky
-    real = stream_mod._StepMeter.levels
+    real = LevelMeter.levels
     seen = []
 
     def pessimistic(self):  # as if the codec had overshot by 1 dB, on the first file only
@@ -329,7 +332,7 @@ def test_a_codec_overshoot_is_limited_harder_and_encoded_again(spiky, tmp_path, 
         seen.append(levels)
         return Levels(levels.loudness_lufs, -0.5) if len(seen) == 1 else levels
 
-    monkeypatch.setattr(stream_mod._StepMeter, "levels", pessimistic)
+    monkeypatch.setattr(LevelMeter, "levels", pessimistic)
     result = stream_build_file(script, speech, ChimeBank(), None, TAGS, [], tmp_path / "t.mp3")
     assert result.encodes == len(seen) == 2
     assert seen[1].true_peak_dbtp < seen[0].true_peak_dbtp - 0.3

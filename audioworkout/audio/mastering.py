@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -215,16 +216,20 @@ class LevelMeter:
 
     Gives the same readings as `dual_mono_loudness` and `true_peak_dbtp` on the whole signal,
     without ever holding it: an hour decoded at 44.1 kHz would be 635 MB. The K-weighting filter
-    carries its state from piece to piece; true peaks are taken one block late, once the samples
-    the interpolator reaches past the block have arrived.
+    carries its state from piece to piece; block energies are summed into BS.1770's 100 ms steps as
+    each step completes (the sums gating makes itself, so the reading is the same), so what is kept
+    grows by one float per step, not per block; true peaks are taken one block late, once the
+    samples the interpolator reaches past the block have arrived.
     """
 
     def __init__(self, sample_rate: int, true_peak: bool = True):
         self.sample_rate = sample_rate
         self._block, self._step = _block_size(sample_rate)
+        self._per = self._step // self._block
         self._sos = _k_weighting(sample_rate)
         self._zi = np.zeros((self._sos.shape[0], 2))
-        self._energy: list[np.ndarray] = []
+        self._steps = array("d")  # K-weighted energy of each whole 100 ms step
+        self._partial = np.zeros(0)  # block energies of the step under way
         self._pending = np.zeros(0, dtype=np.float32)  # less than one block, not measured yet
         self._true_peak = true_peak
         self._held = np.zeros(self._block, dtype=np.float32)  # left context (+ one block awaiting its right)
@@ -241,8 +246,12 @@ class LevelMeter:
         """Whole blocks: their energies now, their true peaks except the last block's."""
         block = self._block
         y, self._zi = sosfilt(self._sos, x.astype(np.float64), zi=self._zi)
-        self._energy.append(np.square(y).reshape(-1, block).sum(axis=1))
+        energy = np.concatenate([self._partial, np.square(y).reshape(-1, block).sum(axis=1)])
         del y
+        full = energy.size - energy.size % self._per
+        if full:
+            self._steps.extend(energy[:full].reshape(-1, self._per).sum(axis=1).tolist())
+        self._partial = energy[full:]
         if not self._true_peak:
             return
         work = np.concatenate([self._held, x])
@@ -261,20 +270,23 @@ class LevelMeter:
 
     def levels(self) -> Levels:
         """The readings for everything added so far (the meter can take more afterwards)."""
-        block, step = self._block, self._step
-        energy = list(self._energy)
+        block, per = self._block, self._per
+        energy = self._partial
         pad = -self._pending.size % block
         peak = self._peak
         if self._pending.size:
             tail = np.concatenate([self._pending, np.zeros(pad, dtype=np.float32)])
             y, _ = sosfilt(self._sos, tail.astype(np.float64), zi=self._zi)
-            energy.append(np.square(y).reshape(-1, block).sum(axis=1))
+            energy = np.concatenate([energy, np.square(y).reshape(-1, block).sum(axis=1)])
+        steps = np.frombuffer(self._steps, dtype=np.float64) if len(self._steps) else np.zeros(0)
+        if energy.size >= per:
+            steps = np.concatenate([steps, energy[:per].reshape(1, per).sum(axis=1)])
         if self._true_peak:
             work = np.concatenate([self._held, self._pending, np.zeros(pad + block, dtype=np.float32)])
             if work.size > 2 * block:
                 peaks = TruePeaks(work, block).refine(0.0)
                 peak = max(peak, float(peaks.values[1:-1].max()))
-        loud = _gated_loudness(np.concatenate(energy) if energy else np.zeros(0), block, step)
+        loud = _gated_loudness(steps, self._step, self._step)
         with np.errstate(divide="ignore"):
             peak_db = float(20 * np.log10(peak)) if self._true_peak else float("nan")
         return Levels(float(loud + DUAL_MONO_OFFSET), peak_db)

@@ -325,15 +325,17 @@ def mp3_duration(path: Path) -> float:
     return float(_info(path).length)
 
 
-def _decoder_command(path: Path) -> list[str]:
+def _decoder_command(path: Path | None) -> list[str]:
+    """ffmpeg decoding an MP3 to float32 mono on stdout: the file at `path`, or (None) MP3 bytes on stdin."""
+    source = (
+        ["-nostdin", "-loglevel", "error", "-i", str(path)]
+        if path is not None
+        else ["-loglevel", "error", "-f", "mp3", "-i", "pipe:0"]
+    )
     return [
         ffmpeg_exe(),
         "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-i",
-        str(path),
+        *source,
         "-map",
         "0:a:0",
         "-ac",

@@ -56,7 +56,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from array import array
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
@@ -79,6 +78,7 @@ from .mastering import (
     _SAFETY_DB,
     DUAL_MONO_OFFSET,
     Ducking,
+    LevelMeter,
     Levels,
     TruePeaks,
     _block_size,
@@ -88,7 +88,16 @@ from .mastering import (
     limiter_stretches,
 )
 from .mix import DUCK_DB, MIX_RATE, MUSIC_LEVEL_DB, ChimeBank, music_files, resample
-from .mp3 import OUTPUT_RATE, Chapter, TrackTags, _encoder_command, _encoder_gain, _last_line, write_tags
+from .mp3 import (
+    OUTPUT_RATE,
+    Chapter,
+    TrackTags,
+    _decoder_command,
+    _encoder_command,
+    _encoder_gain,
+    _last_line,
+    write_tags,
+)
 
 BLOCK_SECONDS = 3.0  # audio rendered per step of the encoding pass
 FIRST_BLOCK_SECONDS = 0.5  # the first step is short, so the first MP3 frames come out at once
@@ -278,7 +287,7 @@ class _Timeline:
     def voice_pass(self) -> None:
         """Every distinct phrase once: the voice's loudness and RMS (chime and music levels), the phrases' lengths."""
         rate = self.sample_rate
-        meter = _StepMeter(rate, true_peak=False)
+        meter = LevelMeter(rate, true_peak=False)
         energy, count = 0.0, 0
         seen: set[str] = set()
         for cue in self.script.cues:
@@ -750,78 +759,6 @@ class StreamRenderer:
 # -- measuring what is encoded ------------------------------------------------------------------
 
 
-class _StepMeter:
-    """`LevelMeter`'s readings (same arithmetic) with energies folded into 100 ms steps as they complete.
-
-    LevelMeter keeps one float64 per limiter block (40 MB for two hours at 44.1 kHz); gating only
-    needs the steps, a few hundred kB.
-    """
-
-    def __init__(self, sample_rate: int, true_peak: bool = True):
-        self._block, self._step = _block_size(sample_rate)
-        self._per = self._step // self._block
-        self._sos = _k_weighting(sample_rate)
-        self._zi = np.zeros((self._sos.shape[0], 2))
-        self._steps = array("d")
-        self._partial = np.zeros(0)  # block energies of the step under way
-        self._pending = np.zeros(0, dtype=np.float32)
-        self._true_peak = true_peak
-        self._held = np.zeros(self._block, dtype=np.float32)
-        self._peak = 0.0
-
-    def add(self, samples: np.ndarray) -> None:
-        x = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32).reshape(-1)])
-        whole = x.size - x.size % self._block
-        self._pending = x[whole:]
-        if whole:
-            self._measure(x[:whole])
-
-    def _measure(self, x: np.ndarray) -> None:
-        block = self._block
-        y, self._zi = sosfilt(self._sos, x.astype(np.float64), zi=self._zi)
-        energy = np.concatenate([self._partial, np.square(y).reshape(-1, block).sum(axis=1)])
-        del y
-        full = energy.size - energy.size % self._per
-        if full:
-            self._steps.extend(energy[:full].reshape(-1, self._per).sum(axis=1).tolist())
-        self._partial = energy[full:]
-        if not self._true_peak:
-            return
-        work = np.concatenate([self._held, x])
-        self._held = work[-2 * block :]
-        inner = work[block:-block]
-        if inner.size == 0:
-            return
-        loudest = float(np.abs(inner).max())
-        if loudest == 0.0:
-            return
-        peaks = TruePeaks(work, block)
-        peaks.refine(max(self._peak, loudest))
-        self._peak = max(self._peak, float(peaks.values[1:-1].max()))
-
-    def levels(self) -> Levels:
-        block, per = self._block, self._per
-        energy = self._partial
-        pad = -self._pending.size % block
-        peak = self._peak
-        if self._pending.size:
-            tail = np.concatenate([self._pending, np.zeros(pad, dtype=np.float32)])
-            y, _ = sosfilt(self._sos, tail.astype(np.float64), zi=self._zi)
-            energy = np.concatenate([energy, np.square(y).reshape(-1, block).sum(axis=1)])
-        steps = np.frombuffer(self._steps, dtype=np.float64) if len(self._steps) else np.zeros(0)
-        if energy.size >= per:
-            steps = np.concatenate([steps, energy[:per].reshape(1, per).sum(axis=1)])
-        if self._true_peak:
-            work = np.concatenate([self._held, self._pending, np.zeros(pad + block, dtype=np.float32)])
-            if work.size > 2 * block:
-                peaks = TruePeaks(work, block).refine(0.0)
-                peak = max(peak, float(peaks.values[1:-1].max()))
-        loud = _gated_loudness(steps, self._step, self._step)
-        with np.errstate(divide="ignore"):
-            peak_db = float(20 * np.log10(peak)) if self._true_peak else float("nan")
-        return Levels(float(loud + DUAL_MONO_OFFSET), peak_db)
-
-
 # -- the encoder --------------------------------------------------------------------------------
 
 
@@ -829,28 +766,6 @@ def _tee_escape(path: Path) -> str:
     """A path as one slave of ffmpeg's tee muxer: every character but [A-Za-z0-9._/-] backslash-escaped."""
     safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-")
     return "".join(c if c in safe else "\\" + c for c in str(path))
-
-
-def _decoder_command() -> list[str]:
-    return [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-f",
-        "mp3",
-        "-i",
-        "pipe:0",
-        "-map",
-        "0:a:0",
-        "-ac",
-        "1",
-        "-f",
-        "f32le",
-        "-acodec",
-        "pcm_f32le",
-        "pipe:1",
-    ]
 
 
 class _Encoder:
@@ -878,7 +793,7 @@ class _Encoder:
         self.first_frame: float | None = None
         self.failure: BaseException | None = None
         self.decoder: subprocess.Popen[bytes] | None = None
-        self._meter: _StepMeter | None = None
+        self._meter: LevelMeter | None = None
         self._threads: list[threading.Thread] = []
         self._logs: list[tuple[subprocess.Popen[bytes], IO[bytes], str]] = []
         # Decoded samples of the file: LAME pads the last frame; a decoder reading the Info tag cuts it.
@@ -897,8 +812,8 @@ class _Encoder:
         try:
             self.proc = self._start(cmd, piped, "encode")
             if measure:
-                self.decoder = self._start(_decoder_command(), True, "decode")
-                self._meter = _StepMeter(OUTPUT_RATE)
+                self.decoder = self._start(_decoder_command(None), True, "decode")
+                self._meter = LevelMeter(OUTPUT_RATE)
                 self._thread(self._measure)
             if piped:
                 self._thread(self._pump)
@@ -1068,21 +983,35 @@ def _encode(
     return levels, encoder
 
 
-def _calibrate(bitrate_kbps: int) -> threading.Thread:
-    """Measure LAME's level compensation (`mp3._encoder_gain`, once per process) while the analysis runs.
+def _analysed(
+    script: Any,
+    speech: Any,
+    chimes: ChimeBank,
+    music: Path | None,
+    sample_rate: int,
+    bitrate_kbps: int,
+    target_lufs: float,
+    ceiling_dbtp: float,
+    progress: Progress | None,
+) -> StreamRenderer:
+    """A renderer with its gain and limiter fixed, LAME's level compensation (`mp3._encoder_gain`,
+    once per process) measured meanwhile in another thread; a failure of that is left for the
+    encoder to meet and report when it starts."""
 
-    Any failure is left for the encoder to meet and report when it starts.
-    """
-
-    def run() -> None:
+    def calibrate() -> None:
         try:
             _encoder_gain(ffmpeg_exe(), int(bitrate_kbps))
         except Exception:
             pass
 
-    thread = threading.Thread(target=run, name="mp3-calibrate", daemon=True)
-    thread.start()
-    return thread
+    calibrating = threading.Thread(target=calibrate, name="mp3-calibrate", daemon=True)
+    calibrating.start()
+    try:
+        renderer = StreamRenderer(script, speech, chimes, music, sample_rate)
+        renderer.analyse(target_lufs, ceiling_dbtp, progress)
+    finally:
+        calibrating.join()
+    return renderer
 
 
 def id3_bytes(tags: TrackTags, chapters: Sequence[Chapter]) -> bytes:
@@ -1148,12 +1077,7 @@ def stream_build(
     holds its own loudness and true peak (costs a decoder's CPU); otherwise the predicted ones.
     """
     started = time.perf_counter()
-    calibrated = _calibrate(bitrate_kbps)
-    try:
-        renderer = StreamRenderer(script, speech, chimes, music, sample_rate)
-        renderer.analyse(target_lufs, ceiling_dbtp, progress)
-    finally:
-        calibrated.join()
+    renderer = _analysed(script, speech, chimes, music, sample_rate, bitrate_kbps, target_lufs, ceiling_dbtp, progress)
     head = id3_bytes(_with_length(tags, script), chapters) if tags is not None else b""
     if head:
         sink.write(head)
@@ -1190,12 +1114,7 @@ def stream_build_file(
     is limited that much harder and encoded again before the rename, as `encode_mix` does; the
     result carries the file's own loudness and true peak.
     """
-    calibrated = _calibrate(bitrate_kbps)
-    try:
-        renderer = StreamRenderer(script, speech, chimes, music, sample_rate)
-        renderer.analyse(target_lufs, ceiling_dbtp, progress)
-    finally:
-        calibrated.join()
+    renderer = _analysed(script, speech, chimes, music, sample_rate, bitrate_kbps, target_lufs, ceiling_dbtp, progress)
     aim = ceiling_dbtp
     encodes = 0
     with atomic_target(Path(target)) if replace_target else nullcontext(Path(target)) as tmp:
