@@ -697,14 +697,19 @@ def test_the_feed_cover_goes_through_the_same_check(tmp_path):
 # ---------------------------------------------------------------------------- control characters
 
 
-def test_control_characters_never_reach_the_feed(tmp_path, reference):
-    """A cue sheet edited to hold control characters (\\x01, an ESC sequence, C1, a lone surrogate):
-    feed.xml still parses as XML and neither it nor index.html holds any of them."""
-    out = tmp_path / "out"
+def copy_of_the_reference(reference, out: Path) -> tuple[Path, str]:
+    """The reference build's set copied into a fresh folder `out`, to be edited there; (out, stem)."""
     out.mkdir()
     stem = stem_of(MINUTES)
     for name, data in the_set(reference["out"], stem).items():
         (out / name).write_bytes(data)
+    return out, stem
+
+
+def test_control_characters_never_reach_the_feed(tmp_path, reference):
+    """A cue sheet edited to hold control characters (\\x01, an ESC sequence, C1, a lone surrogate):
+    feed.xml still parses as XML and neither it nor index.html holds any of them."""
+    out, stem = copy_of_the_reference(reference, tmp_path / "out")
     sheet = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
     sheet["title"] = "Back\x01 Pain \x1b[31mred\x1b[0m\x85"
     sheet["description"] = "Gentle\x00 moves\x7f \ud800for the back."
@@ -732,11 +737,7 @@ def test_find_tracks_cleans_every_text_of_a_sheet(tmp_path, reference):
     from audioworkout.publish.tracks import find_tracks, xml_text
 
     assert xml_text("a\x01b\x1bc\td\ne\x7f\x85\ud800\ufffe\uffffé") == "abc\td\neé"
-    out = tmp_path / "out"
-    out.mkdir()
-    stem = stem_of(MINUTES)
-    for name, data in the_set(reference["out"], stem).items():
-        (out / name).write_bytes(data)
+    out, stem = copy_of_the_reference(reference, tmp_path / "out")
     sheet = json.loads((out / f"{stem}.json").read_text(encoding="utf-8"))
     sheet["title"], sheet["cues"][0]["text"] = "T\x01", "Say\x1b"
     (out / f"{stem}.json").write_text(json.dumps(sheet), encoding="utf-8")

@@ -19,7 +19,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from mutagen.id3 import ID3
-from scipy.signal import lfilter, resample_poly
+from scipy.signal import resample_poly
+from test_loudness import _burst  # the same speech-like stand-in
 
 from audioworkout import api
 from audioworkout.audio import mp3
@@ -35,19 +36,6 @@ from audioworkout.speech import FakeEngine, PhraseCache, Speaker
 RATE = 22050
 TAGS = TrackTags(title="t", artist="a", album="b", genre="Fitness", year="2025", comment="c")
 DELAY = 576 + 529  # LAME's encoder delay and the decoder's, at 44.1 kHz: what a stream without an Info tag plays first
-
-
-def _burst(seconds: float, seed: int, level: float = 0.12, spikes: bool = False) -> np.ndarray:
-    """Speech-like: pink-ish noise in ~4 Hz syllables; with `spikes`, sparse peaks the limiter has to catch."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * RATE)
-    x = lfilter([1.0], [1.0, -0.9], rng.standard_normal(n))
-    t = np.arange(n) / RATE
-    x *= np.sin(np.pi * np.clip(t / 0.02, 0, 1) / 2) * (0.35 + 0.65 * np.abs(np.sin(2 * np.pi * 2.1 * t)))
-    x *= level / np.abs(x).max()
-    if spikes:
-        x[RATE // 7 :: RATE // 3] *= 6
-    return x.astype(np.float32)
 
 
 def _session(phrases: dict[str, np.ndarray], turns: int, gap: float = 0.5, start: float = 0.5) -> SimpleNamespace:

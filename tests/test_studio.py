@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from test_webpage import CHROMIUM, _browser_unavailable
+from test_webpage import _browser_unavailable, headless_chromium
 
 from audioworkout import api
 from audioworkout.audio.mp3 import decode_mp3
@@ -451,33 +451,14 @@ def test_max_renders_must_be_positive(tmp_path):
 @contextmanager
 def studio_page(folder: Path):
     """Headless Chromium on the studio of `folder` (the pattern of test_webpage.served_page)."""
-    from playwright.sync_api import sync_playwright
-
-    with running(folder) as (port, studio):
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--mute-audio",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
-            )
-            try:
-                page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
-                errors: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-                page.goto(f"http://127.0.0.1:{port}/studio", wait_until="load")
-                yield page, errors, port, studio
-            finally:
-                browser.close()
+    with running(folder) as (port, studio), headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(f"http://127.0.0.1:{port}/studio", wait_until="load")
+        yield page, errors, port, studio
 
 
 @pytest.mark.slow

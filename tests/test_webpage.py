@@ -127,37 +127,44 @@ def _browser_unavailable() -> str | None:
 
 
 @contextmanager
-def served_page(folder: Path):
-    """A headless Chromium page on `audioworkout serve` of `folder`, opened at its index; and the page's errors."""
+def headless_chromium():
+    """The system Chromium, headless, muted, allowed to play audio without a gesture; closed on the way out."""
     from playwright.sync_api import sync_playwright
 
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--mute-audio",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextmanager
+def served_page(folder: Path):
+    """A headless Chromium page on `audioworkout serve` of `folder`, opened at its index; and the page's errors."""
     server = make_server(folder, "127.0.0.1", 0)
     port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM,
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--mute-audio",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
-            )
-            try:
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
-                yield page, errors
-            finally:
-                browser.close()
+        with headless_chromium() as browser:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+            yield page, errors
     finally:
         server.shutdown()
         server.server_close()
