@@ -4,20 +4,26 @@
 (320 MB for an hour), master it, then encode it. Here the plan's cue times alone say where every
 sound goes, so the track is rendered a few seconds at a time straight into ffmpeg/LAME's stdin,
 and memory stays flat whatever the length. The samples that reach the encoder are those of
-`render` + `master_mix` (the same gain and limiter curve, within float rounding: see below).
+`render` + `master_mix` with `exact=True` (the same gain and limiter curve, within float rounding:
+see below), and the same loudness and ceiling without it.
 
 How the level is fixed before the first sample is encoded:
 
 1. Voice pass: every distinct phrase once, in order of first use, for the voice's loudness (the
-   chimes are set against it) and RMS (the music bed is) -- exactly what `render` measures.
-2. Analysis pass: once over the stretches where anything sounds (the silence between cues is
-   skipped: its K-weighted energy and peaks are zero), giving for every limiter block (63 samples
-   at 22.05 kHz) its K-weighted energy (BS.1770's 100 ms steps and 400 ms gating windows are sums
-   of these) and, for every block loud enough to matter (above a floor set from the voice's
-   level), its exact 4x-oversampled true peak, as `TruePeaks.refine` computes it. A cue heard
-   more than once, alone, is measured from its profile (its K-weighted squares and oversampled
-   peaks, made once) at each place it sounds; other stretches are rendered in chunks, the
-   K-weighting filter carrying its state from chunk to chunk.
+   chimes are set against it) and RMS (the music bed is).
+2. Analysis: for every limiter block (63 samples at 22.05 kHz) the mix's K-weighted energy
+   (BS.1770's 100 ms steps and 400 ms gating windows are sums of these) and, for every block loud
+   enough to matter (above a floor set from the voice's level), its 4x-oversampled true peak.
+   Without music, both passes read no audio: each phrase's levels (`audio.levels`: its block
+   energies and peaks on its own block grid, a few kB, measured once and kept beside it in the
+   phrase cache) are placed at each cue's sample. That costs microseconds a cue, so the first
+   frame of an hour comes as soon as that of ten minutes; the peaks are upper bounds where a cue
+   starts off the grid, and the loudness is the rendered one's within thousandths of an LU.
+   `exact=True` (and any session with music) instead measures the mix itself, exactly as
+   `mix.render` + `master_mix` would: once over the stretches where anything sounds (silence is
+   skipped: its K-weighted energy and peaks are zero); a cue heard more than once, alone, from its
+   profile (its K-weighted squares and oversampled peaks, made once) at each place it sounds;
+   other stretches rendered in chunks, the K-weighting filter carrying its state across them.
 3. Solve: `mastering.master_measured`'s own solve on those per-block figures: the gain that brings
    the integrated loudness to the target, and the look-ahead limiter's per-block reduction
    (`mastering.limiter_stretches`: ramps down 3 ms ahead of each peak, recovers over 80 ms), with
@@ -41,11 +47,12 @@ Xing/LAME header and tags as `encode_mix` does, measuring the MP3 itself while i
 tee of ffmpeg's output into a decoder) and encoding again, limited harder, if the codec pushed
 the true peak over the ceiling.
 
-Equivalence with `master_mix`: the gain and the limiter curve are `master_measured`'s first
-round, computed from the same block energies (stored as float32 here) and the same exact peaks,
-so the PCM matches within about 1e-7 (a float32 rounding here and there). `master_measured` may run a second round when the first
-misses its target; the streaming solve cannot (it would need the mastered output), but its first
-round lands within 0.05 LU of the target by construction, and the MP3 is measured either way.
+Equivalence with `master_mix` (`exact=True`): the gain and the limiter curve are `master_measured`'s
+first round, computed from the same block energies (stored as float32 here) and the same exact
+peaks, so the PCM matches within about 1e-7 (a float32 rounding here and there). `master_measured`
+may run a second round when the first misses its target; the streaming solve cannot (it would need
+the mastered output), but its first round lands within 0.05 LU of the target by construction, and
+the MP3 is measured either way.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ from ..fsutil import atomic_target
 from ..script import ChimeCue, SpokenCue
 from ..speech.speaker import release_freed_memory
 from . import chimes as chime_synth
+from . import levels as sound_levels
 from .ffmpeg import decode_audio, ffmpeg_exe
 from .mastering import (
     _GAIN_MARGIN_DB,
@@ -112,6 +120,7 @@ _DECODER_DELAY = 576 + 529  # LAME's encoder delay + the decoder's: samples befo
 _ENCODE_TRIES = 3
 _READ = 1 << 16  # bytes per read of MP3 from ffmpeg's stdout
 _DECODED_READ = 1 << 20  # bytes per read of decoded samples
+_LEVELS_KIND = "lvl"  # a phrase's levels, beside it in the cache
 
 Progress = Callable[[str, float], None]
 SpeechAudio = Callable[[str], tuple[np.ndarray, int]]
@@ -167,6 +176,16 @@ class _SpeakerAudio:
             samples = self.speaker.audio(text)
         return samples, engine.sample_rate
 
+    def stored_levels(self, text: str, sample_rate: int) -> sound_levels.SoundLevels | None:
+        """The phrase's levels at `sample_rate` kept beside it in the cache, if made from the samples it holds."""
+        cache = self.speaker.cache
+        data = cache.derived(self.speaker.engine, text, _LEVELS_KIND) if cache is not None else None
+        return sound_levels.from_bytes(data, sample_rate) if data is not None else None
+
+    def store_levels(self, text: str, levels: sound_levels.SoundLevels) -> None:
+        if self.speaker.cache is not None:
+            self.speaker.cache.put_derived(self.speaker.engine, text, _LEVELS_KIND, sound_levels.to_bytes(levels))
+
 
 def speech_source(speech: Any) -> SpeechAudio:
     """`speech_audio(text) -> (samples, rate)` from a Speaker or such a callable itself."""
@@ -178,14 +197,35 @@ def speech_source(speech: Any) -> SpeechAudio:
 
 
 class _Phrases:
-    """Phrase audio at the mix rate, loaded on demand and held within a byte budget (LRU)."""
+    """Phrase audio at the mix rate, loaded on demand and held within a byte budget (LRU); and their levels.
+
+    Levels (`audio.levels`, a few kB a phrase) are read from beside the phrase in the cache when the
+    speech source keeps them (a Speaker with a cache), else measured from the audio once and kept there.
+    """
 
     def __init__(self, load: SpeechAudio, sample_rate: int, budget: int = PHRASE_BUDGET):
         self._load, self.sample_rate, self.budget = load, sample_rate, budget
         self._held: OrderedDict[str, np.ndarray] = OrderedDict()
         self._bytes = 0
+        self._levels: dict[str, sound_levels.SoundLevels] = {}
         self.lengths: dict[str, int] = {}
         self.loads = 0
+        self.measured = 0  # phrases whose levels were measured (not found in the cache)
+
+    def levels(self, text: str) -> sound_levels.SoundLevels:
+        held = self._levels.get(text)
+        if held is None:
+            stored = getattr(self._load, "stored_levels", None)
+            held = stored(text, self.sample_rate) if stored is not None else None
+            if held is None:
+                held = sound_levels.measure(self.get(text), self.sample_rate)
+                self.measured += 1
+                keep = getattr(self._load, "store_levels", None)
+                if keep is not None:
+                    keep(text, held)
+            self._levels[text] = held
+            self.lengths.setdefault(text, held.samples)
+        return held
 
     def get(self, text: str) -> np.ndarray:
         audio = self._held.get(text)
@@ -284,20 +324,33 @@ class _Timeline:
         self.voice_lufs: float | None = None
         self.ready = False
 
-    def voice_pass(self) -> None:
-        """Every distinct phrase once: the voice's loudness and RMS (chime and music levels), the phrases' lengths."""
+    def voice_pass(self, from_levels: bool = False) -> None:
+        """Every distinct phrase once: the voice's loudness and RMS (chime and music levels), the phrases' lengths.
+
+        `from_levels`: from the phrases' stored levels, reading no audio (their 100 ms sums start
+        on each phrase's first sample, so the loudness differs from `mix.render`'s by thousandths of an LU).
+        """
         rate = self.sample_rate
-        meter = LevelMeter(rate, true_peak=False)
+        texts = list(dict.fromkeys(c.text for c in self.script.cues if isinstance(c, SpokenCue)))
         energy, count = 0.0, 0
-        seen: set[str] = set()
-        for cue in self.script.cues:
-            if isinstance(cue, SpokenCue) and cue.text not in seen:
-                seen.add(cue.text)
-                audio = self.phrases.get(cue.text)
+        if from_levels:
+            block, step = _block_size(rate)
+            parts = []
+            for text in texts:
+                levels = self.phrases.levels(text)
+                parts.append(levels.k_energy[: -(-levels.samples // block)])
+                energy += levels.energy
+                count += levels.samples
+            blocks = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+            voice = _gated_loudness(blocks, block, step)
+        else:
+            meter = LevelMeter(rate, true_peak=False)
+            for text in texts:
+                audio = self.phrases.get(text)
                 meter.add(audio)
                 energy += _energy(audio)
                 count += audio.size
-        voice = meter.levels().loudness_lufs - DUAL_MONO_OFFSET
+            voice = meter.levels().loudness_lufs - DUAL_MONO_OFFSET
         self.voice_lufs = voice if np.isfinite(voice) else None
         chime_gain = np.float32(10 ** ((voice - chime_synth.VOICE_LUFS) / 20)) if np.isfinite(voice) else 1.0
         self.speech_rms = math.sqrt(energy / count) if count else 0.1
@@ -424,6 +477,7 @@ class StreamRenderer:
         music: Path | None = None,
         sample_rate: int = MIX_RATE,
         phrase_budget: int = PHRASE_BUDGET,
+        exact: bool = False,
     ):
         self.timeline = _Timeline(script, speech_source(speech), chimes, music, sample_rate, phrase_budget)
         self.sample_rate = sample_rate
@@ -433,6 +487,9 @@ class StreamRenderer:
         self._energy: np.ndarray | None = None
         self._floor_db = float("inf")
         self.profiles = True  # measure cues sounding alone from per-phrase profiles (False: render everything)
+        # Without music, the analysis places each sound's stored levels (`audio.levels`): no audio is
+        # read. `exact`: render and measure the mix itself, as `master_mix` would (the reference).
+        self.from_levels = not exact and music is None
         self._profiles: dict[str | tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._profile_bytes = 0
         self.gain_db: float | None = None  # None: the mix goes out as it is (silent, or already on target)
@@ -458,20 +515,21 @@ class StreamRenderer:
         unless the new ceiling needs quieter peaks than were measured.
         """
         if not self.timeline.ready:
-            self.timeline.voice_pass()
+            self.timeline.voice_pass(self.from_levels)
             release_freed_memory()
         self.target_lufs, self.ceiling_dbtp = target_lufs, ceiling_dbtp
         aim = ceiling_dbtp - _SAFETY_DB
+        analysis = self._analysis_from_levels if self.from_levels else self._analysis_pass
         if self._energy is None:
             voice = self.timeline.voice_lufs
             expected_gain = target_lufs - DUAL_MONO_OFFSET - voice if voice is not None else 60.0
-            self._analysis_pass(aim - expected_gain - _GAIN_MARGIN_DB - _FLOOR_SLACK_DB, progress)
+            analysis(aim - expected_gain - _GAIN_MARGIN_DB - _FLOOR_SLACK_DB, progress)
         while True:
             try:
                 self._solve(target_lufs, aim)
                 break
             except _Uncovered as low:
-                self._analysis_pass(low.floor_db, progress)
+                analysis(low.floor_db, progress)
         release_freed_memory()  # the analysis's temporaries, before the encoding pass starts
         if progress:
             progress("mastering", 1.0)
@@ -485,11 +543,7 @@ class StreamRenderer:
         """
         timeline, block, rate = self.timeline, self.block, self.sample_rate
         self._energy = np.zeros(self.n_blocks, dtype=np.float32)
-        self._floor = 10 ** (floor_db / 20) * (1 - 1e-6) if np.isfinite(floor_db) else 0.0
-        self._floor_db = floor_db
-        self._index_parts: list[np.ndarray] = []
-        self._value_parts: list[np.ndarray] = []
-        self._loudest = 0.0
+        self._start_peaks(floor_db)
         tail = int(round(_SILENCE_TAIL * rate))
         stretches = timeline.sounding(tail, block)
         # A profile pays for itself when its cue sounds alone more than once; the rest are rendered.
@@ -513,10 +567,55 @@ class StreamRenderer:
             if progress:
                 progress("mastering", 0.95 * done / total)
         self._profiles.clear()
+        self._end_peaks()
+
+    def _start_peaks(self, floor_db: float) -> None:
+        self._floor = 10 ** (floor_db / 20) * (1 - 1e-6) if np.isfinite(floor_db) else 0.0
+        self._floor_db = floor_db
+        self._index_parts: list[np.ndarray] = []
+        self._value_parts: list[np.ndarray] = []
+        self._loudest = 0.0
+
+    def _end_peaks(self) -> None:
         parts, values = self._index_parts, self._value_parts
         self._peak_index = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
         self._peak_db = np.concatenate(values) if values else np.zeros(0, dtype=np.float32)
         del self._index_parts, self._value_parts
+
+    def _analysis_from_levels(self, floor_db: float, progress: Progress | None = None) -> None:
+        """What `_analysis_pass` finds, from each cue's levels placed at its sample (`audio.levels`): no audio read.
+
+        The peaks are upper bounds where a cue starts off the block grid, so the limiter may act a
+        little early, never late. They are gathered a window of blocks at a time (the cues in start
+        order), so only the peaks at or above the floor are kept, as the analysis pass keeps them.
+        """
+        timeline, rate, block = self.timeline, self.sample_rate, self.block
+        self._energy = np.zeros(self.n_blocks, dtype=np.float32)
+        self._start_peaks(floor_db)
+        chimes: dict[tuple[str, str], sound_levels.SoundLevels] = {}
+        reach = -(-timeline._longest // block) + 3  # blocks a sound's peaks reach past its first block
+        window = max(reach, 1 << 14)
+        peaks = np.zeros(window + reach, dtype=np.float32)  # the track's blocks [base, base + window + reach)
+        base = 0
+        for event in timeline._by_start.tolist():
+            key, start = timeline._keys[event], int(timeline._starts[event])
+            while start // block - 1 >= base + window:  # no sound from here on reaches these blocks: done
+                self._keep_peaks(base, peaks[:window], np.ones(window, dtype=bool))
+                peaks[:reach] = peaks[window:]
+                peaks[reach:] = 0.0
+                base += window
+            if isinstance(key, str):
+                levels = timeline.phrases.levels(key)
+            else:
+                if key not in chimes:
+                    chimes[key] = sound_levels.measure(timeline._chime_audio[key], rate)
+                levels = chimes[key]
+            sound_levels.place(levels, start, self._energy, peaks, peaks_origin=base)
+        last = max(0, min(peaks.size, self.n_blocks - base))
+        self._keep_peaks(base, peaks[:last], np.ones(last, dtype=bool))
+        self._end_peaks()
+        if progress:
+            progress("mastering", 0.95)
 
     def _keep_peaks(self, first_block: int, values: np.ndarray, exact: np.ndarray) -> None:
         """Note the loudest block, and every exact block peak at or above the floor (in dB, float32 as master_measured)."""
@@ -993,6 +1092,7 @@ def _analysed(
     target_lufs: float,
     ceiling_dbtp: float,
     progress: Progress | None,
+    exact: bool = False,
 ) -> StreamRenderer:
     """A renderer with its gain and limiter fixed, LAME's level compensation (`mp3._encoder_gain`,
     once per process) measured meanwhile in another thread; a failure of that is left for the
@@ -1007,7 +1107,7 @@ def _analysed(
     calibrating = threading.Thread(target=calibrate, name="mp3-calibrate", daemon=True)
     calibrating.start()
     try:
-        renderer = StreamRenderer(script, speech, chimes, music, sample_rate)
+        renderer = StreamRenderer(script, speech, chimes, music, sample_rate, exact=exact)
         renderer.analyse(target_lufs, ceiling_dbtp, progress)
     finally:
         calibrating.join()
@@ -1061,6 +1161,7 @@ def stream_build(
     ceiling_dbtp: float = -1.0,
     sample_rate: int = MIX_RATE,
     measure: bool = False,
+    exact: bool = False,
 ) -> StreamResult:
     """Render, master and encode `script` as MP3 bytes written to `sink` while it renders.
 
@@ -1077,7 +1178,9 @@ def stream_build(
     holds its own loudness and true peak (costs a decoder's CPU); otherwise the predicted ones.
     """
     started = time.perf_counter()
-    renderer = _analysed(script, speech, chimes, music, sample_rate, bitrate_kbps, target_lufs, ceiling_dbtp, progress)
+    renderer = _analysed(
+        script, speech, chimes, music, sample_rate, bitrate_kbps, target_lufs, ceiling_dbtp, progress, exact
+    )
     head = id3_bytes(_with_length(tags, script), chapters) if tags is not None else b""
     if head:
         sink.write(head)
@@ -1103,6 +1206,7 @@ def stream_build_file(
     sample_rate: int = MIX_RATE,
     measure: bool = True,
     replace_target: bool = True,
+    exact: bool = False,
 ) -> StreamResult:
     """The same render into an MP3 file at `target`, as `encode_mix` writes one: atomically, Xing/LAME header, tags.
 
@@ -1114,7 +1218,9 @@ def stream_build_file(
     is limited that much harder and encoded again before the rename, as `encode_mix` does; the
     result carries the file's own loudness and true peak.
     """
-    renderer = _analysed(script, speech, chimes, music, sample_rate, bitrate_kbps, target_lufs, ceiling_dbtp, progress)
+    renderer = _analysed(
+        script, speech, chimes, music, sample_rate, bitrate_kbps, target_lufs, ceiling_dbtp, progress, exact
+    )
     aim = ceiling_dbtp
     encodes = 0
     with atomic_target(Path(target)) if replace_target else nullcontext(Path(target)) as tmp:

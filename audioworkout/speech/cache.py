@@ -161,6 +161,11 @@ class PhraseCache:
 
     def header(self, engine: Engine, text: str) -> tuple[int, int] | None:
         """(sample rate, sample count) from the header alone (32 bytes read), or None."""
+        head = self._header(engine, text)
+        return (head[0], head[1]) if head is not None else None
+
+    def _header(self, engine: Engine, text: str) -> tuple[int, int, int] | None:
+        """(sample rate, sample count, payload crc) of an entry that looks whole, or None."""
         path = self.path(engine, text)
         try:
             with path.open("rb") as f:
@@ -170,7 +175,36 @@ class PhraseCache:
             return None
         if head is None or size != HEADER_SIZE + 2 * head[1] or head[0] != engine.sample_rate:
             return None  # get() will discard it
-        return head[0], head[1]
+        return head
+
+    def derived(self, engine: Engine, text: str, kind: str) -> bytes | None:
+        """Data made from a phrase's samples (its levels), kept beside the entry as `<key>.<kind>`.
+
+        None when there is none, or when it was made from other samples than the entry now holds
+        (each such file starts with the crc32 of the samples it was made from).
+        """
+        head = self._header(engine, text)
+        if head is None:
+            return None
+        try:
+            raw = self.path(engine, text).with_suffix("." + kind).read_bytes()
+        except OSError:
+            return None
+        if len(raw) < 4 or struct.unpack_from("<I", raw)[0] != head[2]:
+            return None
+        return raw[4:]
+
+    def put_derived(self, engine: Engine, text: str, kind: str, data: bytes) -> None:
+        """Keep `data` made from the phrase's cached samples (atomically; silently skipped if it cannot be)."""
+        head = self._header(engine, text)
+        if head is None:
+            return
+        target = self.path(engine, text).with_suffix("." + kind)
+        try:  # a build killed while writing this file left its temp file (it is only written when missing)
+            remove_dead_parts(sorted(target.parent.glob(f".{target.name}.*.part")))
+            write_atomic(target, struct.pack("<I", head[2]) + data)
+        except OSError:
+            pass  # only speed is lost: the levels are measured again next time
 
     def put(self, engine: Engine, text: str, samples: np.ndarray) -> None:
         """Store samples; a cache that cannot be written only costs speed, so it warns once."""
@@ -189,13 +223,23 @@ class PhraseCache:
             return []
         return (p for p in self.directory.glob("*/*" + _SUFFIX) if not p.name.startswith("."))  # "." = temp
 
+    def _derived_files(self) -> Iterable[Path]:
+        if not self.directory.is_dir():
+            return []
+        return (p for p in self.directory.glob("*/*.*") if p.suffix != _SUFFIX and not p.name.startswith("."))
+
     def info(self) -> tuple[int, int]:
-        """(entries, bytes on disk)."""
+        """(entries, bytes on disk, their derived files included)."""
         entries = size = 0
         for p in self._entries():
             try:
                 size += p.stat().st_size
                 entries += 1
+            except OSError:
+                pass
+        for p in self._derived_files():
+            try:
+                size += p.stat().st_size
             except OSError:
                 pass
         return entries, size
@@ -216,6 +260,13 @@ class PhraseCache:
                 pass  # removed meanwhile by another clear
             except OSError as exc:
                 failed += 1
+                cause = cause or exc
+        for p in list(self._derived_files()):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
                 cause = cause or exc
         if self.directory.is_dir():
             remove_unheld_locks(sorted(self.directory.glob("*/.*" + _LOCK)))  # a held one: a build is at work

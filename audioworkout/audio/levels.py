@@ -1,0 +1,160 @@
+"""A sound's levels: what setting a track's gain and limiter needs of it, without its audio.
+
+Mastering a track needs, per limiter block (63 samples at 22.05 kHz), the mix's K-weighted energy
+(BS.1770's 100 ms steps and 400 ms windows are sums of these) and its 4x-oversampled true peak.
+A phrase's share of both depends only on its own samples and where it starts, so they are measured
+once per phrase, on its own block grid (`measure`), kept beside the phrase in the cache
+(`to_bytes`, `from_bytes`), and placed at each cue's sample (`place`) in microseconds.
+
+Placing is exact when a cue starts on a block boundary. Otherwise each of the phrase's blocks
+straddles two of the track's: its energy is shared between them by the samples each gets (the
+100 ms sums then differ from a rendered measurement only at step edges, a few thousandths of an
+LU on the integrated loudness), and its peak is given to both (an upper bound, so the limiter can
+only act a little early, never late). Where sounds overlap, energies add (speech and a chime are
+uncorrelated) and peaks add (|a + b| <= |a| + |b|, again a bound). The encoded file is measured
+anyway (`stream.stream_build_file`).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import resample_poly, sosfilt
+
+from .mastering import _OVERSAMPLE, _block_size, _interpolator, _k_weighting
+
+RINGING_SECONDS = 0.2  # K-weighting's ringing measured after a sound (as stream's _SILENCE_TAIL)
+_MAGIC = b"AWLV"
+_VERSION = 1
+_HEADER = struct.Struct("<4sHHIIdII")  # magic, version, block, sample rate, samples, energy, energy blocks, peak blocks
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class SoundLevels:
+    """One sound's levels on its own grid of limiter blocks (block 0 starts at its first sample)."""
+
+    sample_rate: int
+    samples: int  # its length
+    energy: float  # sum of squares (the speech RMS the music bed is set against)
+    k_energy: np.ndarray  # float32: K-weighted energy per block, through RINGING_SECONDS of silence after it
+    peaks: (
+        np.ndarray
+    )  # float32: 4x-oversampled |peak| per block, from the block before sample 0 to the one after the last
+
+    @property
+    def block(self) -> int:
+        return _block_size(self.sample_rate)[0]
+
+    def scaled(self, gain: float) -> SoundLevels:
+        """The same sound `gain` times louder (a chime set against the voice)."""
+        g = np.float32(gain)
+        return SoundLevels(
+            self.sample_rate, self.samples, self.energy * gain * gain, self.k_energy * g * g, self.peaks * g
+        )
+
+
+def measure(audio: np.ndarray, sample_rate: int) -> SoundLevels:
+    """Levels of `audio` (float32 mono) as it sounds alone, silence around it."""
+    block = _block_size(sample_rate)[0]
+    x = np.asarray(audio, dtype=np.float32).reshape(-1)
+    n = x.size
+    ring = int(round(RINGING_SECONDS * sample_rate))
+    k_blocks = -(-(n + ring) // block)
+    sos = _k_weighting(sample_rate)
+    zi = np.zeros((sos.shape[0], 2))
+    squared = np.zeros(k_blocks * block)
+    for i in range(0, n + ring, _CHUNK):  # in pieces: a long phrase makes no big temporaries
+        j = min(n + ring, i + _CHUNK)
+        piece = np.zeros(j - i)
+        piece[: max(0, min(j, n) - i)] = x[i : min(j, n)]
+        y, zi = sosfilt(sos, piece, zi=zi)
+        squared[i:j] = np.square(y)
+    k_energy = squared.reshape(-1, block).sum(axis=1).astype(np.float32)
+    del squared
+    p_blocks = -(-n // block) + 2
+    padded = np.zeros(p_blocks * block, dtype=np.float32)
+    padded[block : block + n] = x
+    taps, _ = _interpolator()
+    peaks = np.zeros(p_blocks, dtype=np.float32)
+    per_call = max(3, _CHUNK // block)
+    for first in range(0, p_blocks, per_call):  # each piece with a block of context either side
+        last = min(p_blocks, first + per_call)
+        a, b = max(0, first - 1), min(p_blocks, last + 1)
+        up = np.abs(resample_poly(padded[a * block : b * block], _OVERSAMPLE, 1, window=taps))
+        rows = up.reshape(b - a, block * _OVERSAMPLE).max(axis=1)
+        peaks[first:last] = rows[first - a : last - a]
+    energy = float(np.sum(np.square(x, dtype=np.float64)))
+    return SoundLevels(sample_rate, n, energy, k_energy, peaks)
+
+
+def place(levels: SoundLevels, start: int, energy: np.ndarray, peaks: np.ndarray, peaks_origin: int = 0) -> None:
+    """Add a sound starting at track sample `start` to the track's per-block energies and peaks (in place).
+
+    `peaks[i]` is the track's block `peaks_origin + i` (a window of the track); what falls outside is dropped.
+    """
+    block = levels.block
+    q, r = divmod(start, block)
+    e = levels.k_energy.astype(np.float64)
+    if r:
+        share = r / block
+        spread = np.zeros(e.size + 1)
+        spread[:-1] = e * (1.0 - share)
+        spread[1:] += e * share
+    else:
+        spread = e
+    _add(energy, q, spread)
+    p = levels.peaks
+    if r:  # block k of the sound (k - 1 of its samples' grid) touches track blocks q + k - 1 and q + k
+        both = np.zeros(p.size + 1, dtype=np.float32)
+        both[:-1] = p
+        np.maximum(both[1:], p, out=both[1:])
+        _add(peaks, q - 1 - peaks_origin, both)
+    else:
+        _add(peaks, q - 1 - peaks_origin, p)
+
+
+def _add(track: np.ndarray, first: int, values: np.ndarray) -> None:
+    a, b = max(0, first), min(track.size, first + values.size)
+    if b > a:
+        track[a:b] += values[a - first : b - first]
+
+
+def to_bytes(levels: SoundLevels) -> bytes:
+    """A compact file of the levels (a few kB per phrase), with a checksum."""
+    payload = levels.k_energy.astype("<f4").tobytes() + levels.peaks.astype("<f4").tobytes()
+    head = _HEADER.pack(
+        _MAGIC,
+        _VERSION,
+        levels.block,
+        levels.sample_rate,
+        levels.samples,
+        levels.energy,
+        levels.k_energy.size,
+        levels.peaks.size,
+    )
+    return head + struct.pack("<I", zlib.crc32(head + payload)) + payload
+
+
+def from_bytes(data: bytes, sample_rate: int) -> SoundLevels | None:
+    """The levels in `data`, or None if it is damaged, of another format, or for another rate."""
+    size = _HEADER.size + 4
+    if len(data) < size:
+        return None
+    magic, version, block, rate, samples, energy, nk, npk = _HEADER.unpack_from(data)
+    (crc,) = struct.unpack_from("<I", data, _HEADER.size)
+    payload = data[size:]
+    if (
+        magic != _MAGIC
+        or version != _VERSION
+        or rate != sample_rate
+        or block != _block_size(rate)[0]
+        or len(payload) != 4 * (nk + npk)
+        or zlib.crc32(data[: _HEADER.size] + payload) != crc
+    ):
+        return None
+    values = np.frombuffer(payload, dtype="<f4").astype(np.float32)
+    return SoundLevels(rate, samples, energy, values[:nk], values[nk:])
