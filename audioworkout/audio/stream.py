@@ -212,6 +212,10 @@ class _Phrases:
         self.loads = 0
         self.measured = 0  # phrases whose levels were measured (not found in the cache)
 
+    def forget_levels(self) -> None:
+        """Drop the levels held (a few kB a second of distinct speech); the lengths stay known."""
+        self._levels.clear()
+
     def levels(self, text: str) -> sound_levels.SoundLevels:
         held = self._levels.get(text)
         if held is None:
@@ -530,6 +534,7 @@ class StreamRenderer:
                 break
             except _Uncovered as low:
                 analysis(low.floor_db, progress)
+        self.timeline.phrases.forget_levels()  # the per-block figures hold what they said
         release_freed_memory()  # the analysis's temporaries, before the encoding pass starts
         if progress:
             progress("mastering", 1.0)
