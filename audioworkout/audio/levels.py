@@ -20,12 +20,14 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.signal import resample_poly, sosfilt
 
 from .mastering import _OVERSAMPLE, _block_size, _interpolator, _k_weighting
 
+CACHE_KIND = "lvl"  # a phrase's levels beside it in the phrase cache: <key>.lvl
 RINGING_SECONDS = 0.2  # K-weighting's ringing measured after a sound (as stream's _SILENCE_TAIL)
 _MAGIC = b"AWLV"
 _VERSION = 1
@@ -158,3 +160,23 @@ def from_bytes(data: bytes, sample_rate: int) -> SoundLevels | None:
         return None
     values = np.frombuffer(payload, dtype="<f4").astype(np.float32)
     return SoundLevels(rate, samples, energy, values[:nk], values[nk:])
+
+
+def stored(cache: Any, engine: Any, text: str, sample_rate: int) -> SoundLevels | None:
+    """A phrase's levels at `sample_rate` kept beside it in the phrase cache, if made from the samples it holds."""
+    data = cache.derived(engine, text, CACHE_KIND)
+    return from_bytes(data, sample_rate) if data is not None else None
+
+
+def keep(cache: Any, engine: Any, text: str, levels: SoundLevels) -> None:
+    cache.put_derived(engine, text, CACHE_KIND, to_bytes(levels))
+
+
+def keep_measured(cache: Any, engine: Any, text: str, samples: np.ndarray) -> None:
+    """Measure a phrase just put in the cache (as the renderer will read it: at the mix rate) and keep its levels.
+
+    Done as each phrase is made, so a build never has to read its phrases back to set the level.
+    """
+    from .mix import MIX_RATE, resample
+
+    keep(cache, engine, text, measure(resample(samples, engine.sample_rate, MIX_RATE), MIX_RATE))

@@ -120,7 +120,6 @@ _DECODER_DELAY = 576 + 529  # LAME's encoder delay + the decoder's: samples befo
 _ENCODE_TRIES = 3
 _READ = 1 << 16  # bytes per read of MP3 from ffmpeg's stdout
 _DECODED_READ = 1 << 20  # bytes per read of decoded samples
-_LEVELS_KIND = "lvl"  # a phrase's levels, beside it in the cache
 
 Progress = Callable[[str, float], None]
 SpeechAudio = Callable[[str], tuple[np.ndarray, int]]
@@ -179,12 +178,11 @@ class _SpeakerAudio:
     def stored_levels(self, text: str, sample_rate: int) -> sound_levels.SoundLevels | None:
         """The phrase's levels at `sample_rate` kept beside it in the cache, if made from the samples it holds."""
         cache = self.speaker.cache
-        data = cache.derived(self.speaker.engine, text, _LEVELS_KIND) if cache is not None else None
-        return sound_levels.from_bytes(data, sample_rate) if data is not None else None
+        return sound_levels.stored(cache, self.speaker.engine, text, sample_rate) if cache is not None else None
 
     def store_levels(self, text: str, levels: sound_levels.SoundLevels) -> None:
         if self.speaker.cache is not None:
-            self.speaker.cache.put_derived(self.speaker.engine, text, _LEVELS_KIND, sound_levels.to_bytes(levels))
+            sound_levels.keep(self.speaker.cache, self.speaker.engine, text, levels)
 
 
 def speech_source(speech: Any) -> SpeechAudio:

@@ -92,6 +92,9 @@ class Speaker:
         samples = quantise(raw).astype(np.float32) / 32767.0  # identical to what the cache returns
         if self.cache:
             self.cache.put(self.engine, spoken, samples)
+            from ..audio.levels import keep_measured
+
+            keep_measured(self.cache, self.engine, spoken, samples)  # what the renderer sets the level from
         with self._stats_lock:
             self.stats.synthesised += 1
             self.stats.speech_seconds += len(samples) / self.engine.sample_rate
