@@ -19,6 +19,7 @@ from mutagen.id3 import ID3
 from mutagen.mp3 import MP3, BitrateMode
 
 from audioworkout import api
+from audioworkout.audio import levels as sound_levels
 from audioworkout.audio.chimes import CHIME_FREQUENCIES, dominant_frequency
 from audioworkout.audio.mastering import dual_mono_loudness, true_peak_dbtp
 from audioworkout.audio.mp3 import decode_mp3, read_chapters
@@ -434,7 +435,7 @@ def test_interrupt_during_parallel_piper_synthesis_stops_at_once(tmp_path):
         text=True,
     )
     deadline = time.monotonic() + 120
-    while len([p for p in cache.glob("*/*") if not p.name.startswith(".")]) < 6:  # whole entries, not locks
+    while len([p for p in cache.glob("*/*.pcm") if not p.name.startswith(".")]) < 6:  # whole entries, not temp files
         assert proc.poll() is None and time.monotonic() < deadline, "synthesis never got going"
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
@@ -443,13 +444,19 @@ def test_interrupt_during_parallel_piper_synthesis_stops_at_once(tmp_path):
     assert time.monotonic() - stopped < 10, (proc.returncode, err)  # the phrases in flight, not the whole build
     assert proc.returncode == 130 and "Interrupted" in err and "Traceback" not in err
     assert not out.exists() or not any(out.iterdir())
-    entries = list(cache.glob("*/*"))
+    entries = list(cache.glob("*/*.pcm"))
     assert 6 <= len(entries) < 150  # stopped early: a 20-minute script has ~165 phrases
     for entry in entries:
         raw = entry.read_bytes()
         head = _unpack_header(raw)
         assert not entry.name.startswith(".") and head is not None
         assert len(raw) == HEADER_SIZE + 2 * head[1]
+    levels = list(cache.glob("*/*.lvl"))  # each phrase's levels, whole, beside a whole phrase
+    assert len(levels) == len(entries)  # the phrases in flight were finished, levels and all
+    for path in levels:
+        assert path.with_suffix(".pcm").exists() and not path.name.startswith(".")
+        assert sound_levels.from_bytes(path.read_bytes()[4:], 22050) is not None
+    assert {p.suffix for p in cache.glob("*/*")} <= {".pcm", ".lvl"}  # no temp file, no lock left
 
 
 def test_killed_build_leftovers_are_removed_by_the_next_build(tmp_path):

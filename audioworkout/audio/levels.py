@@ -172,11 +172,8 @@ def keep(cache: Any, engine: Any, text: str, levels: SoundLevels) -> None:
     cache.put_derived(engine, text, CACHE_KIND, to_bytes(levels))
 
 
-def keep_measured(cache: Any, engine: Any, text: str, samples: np.ndarray) -> None:
-    """Measure a phrase just put in the cache (as the renderer will read it: at the mix rate) and keep its levels.
-
-    Done as each phrase is made, so a build never has to read its phrases back to set the level.
-    """
+def measure_phrase(samples: np.ndarray, rate: int) -> SoundLevels:
+    """A phrase's levels as the renderer will read it: resampled to the mix rate."""
     from .mix import MIX_RATE, resample
 
-    keep(cache, engine, text, measure(resample(samples, engine.sample_rate, MIX_RATE), MIX_RATE))
+    return measure(resample(samples, rate, MIX_RATE), MIX_RATE)

@@ -199,19 +199,28 @@ class PhraseCache:
         head = self._header(engine, text)
         if head is None:
             return
-        target = self.path(engine, text).with_suffix("." + kind)
-        try:  # a build killed while writing this file left its temp file (it is only written when missing)
-            remove_dead_parts(sorted(target.parent.glob(f".{target.name}.*.part")))
-            write_atomic(target, struct.pack("<I", head[2]) + data)
+        try:
+            self._write_derived(self.path(engine, text).with_suffix("." + kind), head[2], data)
         except OSError:
             pass  # only speed is lost: the levels are measured again next time
 
-    def put(self, engine: Engine, text: str, samples: np.ndarray) -> None:
-        """Store samples; a cache that cannot be written only costs speed, so it warns once."""
+    @staticmethod
+    def _write_derived(target: Path, crc: int, data: bytes) -> None:
+        # A build killed while writing this file left its temp file (it is only written when missing).
+        remove_dead_parts(sorted(target.parent.glob(f".{target.name}.*.part")))
+        write_atomic(target, struct.pack("<I", crc) + data)
+
+    def put(self, engine: Engine, text: str, samples: np.ndarray, derived: dict[str, bytes] | None = None) -> None:
+        """Store samples, and data made from them (`derived`, by kind); a cache that cannot be written
+        only costs speed, so it warns once. The derived files go first: the entry's rename is the last
+        write, so a build killed right after it has nothing left to do but let go of the phrase's lock."""
         path = self.path(engine, text)
         payload = quantise(samples).tobytes()
-        data = _pack_header(engine.sample_rate, len(payload) // 2, zlib.crc32(payload)) + payload
+        crc = zlib.crc32(payload)
+        data = _pack_header(engine.sample_rate, len(payload) // 2, crc) + payload
         try:
+            for kind, made in (derived or {}).items():
+                self._write_derived(path.with_suffix("." + kind), crc, made)
             write_atomic(path, data)
         except OSError as exc:
             if not self._warned:

@@ -91,10 +91,11 @@ class Speaker:
         elapsed = time.perf_counter() - started
         samples = quantise(raw).astype(np.float32) / 32767.0  # identical to what the cache returns
         if self.cache:
-            self.cache.put(self.engine, spoken, samples)
-            from ..audio.levels import keep_measured
+            from ..audio import levels
 
-            keep_measured(self.cache, self.engine, spoken, samples)  # what the renderer sets the level from
+            # What the renderer sets the level from, written with the entry.
+            measured = levels.measure_phrase(samples, self.engine.sample_rate)
+            self.cache.put(self.engine, spoken, samples, {levels.CACHE_KIND: levels.to_bytes(measured)})
         with self._stats_lock:
             self.stats.synthesised += 1
             self.stats.speech_seconds += len(samples) / self.engine.sample_rate
