@@ -28,7 +28,7 @@ from scipy.signal import resample_poly, sosfilt
 from .mastering import _OVERSAMPLE, _block_size, _interpolator, _k_weighting
 
 CACHE_KIND = "lvl"  # a phrase's levels beside it in the phrase cache: <key>.lvl
-RINGING_SECONDS = 0.2  # K-weighting's ringing measured after a sound (as stream's _SILENCE_TAIL)
+RINGING_SECONDS = 0.2  # s of the K-weighting filter's ringing measured after a sound (or a sounding stretch)
 _MAGIC = b"AWLV"
 _VERSION = 1
 _HEADER = struct.Struct("<4sHHIIdII")  # magic, version, block, sample rate, samples, energy, energy blocks, peak blocks
@@ -59,23 +59,30 @@ class SoundLevels:
         )
 
 
+def k_weighted_squares(audio: np.ndarray, tail: int, sample_rate: int) -> np.ndarray:
+    """Squares (float32) of `audio` K-weighted from rest, then of the filter's ringing over `tail` samples of silence."""
+    sos = _k_weighting(sample_rate)
+    zi = np.zeros((sos.shape[0], 2))
+    n = audio.size
+    squared = np.empty(n + tail, dtype=np.float32)  # summed in float64 by the callers
+    for i in range(0, n + tail, _CHUNK):  # in pieces: a long phrase makes no big temporaries
+        j = min(n + tail, i + _CHUNK)
+        piece = np.zeros(j - i)
+        piece[: max(0, min(j, n) - i)] = audio[i : min(j, n)]
+        y, zi = sosfilt(sos, piece, zi=zi)
+        squared[i:j] = np.square(y, out=y)
+    return squared
+
+
 def measure(audio: np.ndarray, sample_rate: int) -> SoundLevels:
     """Levels of `audio` (float32 mono) as it sounds alone, silence around it."""
     block = _block_size(sample_rate)[0]
     x = np.asarray(audio, dtype=np.float32).reshape(-1)
     n = x.size
     ring = int(round(RINGING_SECONDS * sample_rate))
-    k_blocks = -(-(n + ring) // block)
-    sos = _k_weighting(sample_rate)
-    zi = np.zeros((sos.shape[0], 2))
-    squared = np.zeros(k_blocks * block)
-    for i in range(0, n + ring, _CHUNK):  # in pieces: a long phrase makes no big temporaries
-        j = min(n + ring, i + _CHUNK)
-        piece = np.zeros(j - i)
-        piece[: max(0, min(j, n) - i)] = x[i : min(j, n)]
-        y, zi = sosfilt(sos, piece, zi=zi)
-        squared[i:j] = np.square(y)
-    k_energy = squared.reshape(-1, block).sum(axis=1).astype(np.float32)
+    squared = np.zeros(-(-(n + ring) // block) * block, dtype=np.float32)
+    squared[: n + ring] = k_weighted_squares(x, ring, sample_rate)
+    k_energy = squared.reshape(-1, block).sum(axis=1, dtype=np.float64).astype(np.float32)
     del squared
     p_blocks = -(-n // block) + 2
     padded = np.zeros(p_blocks * block, dtype=np.float32)

@@ -114,7 +114,6 @@ PROFILE_BUDGET = 4 << 20  # bytes of phrase profiles held at once during the ana
 _PROFILE_MIN_USES = 2  # a cue heard alone this many times is measured from a profile
 _PROFILE_REACH = 16  # samples of silence each side of a profile's peaks (the interpolator reaches 10)
 _ANALYSIS_CHUNK = 1 << 16  # samples per step of the analysis pass (rounded to whole limiter blocks)
-_SILENCE_TAIL = 0.2  # s of the K-weighting filter's ringing measured after each sounding stretch
 _FLOOR_SLACK_DB = 2.0  # peaks measured this far below what the expected gain could make limit
 _DECODER_DELAY = 576 + 529  # LAME's encoder delay + the decoder's: samples before sample 0 without an Info tag
 _ENCODE_TRIES = 3
@@ -547,7 +546,7 @@ class StreamRenderer:
         timeline, block, rate = self.timeline, self.block, self.sample_rate
         self._energy = np.zeros(self.n_blocks, dtype=np.float32)
         self._start_peaks(floor_db)
-        tail = int(round(_SILENCE_TAIL * rate))
+        tail = int(round(sound_levels.RINGING_SECONDS * rate))
         stretches = timeline.sounding(tail, block)
         # A profile pays for itself when its cue sounds alone more than once; the rest are rendered.
         self._uses: dict[str | tuple[str, str], deque[int]] = {}
@@ -706,15 +705,7 @@ class StreamRenderer:
 
     def _make_profile(self, audio: np.ndarray, tail: int) -> tuple[np.ndarray, np.ndarray]:
         block, reach = self.block, _PROFILE_REACH
-        sos = _k_weighting(self.sample_rate)
-        zi = np.zeros((sos.shape[0], 2))
-        squared = np.empty(audio.size + tail, dtype=np.float32)  # summed in float64 below
-        for i in range(0, audio.size + tail, _ANALYSIS_CHUNK):  # in pieces: a long phrase makes no big temporaries
-            j = min(audio.size + tail, i + _ANALYSIS_CHUNK)
-            piece = np.zeros(j - i)
-            piece[: max(0, min(j, audio.size) - i)] = audio[i : min(j, audio.size)]
-            y, zi = sosfilt(sos, piece, zi=zi)
-            squared[i:j] = np.square(y, out=y)
+        squared = sound_levels.k_weighted_squares(audio, tail, self.sample_rate)
         size = audio.size + 2 * reach
         padded = np.zeros(-(-size // block) * block, dtype=np.float32)
         padded[reach : reach + audio.size] = audio
