@@ -410,20 +410,31 @@ def _grow_balanced(
             undo()
 
 
-def fit(routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script], pad_delta: int = 0) -> Plan:
+def fit(
+    routine: Routine,
+    minutes: float,
+    level: str,
+    layout: Callable[[Plan], Script],
+    pad_delta: int = 0,
+    fitted: dict[str, Plan] | None = None,
+) -> Plan:
     """The plan whose laid-out length lands on `minutes`, grown as a coach would grow a session.
 
     A harder level never works less in all than the easier one at the same length: if growing in
     balance leaves it short, it takes more work (sets, longer sets) in place of extra rest.
+    `fitted`, if given, receives the easier levels' plans fitted on the way (by level).
     """
     floor = 0.0
     if level in LEVELS and level != LEVELS[0] and MIN_MINUTES <= minutes <= MAX_MINUTES:
         try:
-            easier = fit(routine, minutes, LEVELS[LEVELS.index(level) - 1], layout).work_seconds()
+            easier = fit(routine, minutes, LEVELS[LEVELS.index(level) - 1], layout, fitted=fitted).work_seconds()
             floor = easier - coaching.STEP_SHORT  # amounts move in 5 s steps: equal within one step
         except UsageError:
             floor = 0.0
-    return _fit(routine, minutes, level, layout, floor, pad_delta=pad_delta)
+    plan = _fit(routine, minutes, level, layout, floor, pad_delta=pad_delta)
+    if fitted is not None:
+        fitted[level] = plan
+    return plan
 
 
 def _fit(

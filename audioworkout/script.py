@@ -293,9 +293,10 @@ def _lay_out(
 
 def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
     routine = plan.routine
-    tl.say(say("welcome", title=routine.title, description=routine.description), "intro")
-    if routine.preface:
-        tl.say(routine.preface, "intro")
+    welcome, preface, safety = _opening(routine)
+    tl.say(welcome, "intro")
+    if preface:
+        tl.say(preface, "intro")
     seconds = plan.target_seconds or total or 0
     length = f"about {length_words(60 * max(1, round(seconds / 60)))}"
     parts = list(dict.fromkeys(s.name for s in plan.sections))
@@ -333,13 +334,25 @@ def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
     tl.say(text, "intro")
     equipment = [_with_article(item) for item in plan.equipment()]
     tl.say(say("equipment", items=join_words(equipment)) if equipment else say("no_equipment"), "equipment")
-    if routine.safety:
-        tl.say(say("safety", notes=" ".join(routine.safety)), "safety")
+    if safety:
+        tl.say(safety, "safety")
     energetic = any(s.register == "energetic" for s in plan.sections)
     if any(s.flow == "intervals" for s in plan.sections):
         tl.say(say("sounds_intervals"), "intro")
     else:
         tl.say(say("sounds_energetic" if energetic else "sounds_calm"), "intro")
+
+
+def _opening(routine: Any) -> tuple[str, str, str]:
+    """The welcome, the preface and the safety notes ("" where the routine has none): whatever the plan."""
+    welcome = say("welcome", title=routine.title, description=routine.description)
+    safety = say("safety", notes=" ".join(routine.safety)) if routine.safety else ""
+    return welcome, routine.preface or "", safety
+
+
+def opening_lines(routine: Any) -> list[str]:
+    """What every session of the routine says first, known before it is planned (a cold stream makes them then)."""
+    return [text for text in _opening(routine) if text]
 
 
 def _with_article(item: str) -> str:

@@ -37,6 +37,10 @@ class FakeEngine:
     def expected_duration(text: str) -> float:
         return 0.06 * len(text) + 0.1
 
+    def reserve_seconds(self, text: str) -> float:
+        """An upper bound of the length, as Piper's (a stream lays out phrases not made yet in slots this long)."""
+        return self.expected_duration(text) + 0.2
+
     def synthesize(self, text: str) -> np.ndarray:
         n = int(round(self.expected_duration(text) * self.sample_rate))
         t = np.arange(n, dtype=np.float32) / self.sample_rate
