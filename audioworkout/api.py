@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import coaching
 from .audio.mix import ChimeBank, music_files
 from .audio.mp3 import Chapter, TrackTags
 from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
@@ -30,7 +32,7 @@ from .errors import AudioworkoutError, UsageError, printable
 from .fsutil import atomic_set, file_lock, read_cover, remove_dead_parts, remove_unheld_locks
 from .plan import MAX_MINUTES, MIN_MINUTES, Plan, exact_plan, fit, minutes_range, supported_range, tolerance
 from .review import Finding, review, review_levels
-from .script import Script, lay_out
+from .script import Script, lay_out, opening_lines
 from .speech import SpeechSettings, estimate_duration, make_speaker  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,68 @@ class PhraseDurations:
         self._unknown.clear()
 
 
+class ReservedDurations(PhraseDurations):
+    """Real lengths where the cache has them, else a slot of the engine's upper bound (`reserve_seconds`).
+
+    A cold stream lays its session out on these before its phrases exist, so it can play while they
+    are made; each phrase then fits its slot, with silence after it for what it leaves.
+    """
+
+    def __init__(self, speaker=None, chimes: ChimeBank | None = None, unmade: Collection[str] = ()):
+        super().__init__(speaker, chimes)
+        self.unmade = set(unmade)  # in slots even if cached by now
+
+    def duration(self, text: str) -> float:
+        seconds = None if text in self.unmade else self.known(text)
+        if seconds is None:
+            seconds = self._estimates.get(text)
+            if seconds is None:
+                bound = self.speaker.reserve_seconds(text) if self.speaker is not None else None
+                seconds = self._estimates[text] = bound if bound is not None else estimate_duration(text)
+        return seconds
+
+
+# A cold stream may work this share of the file build's plan, no less: a step less here and there
+# goes unnoticed; a tenth less is a shorter workout than the one asked for.
+COLD_WORK_SHARE = 0.9
+
+
+def cold_session(
+    routine: Routine,
+    minutes: float | None,
+    level: str,
+    speaker,
+    chimes: ChimeBank | None = None,
+    unmade: Collection[str] = (),
+) -> tuple[Plan, Script] | None:
+    """The session as a cold stream lays it out (`plan_session(reserve=True)`), or None if it should not.
+
+    Its phrases sit in slots of their upper-bound length, about 0.4 s longer than the phrase on
+    average, so the plan is fitted on those slots: in the sessions measured, 2-7 % less work than
+    the plan a file build gets (`plan_session`). It must keep every coaching rule and at least
+    `COLD_WORK_SHARE` of that work; otherwise None: the stream makes its phrases first, as a build does.
+    """
+    shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
+    fitted: dict[str, Plan] = {}
+    try:
+        plan, script = plan_session(routine, minutes, level, speaker, chimes, reserve=unmade or True, fitted=fitted)
+    except UsageError:  # the slots leave no session of this length (the shortest): made first, it can be
+        return None
+    easier = LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
+    below = fitted.get(easier) if easier else None  # the easier level's session in slots (fitted on the way)
+    inverted = below is not None and plan.work_seconds() < below.work_seconds() - coaching.STEP_SHORT
+    short = plan.work_seconds() < COLD_WORK_SHARE * shown.work_seconds()
+    if inverted or short or review(plan, script):
+        log.info("%s: not streamed cold (in slots it would break a coaching rule)", routine.id)
+        return None
+    return plan, script
+
+
+def can_reserve(speaker) -> bool:
+    """Whether the speaker's engine bounds a phrase's length before making it (Piper; the test engine)."""
+    return speaker is not None and hasattr(speaker.engine, "reserve_seconds")
+
+
 def layout_with(durations: PhraseDurations) -> Callable[[Plan], Script]:
     return lambda plan: lay_out(plan, durations)
 
@@ -89,6 +153,8 @@ def plan_session(
     chimes: ChimeBank | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     synthesise: bool = True,
+    reserve: bool | Collection[str] = False,
+    fitted: dict[str, Plan] | None = None,
 ) -> tuple[Plan, Script]:
     """Fit the routine to `minutes` at `level`, then time it with real speech when a speaker is given.
 
@@ -97,11 +163,18 @@ def plan_session(
     the length off its target, the rests are corrected in whole 5 s steps (each correction depends
     only on the real lengths of the phrases already in the plan, so the same command gives the same
     script). With `synthesise=False` nothing is synthesised or written: cached lengths where
-    present, estimates for the rest.
+    present, estimates for the rest. With `reserve` (a cold stream: `cold_session`) nothing is
+    synthesised either: phrases not cached are laid out in slots of their upper-bound length
+    (`ReservedDurations`), and the plan is fitted on those. A collection of phrases as `reserve`
+    lays those out in slots too, even if the cache has them by now (made while this was planned).
     """
     exact = minutes is None and not routine.fit
     minutes = routine.minutes if minutes is None else minutes
     level = level or routine.level
+    if reserve is not False:  # fitted on the slots themselves, every level alike
+        slots = ReservedDurations(speaker, chimes, () if reserve is True else reserve)
+        plan = exact_plan(routine, level) if exact else fit(routine, minutes, level, layout_with(slots), fitted=fitted)
+        return plan, lay_out(plan, slots)
     durations = PhraseDurations(speaker, chimes)
 
     def fit_on_estimates(pad_delta: int = 0) -> Plan:
@@ -212,9 +285,13 @@ def review_lengths(routine: Routine, level: str) -> list[float | None]:
 
 
 def review_routine(
-    routine: Routine, minutes: list[float] | None = None, levels: list[str] | None = None
+    routine: Routine, minutes: list[float] | None = None, levels: list[str] | None = None, reserve_with=None
 ) -> list[ReviewedSession]:
-    """The coaching rules applied to every requested length and level (estimated speech: no synthesis)."""
+    """The coaching rules applied to every requested length and level (estimated speech: no synthesis).
+
+    `reserve_with` (a speaker): the sessions as a cold stream lays them out with its voice, every
+    phrase not in its cache in a slot of its upper-bound length (`plan_session(reserve=True)`).
+    """
     out = []
     levels = levels or list(LEVELS)
     supported = {lv: review_lengths(routine, lv) for lv in levels}
@@ -229,7 +306,10 @@ def review_routine(
             if not minutes and length not in supported[level]:
                 continue  # a length this level cannot make is only reported when asked for
             try:
-                sessions[level] = plan_session(routine, length, level)
+                if reserve_with is None:
+                    sessions[level] = plan_session(routine, length, level)
+                else:
+                    sessions[level] = plan_session(routine, length, level, reserve_with, reserve=True)
             except UsageError as exc:
                 if minutes:
                     out.append(ReviewedSession(length, level, [Finding(0.0, "length", str(exc), "length")]))
@@ -426,31 +506,137 @@ def stream(
     speech: SpeechSettings | None = None,
     options: BuildOptions | None = None,
     progress: Callable[[str, float], None] | None = None,
+    cold: bool | None = None,
 ) -> StreamResult:
-    """Plan and synthesise one session, then write its MP3 to `sink` while it renders: no file, no sidecars.
+    """Plan one session and write its MP3 to `sink` while it renders: no file, no sidecars.
 
     The ID3 tag with the chapters goes first (the plan knows them), then the frames as LAME makes
     them, so a player (`-o - | mpv -`, a browser's audio element) starts at once. The level is fixed
-    before the first frame (`audio.stream`), so it is the file build's. A sink that fails (a listener
-    who went away: BrokenPipeError, ConnectionResetError) stops the render and the encoder.
+    before the first frame (`audio.stream`). A sink that fails (a listener who went away:
+    BrokenPipeError, ConnectionResetError) stops the render and the encoder.
+
+    When every phrase is cached the session is the file build's, sample for sample. Otherwise
+    (`cold`; None decides by the cache) it plays while its phrases are made: they are laid out in
+    slots of their upper-bound length (`plan_session(reserve=True)`: the same plan, a little more
+    air after a phrase new to the cache), synthesised in the order they sound in another thread,
+    and the render starts once the first exists. With music, or an engine that cannot bound a
+    phrase's length before making it (Pico, gTTS), every phrase is made first, as `cold=False` asks.
     """
     report = progress or (lambda stage, fraction: None)
     options = options or BuildOptions()
     session = _Session.prepare(routine, level, speech, options)
-    _, script, minutes = session.plan(minutes, report)
-    tags = session.tags(minutes, script, options)
-    session.speaker.forget_audio()
-    return stream_build(
-        script,
-        session.speaker,
-        session.chimes,
-        options.music,
-        tags,
-        track_chapters(script),
-        sink,
-        bitrate_kbps=options.bitrate_kbps,
-        progress=report,
-    )
+    speaker = session.speaker
+    may_be_cold = cold is not False and options.music is None and can_reserve(speaker)
+    with _SpeechAhead(speaker) as ahead:
+        pending: list[str] = []
+        if may_be_cold:
+            fresh = [t for t in opening_lines(session.routine) if not ahead.made(t)]
+            cold = cold or bool(fresh)  # a routine new to the cache: no need to look further
+            ahead.add(fresh)  # while the session is planned
+            if not cold:
+                _, draft = plan_session(
+                    session.routine, minutes, session.level, speaker, session.chimes, synthesise=False
+                )
+                cold = any(speaker.known_duration(t) is None for t in draft.spoken_texts())
+            if cold:  # laid out on what the cache held when the stream was asked for, whatever is made meanwhile
+                laid = cold_session(session.routine, minutes, session.level, speaker, session.chimes, fresh)
+                if laid is not None:
+                    plan, script = laid
+                    minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
+                    pending = [t for t in dict.fromkeys(script.spoken_texts()) if t in fresh or not ahead.made(t)]
+        sample: list[str] = []
+        if pending:
+            sample = _level_sample(script, pending)
+            pending = sample + [t for t in pending if t not in set(sample)]
+            ahead.add(pending)
+        else:
+            _, script, minutes = session.plan(minutes, report)
+        tags = session.tags(minutes, script, options)
+        speaker.forget_audio()
+        return stream_build(
+            script,
+            speaker,
+            session.chimes,
+            options.music,
+            tags,
+            track_chapters(script),
+            sink,
+            bitrate_kbps=options.bitrate_kbps,
+            progress=report,
+            pending=pending,
+            wait_for=sample,
+        )
+
+
+class _SpeechAhead:
+    """Phrases synthesised in another thread, batch after batch, each in the order given (the order
+    they sound), while a stream is planned and plays.
+
+    On leaving (the stream ended, failed or its listener went away) no further phrase is started;
+    the ones under way finish into the cache. A failure here is left to the renderer, which meets
+    it when it asks for that phrase itself.
+    """
+
+    def __init__(self, speaker):
+        self.speaker = speaker
+        self.stop = threading.Event()
+        self._batches: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self._asked: set[str] = set()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _SpeechAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self._thread is not None:
+            self._batches.put(None)
+            self._thread.join()
+
+    def made(self, text: str) -> bool:
+        """Already in the cache (asked for here and done, or made before)."""
+        return self.speaker.known_duration(text) is not None
+
+    def add(self, texts: list[str]) -> None:
+        batch = [t for t in texts if t not in self._asked and not self.made(t)]
+        if not batch:
+            return
+        self._asked.update(batch)
+        self._batches.put(batch)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="speech-ahead", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._batches.get()) is not None and not self.stop.is_set():
+            try:
+                self.speaker.prefetch(batch, in_order=True, keep=False, stop=self.stop)
+            except Exception as exc:  # the renderer's own request for the phrase raises it where it is reported
+                log.debug("synthesis ahead of the stream stopped: %s", exc)
+                return
+
+
+LEVEL_SAMPLE_SECONDS = 20.0  # s of speech made before a cold stream's level is set (about a second on 2 cores)
+
+
+def _level_sample(script: Script, pending: list[str]) -> list[str]:
+    """The phrases a cold stream makes first and sets its level from: the first one said, then those
+    that make up most of the session's speech (heard most often, for longest), up to
+    `LEVEL_SAMPLE_SECONDS` of speech. Short cues are louder than long explanations, and a session
+    is mostly one or the other, so a level judged from the opening phrases alone missed by up to 1 LU.
+    """
+    said: dict[str, float] = {}
+    for text in script.spoken_texts():
+        said[text] = said.get(text, 0.0) + estimate_duration(text)
+    first, *rest = pending
+    sample, seconds = [first], estimate_duration(first)
+    for text in sorted(rest, key=lambda t: -said.get(t, 0.0)):
+        length = estimate_duration(text)
+        if seconds + length > LEVEL_SAMPLE_SECONDS + estimate_duration(first):
+            continue
+        sample.append(text)
+        seconds += length
+    return sample
 
 
 @dataclass
@@ -472,7 +658,11 @@ class _Session:
         return cls(_with_chime_set(routine, options.chime_set), level or routine.level, chimes, cover, speaker)
 
     def plan(
-        self, minutes: float | None, report: Callable[[str, float], None], synthesise: bool = True
+        self,
+        minutes: float | None,
+        report: Callable[[str, float], None],
+        synthesise: bool = True,
+        reserve: bool | Collection[str] = False,
     ) -> tuple[Plan, Script, float]:
         """The plan and its script (progress as "synthesising"), and the minutes the track is named by."""
         plan, script = plan_session(
@@ -483,6 +673,7 @@ class _Session:
             self.chimes,
             progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
             synthesise=synthesise,
+            reserve=reserve,
         )
         return plan, script, plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
 

@@ -601,7 +601,8 @@ def _stream_to_stdout(routine, minutes, level, settings, options) -> None:
             bar.close()
     click.echo(
         f"Streamed {clock(result.seconds)} ({result.seconds / 60:.1f} min), {result.bytes_written} bytes, "
-        f"about {result.loudness_lufs:.1f} LUFS, true peak about {result.true_peak_dbtp:.1f} dBTP",
+        f"about {result.loudness_lufs:.1f} LUFS, true peak about {result.true_peak_dbtp:.1f} dBTP"
+        + ("; played while its speech was synthesised" if result.cold else ""),
         err=True,
     )
 

@@ -116,6 +116,12 @@ def place(levels: SoundLevels, start: int, energy: np.ndarray, peaks: np.ndarray
     else:
         spread = e
     _add(energy, q, spread)
+    place_peaks(levels, start, peaks, peaks_origin)
+
+
+def place_peaks(levels: SoundLevels, start: int, peaks: np.ndarray, peaks_origin: int = 0) -> None:
+    """`place`'s peaks alone: the sound's block peaks added to the track's window `peaks` (block `peaks_origin` first)."""
+    q, r = divmod(start, levels.block)
     p = levels.peaks
     if r:  # block k of the sound (k - 1 of its samples' grid) touches track blocks q + k - 1 and q + k
         both = np.zeros(p.size + 1, dtype=np.float32)
@@ -124,6 +130,34 @@ def place(levels: SoundLevels, start: int, energy: np.ndarray, peaks: np.ndarray
         _add(peaks, q - 1 - peaks_origin, both)
     else:
         _add(peaks, q - 1 - peaks_origin, p)
+
+
+@dataclass(frozen=True)
+class VoiceBlocks:
+    """A voice's blocks so far, end to end: K-weighted energy and true peak of each (what stand-ins are cut from)."""
+
+    k_energy: np.ndarray
+    peaks: np.ndarray
+
+
+def stand_in(
+    sample_rate: int, samples: int, voice: VoiceBlocks, at: int, energy_per_sample: float, scale: float = 1.0
+) -> SoundLevels:
+    """Levels for a phrase not synthesised yet: the voice's own blocks, from block `at` on, over its expected length.
+
+    A stream fixes its gain before every phrase exists, so a phrase to come counts by real speech's
+    blocks (`voice`, the phrases made so far, taken in turn): the gating of integrated loudness
+    sees speech's own ups and downs, and the limiter's share its own peaks. `scale` sets their
+    energy (the caller's guess for a phrase of this length; peaks by its square root). Only the
+    gain is set from a stand-in: the limiter works from each phrase's real peaks once it exists.
+    """
+    block = _block_size(sample_rate)[0]
+    blocks = -(-samples // block)
+    take = np.arange(at, at + blocks) % voice.k_energy.size
+    k_energy = (voice.k_energy[take] * scale).astype(np.float32)
+    peaks = np.zeros(blocks + 2, dtype=np.float32)
+    peaks[1:-1] = voice.peaks[take] * np.float32(np.sqrt(scale))
+    return SoundLevels(sample_rate, samples, energy_per_sample * samples, k_energy, peaks)
 
 
 def _add(track: np.ndarray, first: int, values: np.ndarray) -> None:

@@ -1,0 +1,186 @@
+"""A cold stream: a session played while its phrases are still being synthesised.
+
+Its phrases are laid out in slots of their upper-bound length before they exist, made in the order
+they sound in another thread, and the render starts once the first (and a sample of the session's
+speech for its level) exists. Measured on the decoded MP3: the loudness, the ceiling, every cue on
+its time with nothing running into it, and the coaching rules on the layouts such a stream makes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from audioworkout import api, review
+from audioworkout.audio.mastering import dual_mono_loudness, true_peak_dbtp
+from audioworkout.audio.mp3 import decode_mp3
+from audioworkout.content import LEVELS, routine_names
+from audioworkout.errors import UsageError
+from audioworkout.script import SpokenCue
+from audioworkout.speech import FakeEngine, SpeechSettings
+
+DELAY = 576 + 529  # a stream has no Info frame: the decoder plays LAME's and its own delay first
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+
+
+def _check_cues(decoded: np.ndarray, rate: int, script, lengths: dict[str, float]) -> None:
+    """Every phrase starts on its cue's time, ends inside its slot, and nothing sounds in the 40 ms before it."""
+    audio = decoded[DELAY:]
+    for cue in script.cues:
+        if not isinstance(cue, SpokenCue) or cue.time < 0.1:
+            continue
+        real = lengths[cue.text]
+        assert real <= cue.duration + 1e-6, (cue.text, real, cue.duration)  # the slot held it
+        at = int(round(cue.time * rate))
+        before = audio[at - int(0.04 * rate) : at - int(0.005 * rate)]
+        during = audio[at : at + int(min(real, 0.5) * rate)]
+        assert _rms(before) < 0.1 * _rms(during), (cue.time, cue.text)
+
+
+def test_a_cold_stream_plays_before_its_last_phrase_is_made(tmp_path, monkeypatch):
+    """The test engine, slowed to 20 ms a phrase: the first MP3 frame leaves before the last phrase
+    is made, every phrase sits in its slot, and the level lands as a file build's would."""
+    made: list[float] = []
+    synthesize = FakeEngine.synthesize
+
+    def slow(self, text):
+        time.sleep(0.02)
+        made.append(time.perf_counter())
+        return synthesize(self, text)
+
+    monkeypatch.setattr(FakeEngine, "synthesize", slow)
+    settings = SpeechSettings(engine="fake", cache_dir=tmp_path / "cache")
+    routine = api.load_routine("back-pain")
+    expected = api.plan_session(routine, 10, "beginner", api.make_speaker(settings), reserve=True)[1]
+
+    class Sink(io.BytesIO):
+        frames: list[float] = []
+
+        def write(self, data):
+            if self.tell() > 0 and not self.frames:
+                self.frames.append(time.perf_counter())
+            return super().write(data)
+
+    sink = Sink()
+    result = api.stream(routine, sink, 10, "beginner", settings)
+    assert result.cold and result.overruns == 0
+    assert sink.frames[0] < made[-1] - 0.5, "the stream waited for every phrase"
+    path = tmp_path / "cold.mp3"
+    path.write_bytes(sink.getvalue())
+    decoded, rate = decode_mp3(path)
+    assert abs(decoded.size - DELAY - expected.total_seconds * rate) <= 2 * 1152
+    assert abs(dual_mono_loudness(decoded, rate) - -16.0) <= 0.3
+    assert true_peak_dbtp(decoded, rate) <= -1.0
+    speaker = api.make_speaker(settings)
+    lengths = {t: speaker.known_duration(t) for t in set(expected.spoken_texts())}
+    _check_cues(decoded, rate, expected, lengths)
+
+
+def test_a_warm_stream_is_not_cold(tmp_path):
+    """Once every phrase is cached, the stream is the file build's session (no slots)."""
+    settings = SpeechSettings(engine="fake", cache_dir=tmp_path / "cache")
+    routine = api.load_routine("desk-break")
+    api.plan_session(routine, None, "beginner", api.make_speaker(settings))  # synthesises every phrase
+    result = api.stream(routine, io.BytesIO(), None, "beginner", settings)
+    assert not result.cold
+
+
+def test_a_listener_leaving_a_cold_stream_stops_the_synthesis(tmp_path, monkeypatch):
+    """A sink that fails stops the render and, with it, the phrases still to be made."""
+    calls = []
+    synthesize = FakeEngine.synthesize
+
+    def slow(self, text):
+        calls.append(text)
+        time.sleep(0.02)
+        return synthesize(self, text)
+
+    monkeypatch.setattr(FakeEngine, "synthesize", slow)
+
+    class Gone(io.BytesIO):
+        def write(self, data):
+            if self.tell() > 20_000:
+                raise BrokenPipeError
+            return super().write(data)
+
+    settings = SpeechSettings(engine="fake", cache_dir=tmp_path / "cache")
+    routine = api.load_routine("back-pain")
+    with pytest.raises(BrokenPipeError):
+        api.stream(routine, Gone(), 30, "beginner", settings)
+    total = len(set(api.plan_session(routine, 30, "beginner", reserve=True)[1].spoken_texts()))
+    settled = len(calls)
+    time.sleep(0.3)
+    assert len(calls) == settled < total
+    assert not [t for t in threading.enumerate() if t.name.startswith(("speech", "mp3"))]
+    assert not list((tmp_path / "cache").rglob("*.part"))
+
+
+@pytest.mark.slow
+def test_a_cold_piper_stream_through_the_cli(tmp_path):
+    """`audioworkout build back-pain -m 10 -o -` with an empty phrase cache, as a new user: the real
+    voice, played while it is synthesised; decoded: -16 LUFS within 0.3, true peak at most -1 dBTP,
+    every phrase on its cue's time in the slot the layout gave it, nothing running into the next."""
+    env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "audioworkout", "build", "back-pain", "-m", "10", "-o", "-"],
+        capture_output=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "played while its speech was synthesised" in proc.stderr.decode()
+    path = tmp_path / "cold.mp3"
+    path.write_bytes(proc.stdout)
+    decoded, rate = decode_mp3(path)
+    assert abs(dual_mono_loudness(decoded, rate) - -16.0) <= 0.3
+    assert true_peak_dbtp(decoded, rate) <= -1.0
+    # The layout the stream had: made from the same (empty) cache, the Piper voice's bounds.
+    empty = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "empty"))
+    routine = api.load_routine("back-pain")
+    _, script = api.plan_session(routine, 10, "beginner", empty, reserve=True)
+    assert abs(decoded.size - DELAY - script.total_seconds * rate) <= 2 * 1152
+    assert abs(script.total_seconds - 600) <= 12  # the length rule holds in slots too
+    filled = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "cache"))
+    lengths = {t: filled.known_duration(t) for t in set(script.spoken_texts())}
+    assert None not in lengths.values()
+    _check_cues(decoded, rate, script, lengths)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", routine_names())
+def test_cold_streams_keep_the_plan_shown_and_every_coaching_rule(name, tmp_path):
+    """Every length and level a bundled routine supports, laid out as a cold stream lays it with the
+    Piper voice (every phrase in its slot): most sessions stream cold, and each one that does breaks
+    no rule, levels included, and works nearly as much as the plan a file build gets."""
+    speaker = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "empty"))
+    routine = api.load_routine(name)
+    asked = cold = 0
+    for minutes in sorted({m for lv in LEVELS for m in api.review_lengths(routine, lv)}, key=lambda m: m or 0):
+        sessions = {}
+        for level in LEVELS:
+            try:
+                shown = api.plan_session(routine, minutes, level)
+            except UsageError:
+                continue
+            asked += 1
+            laid = api.cold_session(routine, minutes, level, speaker)
+            if laid is None:
+                continue
+            cold += 1
+            plan, script = laid
+            assert review.review(plan, script) == [], (minutes, level)
+            shown_work, work = shown[0].work_seconds(), plan.work_seconds()
+            assert api.COLD_WORK_SHARE * shown_work <= work <= 1.1 * shown_work, (minutes, level)
+            sessions[level] = (plan, script)
+        assert review.review_levels(sessions) == [], minutes
+    assert asked >= 6 and cold >= 0.8 * asked, (cold, asked)
