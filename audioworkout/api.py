@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
@@ -532,7 +531,7 @@ def stream(
         if may_be_cold:
             fresh = [t for t in opening_lines(session.routine) if not ahead.made(t)]
             cold = cold or bool(fresh)  # a routine new to the cache: no need to look further
-            ahead.add(fresh)  # while the session is planned
+            ahead.add(fresh[:1])  # the welcome, while the session is planned (a core is left to plan)
             if not cold:
                 _, draft = plan_session(
                     session.routine, minutes, session.level, speaker, session.chimes, synthesise=False
@@ -548,6 +547,7 @@ def stream(
         if pending:
             sample = _level_sample(script, pending)
             pending = sample + [t for t in pending if t not in set(sample)]
+            ahead.add(sample, first=True)
             ahead.add(pending)
         else:
             _, script, minutes = session.plan(minutes, report)
@@ -569,8 +569,9 @@ def stream(
 
 
 class _SpeechAhead:
-    """Phrases synthesised in another thread, batch after batch, each in the order given (the order
-    they sound), while a stream is planned and plays.
+    """Phrases synthesised by worker threads (as many as the engine's jobs), one at a time from a
+    queue in the order they are asked for, while a stream is planned and plays; `add(first=True)`
+    puts phrases at its head (the level's sample, wanted before the rest).
 
     On leaving (the stream ended, failed or its listener went away) no further phrase is started;
     the ones under way finish into the cache. A failure here is left to the renderer, which meets
@@ -580,43 +581,59 @@ class _SpeechAhead:
     def __init__(self, speaker):
         self.speaker = speaker
         self.stop = threading.Event()
-        self._batches: queue.SimpleQueue[list[str] | None] = queue.SimpleQueue()
+        self._queue: deque[str] = deque()
         self._asked: set[str] = set()
-        self._thread: threading.Thread | None = None
+        self._ready = threading.Condition()
+        self._workers: list[threading.Thread] = []
 
     def __enter__(self) -> _SpeechAhead:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        if self._thread is not None:
-            self._batches.put(None)
-            self._thread.join()
+        with self._ready:
+            self.stop.set()
+            self._ready.notify_all()
+        for worker in self._workers:
+            worker.join()
 
     def made(self, text: str) -> bool:
         """Already in the cache (asked for here and done, or made before)."""
         return self.speaker.known_duration(text) is not None
 
-    def add(self, texts: list[str]) -> None:
-        batch = [t for t in texts if t not in self._asked and not self.made(t)]
-        if not batch:
-            return
-        self._asked.update(batch)
-        self._batches.put(batch)
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="speech-ahead", daemon=True)
-            self._thread.start()
+    def add(self, texts: list[str], first: bool = False) -> None:
+        wanted = [t for t in dict.fromkeys(texts) if not self.made(t)]
+        with self._ready:
+            if first:
+                for text in wanted:
+                    if text in self._asked and text in self._queue:
+                        self._queue.remove(text)  # asked for already, not started: moved to the head
+                self._queue.extendleft(reversed([t for t in wanted if t not in self._asked or t not in self._queue]))
+            else:
+                self._queue.extend(t for t in wanted if t not in self._asked)
+            self._asked.update(wanted)
+            self._ready.notify_all()
+        if wanted and not self._workers:
+            for n in range(max(1, int(getattr(self.speaker.engine, "jobs", 1)))):
+                worker = threading.Thread(target=self._work, name=f"speech-ahead-{n}", daemon=True)
+                worker.start()
+                self._workers.append(worker)
 
-    def _run(self) -> None:
-        while (batch := self._batches.get()) is not None and not self.stop.is_set():
+    def _work(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self.stop.is_set():
+                    self._ready.wait()
+                if self.stop.is_set():
+                    return
+                text = self._queue.popleft()
             try:
-                self.speaker.prefetch(batch, in_order=True, keep=False, stop=self.stop)
+                self.speaker.prefetch([text], keep=False)
             except Exception as exc:  # the renderer's own request for the phrase raises it where it is reported
                 log.debug("synthesis ahead of the stream stopped: %s", exc)
                 return
 
 
-LEVEL_SAMPLE_SECONDS = 20.0  # s of speech made before a cold stream's level is set (about a second on 2 cores)
+LEVEL_SAMPLE_SECONDS = 12.0  # s of speech made before a cold stream's level is set (under a second on 2 cores)
 
 
 def _level_sample(script: Script, pending: list[str]) -> list[str]:

@@ -362,20 +362,31 @@ def bench_stream(lengths: list[int]) -> None:
                 f"(planning {rep['plan_seconds']:.2f} s), first speech audible {rep['first_speech']:.2f} s; "
                 f"whole track sent in {rep['build_seconds']:.1f} s (target first byte <= 1 s, flat)"
             )
+    bench_cold(lengths)
+
+
+def bench_cold(lengths: list[int]) -> None:
+    """Cold streams (`build -o -` with an empty phrase cache): time from the request to the tag, the first frame and speech."""
+    print("== cold streams (api.stream, back-pain, Piper joe, empty cache each)")
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        env = dict(os.environ)
         for minutes in lengths:  # an empty phrase cache: played while its phrases are synthesised
-            cold = dict(env, AUDIOWORKOUT_CACHE_DIR=str(tmp / f"cold-{minutes}"))
-            _, rss, rep = _stream_run({"kind": "cold", "minutes": minutes}, cold, tmp)
-            print(
-                f"cold {minutes:3d}-min stream (cold={rep['cold']}): from the request, ID3 tag {rep['first_byte']:.2f} s, "
-                f"first MP3 frame {rep['first_frame']:.2f} s, first speech audible {rep['first_speech']:.2f} s "
-                f"(target <= 3 s); whole track sent in {rep['build_seconds']:.1f} s; {rep['overruns']} phrases "
-                f"past their slot; peak RSS {rss:.0f} MB"
-            )
+            for level in ("beginner", "advanced"):
+                cold = dict(env, AUDIOWORKOUT_CACHE_DIR=str(tmp / f"cold-{minutes}-{level}"))
+                _, rss, rep = _stream_run({"kind": "cold", "minutes": minutes, "level": level}, cold, tmp)
+                print(
+                    f"cold {minutes:3d}-min {level} stream (cold={rep['cold']}): from the request, "
+                    f"ID3 tag {rep['first_byte']:.2f} s, "
+                    f"first MP3 frame {rep['first_frame']:.2f} s, first speech audible {rep['first_speech']:.2f} s "
+                    f"(target <= 3 s); whole track sent in {rep['build_seconds']:.1f} s; {rep['overruns']} phrases "
+                    f"past their slot; peak RSS {rss:.0f} MB"
+                )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["speech", "build", "stream"])
+    parser.add_argument("--only", choices=["speech", "build", "stream", "cold"])
     parser.add_argument("--lengths", type=int, nargs="+", default=None)
     parser.add_argument("--stream-child", help=argparse.SUPPRESS)  # a JSON job for stream_child
     args = parser.parse_args()
@@ -388,6 +399,8 @@ def main() -> None:
         bench_build(args.lengths or [10, 30, 60], cold_minutes=20)
     if args.only in (None, "stream"):
         bench_stream(args.lengths or [20, 60])
+    elif args.only == "cold":
+        bench_cold(args.lengths or [20, 60])
 
 
 if __name__ == "__main__":

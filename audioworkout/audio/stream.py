@@ -326,10 +326,12 @@ def _fade_ramp(k: int) -> np.ndarray:
 # under 1 s +2.0 dB, 1-2 s -0.3, 2-4 s -1.3, 4 s and more -1.8. A cold stream's stand-ins use it, so
 # that a session's level is not judged from its long opening phrases alone.
 _LEVEL_BY_LENGTH = ((1.0, 2.0), (2.0, -0.3), (4.0, -1.3), (math.inf, -1.8))
+_LEVEL_FACTORS = [10 ** (db / 10) for _, db in _LEVEL_BY_LENGTH]
+_OWN_CLASS_SECONDS = 3.0  # a length class with this much speech made stands in with its own blocks
 
 
-def _length_factor(seconds: float) -> float:
-    return next(10 ** (db / 10) for below, db in _LEVEL_BY_LENGTH if seconds < below)
+def _length_class(seconds: float) -> int:
+    return next(k for k, (below, _) in enumerate(_LEVEL_BY_LENGTH) if seconds < below)
 
 
 class _Timeline:
@@ -439,26 +441,39 @@ class _Timeline:
         Energies and peaks both: the limiter takes more off loud speech than off quiet, and the gain
         is raised to make up for it, so a stand-in without peaks set a stream 0.5 LU too quiet. The
         expected length is the planner's estimate (`speech.estimate_duration`, unbiased on this
-        voice's phrases), within the phrase's slot; its level, the voice's for a phrase that long.
+        voice's phrases), within the phrase's slot; its blocks, those of the phrases made so far of
+        about that length, or all of them set to the level such phrases have on this voice.
         """
         if not texts:
             return
         from ..speech import estimate_duration
 
         rate, block = self.sample_rate, _block_size(self.sample_rate)[0]
-        # The voice's blocks so far, each phrase's brought to a common level by its length's offset.
-        energies, peaks = [], []
+        # The voice's blocks so far, by length class; and all of them brought to a common level by
+        # their class's offset, for a class with too little speech of its own yet.
+        energies: dict[int, list[np.ndarray]] = {}
+        peaks: dict[int, list[np.ndarray]] = {}
         for levels in made:
             n = -(-levels.samples // block)
-            factor = _length_factor(levels.samples / rate)
-            energies.append(levels.k_energy[:n] / factor)
-            peaks.append(levels.peaks[1 : n + 1] / math.sqrt(factor))
-        voice = sound_levels.VoiceBlocks(np.concatenate(energies), np.concatenate(peaks))
+            kind = _length_class(levels.samples / rate)
+            energies.setdefault(kind, []).append(levels.k_energy[:n])
+            peaks.setdefault(kind, []).append(levels.peaks[1 : n + 1])
+        common = sound_levels.VoiceBlocks(
+            np.concatenate([e / _LEVEL_FACTORS[k] for k, parts in energies.items() for e in parts]),
+            np.concatenate([p / math.sqrt(_LEVEL_FACTORS[k]) for k, parts in peaks.items() for p in parts]),
+        )
+        own = {
+            k: sound_levels.VoiceBlocks(np.concatenate(energies[k]), np.concatenate(peaks[k]))
+            for k in energies
+            if sum(e.size for e in energies[k]) * block >= _OWN_CLASS_SECONDS * rate
+        }
         e_mean = sum(levels.energy for levels in made) / max(1, sum(levels.samples for levels in made))
         at = 0
         for text in texts:
             samples = min(self.slots.get(text, 0) or 1 << 62, max(block, int(estimate_duration(text) * rate)))
-            levels = sound_levels.stand_in(rate, samples, voice, at, e_mean, _length_factor(samples / rate))
+            kind = _length_class(samples / rate)
+            voice, scale = (own[kind], 1.0) if kind in own else (common, _LEVEL_FACTORS[kind])
+            levels = sound_levels.stand_in(rate, samples, voice, at, e_mean, scale)
             at += levels.k_energy.size
             self.phrases.stand_ins[text] = levels
 
