@@ -248,7 +248,11 @@ def test_plan_json_is_what_script_prints(site, cli, monkeypatch):
 
 
 def test_the_stream_decodes_to_the_scripts_length(site, tmp_path):
+    """With its phrases cached (as after /plan.json), the stream is the session `plan_session` makes.
+    (A stream whose phrases are not cached yet plays while they are made: tests/test_cold_stream.py.)"""
     port, studio, root = site
+    speaker = api.make_speaker(api.SpeechSettings(engine="fake"))
+    _, script = api.plan_session(api.load_routine("back-pain"), 10, "intermediate", speaker=speaker)
     start = time.monotonic()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("GET", f"/stream.mp3?routine=back-pain&minutes=10&level=intermediate&{FAKE}")
@@ -267,8 +271,6 @@ def test_the_stream_decodes_to_the_scripts_length(site, tmp_path):
     path = tmp_path / "streamed.mp3"
     path.write_bytes(data)
     decoded, rate = decode_mp3(path)
-    speaker = api.make_speaker(api.SpeechSettings(engine="fake"))
-    _, script = api.plan_session(api.load_routine("back-pain"), 10, "intermediate", speaker=speaker)
     expected = script.total_seconds * rate
     # A stream has no Info tag: the decoder plays LAME's delay first and the last frame's padding after.
     extra = decoded.size - expected
