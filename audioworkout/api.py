@@ -115,7 +115,7 @@ def cold_session(
     """The session as a cold stream lays it out (`plan_session(reserve=True)`), or None if it should not.
 
     Its phrases sit in slots of their upper-bound length, about 0.4 s longer than the phrase on
-    average, so the plan is fitted on those slots: in the sessions measured, 2-7 % less work than
+    average, so the plan is fitted on those slots: in the sessions measured, 2-8 % less work than
     the plan a file build gets (`plan_session`). It must keep every coaching rule and at least
     `COLD_WORK_SHARE` of that work; otherwise None: the stream makes its phrases first, as a build does.
     """
@@ -633,7 +633,7 @@ class _SpeechAhead:
                 return
 
 
-LEVEL_SAMPLE_SECONDS = 12.0  # s of speech made before a cold stream's level is set (under a second on 2 cores)
+LEVEL_SAMPLE_SECONDS = 20.0  # s of speech made before a cold stream's level is set (about a second on 2 cores)
 
 
 def _level_sample(script: Script, pending: list[str]) -> list[str]:
