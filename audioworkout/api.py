@@ -284,13 +284,9 @@ def review_lengths(routine: Routine, level: str) -> list[float | None]:
 
 
 def review_routine(
-    routine: Routine, minutes: list[float] | None = None, levels: list[str] | None = None, reserve_with=None
+    routine: Routine, minutes: list[float] | None = None, levels: list[str] | None = None
 ) -> list[ReviewedSession]:
-    """The coaching rules applied to every requested length and level (estimated speech: no synthesis).
-
-    `reserve_with` (a speaker): the sessions as a cold stream lays them out with its voice, every
-    phrase not in its cache in a slot of its upper-bound length (`plan_session(reserve=True)`).
-    """
+    """The coaching rules applied to every requested length and level (estimated speech: no synthesis)."""
     out = []
     levels = levels or list(LEVELS)
     supported = {lv: review_lengths(routine, lv) for lv in levels}
@@ -305,10 +301,7 @@ def review_routine(
             if not minutes and length not in supported[level]:
                 continue  # a length this level cannot make is only reported when asked for
             try:
-                if reserve_with is None:
-                    sessions[level] = plan_session(routine, length, level)
-                else:
-                    sessions[level] = plan_session(routine, length, level, reserve_with, reserve=True)
+                sessions[level] = plan_session(routine, length, level)
             except UsageError as exc:
                 if minutes:
                     out.append(ReviewedSession(length, level, [Finding(0.0, "length", str(exc), "length")]))
@@ -516,9 +509,9 @@ def stream(
 
     When every phrase is cached the session is the file build's, sample for sample. Otherwise
     (`cold`; None decides by the cache) it plays while its phrases are made: they are laid out in
-    slots of their upper-bound length (`plan_session(reserve=True)`: the same plan, a little more
-    air after a phrase new to the cache), synthesised in the order they sound in another thread,
-    and the render starts once the first exists. With music, or an engine that cannot bound a
+    slots of their upper-bound length (`cold_session`: a plan fitted on the slots, used only where
+    it keeps every coaching rule), synthesised in the order they sound by worker threads, and the
+    render starts once the level's sample exists. With music, or an engine that cannot bound a
     phrase's length before making it (Pico, gTTS), every phrase is made first, as `cold=False` asks.
     """
     report = progress or (lambda stage, fraction: None)
@@ -679,7 +672,6 @@ class _Session:
         minutes: float | None,
         report: Callable[[str, float], None],
         synthesise: bool = True,
-        reserve: bool | Collection[str] = False,
     ) -> tuple[Plan, Script, float]:
         """The plan and its script (progress as "synthesising"), and the minutes the track is named by."""
         plan, script = plan_session(
@@ -690,7 +682,6 @@ class _Session:
             self.chimes,
             progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
             synthesise=synthesise,
-            reserve=reserve,
         )
         return plan, script, plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
 

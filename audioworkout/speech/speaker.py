@@ -131,17 +131,14 @@ class Speaker:
         texts: Iterable[str],
         progress: Callable[[int, int, str], None] | None = None,
         *,
-        in_order: bool = False,
         keep: bool = True,
-        stop: threading.Event | None = None,
     ) -> None:
         """Synthesise every distinct phrase not yet in memory or cache; progress(done, total, text).
 
         Engines with `jobs` > 1 get that many phrases at once, longest first, so the
         workers finish together instead of one of them ending on a long phrase alone. Builds running
-        side by side share the work: each takes the phrases no other is making. `in_order` keeps the
-        order given instead (a stream needs its phrases in the order they sound); `keep` False leaves
-        the audio in the cache only; once `stop` is set, no further phrase is started.
+        side by side share the work: each takes the phrases no other is making. `keep` False leaves
+        the audio in the cache only (a cold stream's phrases, read back as they sound).
         """
         missing: list[str] = []
         for text in texts:
@@ -164,20 +161,14 @@ class Speaker:
         pool = ThreadPoolExecutor(jobs, thread_name_prefix="speech") if jobs > 1 else None
         # Two passes: first every phrase no other process is making; then the ones that were busy
         # elsewhere, waiting for them, by which time most are in the cache.
-        order = missing if pool is None or in_order else sorted(missing, key=len, reverse=True)
-
-        def fetch(spoken: str, wait: float) -> np.ndarray | None:
-            if stop is not None and stop.is_set():
-                raise _Stopped
-            return self._fetch(spoken, wait)
-
+        order = missing if pool is None else sorted(missing, key=len, reverse=True)
         try:
             for wait in (0, LOCK_WAIT):
                 results: Iterable[tuple[str, np.ndarray | None]]
                 if pool is None:
-                    results = ((spoken, fetch(spoken, wait)) for spoken in order)
+                    results = ((spoken, self._fetch(spoken, wait)) for spoken in order)
                 else:
-                    futures = {pool.submit(fetch, spoken, wait): spoken for spoken in order}
+                    futures = {pool.submit(self._fetch, spoken, wait): spoken for spoken in order}
                     results = ((futures[f], f.result()) for f in as_completed(futures))
                 busy = []
                 for spoken, samples in results:
@@ -188,16 +179,10 @@ class Speaker:
                 order = busy
                 if not order:
                     break
-        except _Stopped:
-            pass
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)  # on error or Ctrl-C: no new phrases started
                 release_freed_memory()
-
-
-class _Stopped(Exception):
-    """prefetch's `stop` was set: no further phrase is started."""
 
 
 def release_freed_memory() -> None:
