@@ -250,7 +250,10 @@ def stream_child(job: dict) -> None:
             script, speaker, ChimeBank(), None, tags, chapters, Path(job["path"]), measure=job["measure"]
         )
         out.update(
-            build_seconds=time.perf_counter() - planned, loudness=result.loudness_lufs, peak=result.true_peak_dbtp
+            build_seconds=time.perf_counter() - planned,
+            loudness=result.loudness_lufs,
+            peak=result.true_peak_dbtp,
+            encodes=result.encodes,
         )
     elif job["kind"] == "first":
         sink = _Clock(planned)

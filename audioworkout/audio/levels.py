@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly, sosfilt
+from scipy.signal import resample_poly
 
-from .mastering import _OVERSAMPLE, _block_size, _interpolator, _k_weighting
+from .mastering import _OVERSAMPLE, KWeighting, _block_size, _interpolator
 
 CACHE_KIND = "lvl"  # a phrase's levels beside it in the phrase cache: <key>.lvl
 RINGING_SECONDS = 0.2  # s of the K-weighting filter's ringing measured after a sound (or a sounding stretch)
@@ -61,15 +61,14 @@ class SoundLevels:
 
 def k_weighted_squares(audio: np.ndarray, tail: int, sample_rate: int) -> np.ndarray:
     """Squares (float32) of `audio` K-weighted from rest, then of the filter's ringing over `tail` samples of silence."""
-    sos = _k_weighting(sample_rate)
-    zi = np.zeros((sos.shape[0], 2))
+    weigh = KWeighting(sample_rate)
     n = audio.size
     squared = np.empty(n + tail, dtype=np.float32)  # summed in float64 by the callers
     for i in range(0, n + tail, _CHUNK):  # in pieces: a long phrase makes no big temporaries
         j = min(n + tail, i + _CHUNK)
         piece = np.zeros(j - i)
         piece[: max(0, min(j, n) - i)] = audio[i : min(j, n)]
-        y, zi = sosfilt(sos, piece, zi=zi)
+        y = weigh(piece)
         squared[i:j] = np.square(y, out=y)
     return squared
 

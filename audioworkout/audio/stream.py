@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import numpy as np
-from scipy.signal import resample_poly, sosfilt
+from scipy.signal import resample_poly
 
 from ..errors import AudioworkoutError
 from ..fsutil import atomic_target
@@ -87,13 +87,13 @@ from .mastering import (
     _SAFETY_DB,
     DUAL_MONO_OFFSET,
     Ducking,
+    KWeighting,
     LevelMeter,
     Levels,
     TruePeaks,
     _block_size,
     _gated_loudness,
     _interpolator,
-    _k_weighting,
     limiter_stretches,
 )
 from .mix import DUCK_DB, MIX_RATE, MUSIC_LEVEL_DB, ChimeBank, music_files, resample
@@ -761,14 +761,13 @@ class StreamRenderer:
         """A stretch rendered in chunks: the K-weighting carries its state across them, peaks see a block either side."""
         assert self._energy is not None
         timeline, block = self.timeline, self.block
-        sos = _k_weighting(self.sample_rate)
-        zi = np.zeros((sos.shape[0], 2))
+        weigh = KWeighting(self.sample_rate)
         chunk = max(block, _ANALYSIS_CHUNK - _ANALYSIS_CHUNK % block)
         for a in range(r0, r1, chunk):
             b = min(r1, a + chunk)
             xa, xb = max(0, a - block), min(self.length, b + block)  # a block of context each side
             x = timeline.render(xa, xb)
-            y, zi = sosfilt(sos, x[a - xa : b - xa].astype(np.float64), zi=zi)
+            y = weigh(x[a - xa : b - xa])
             blocks = -(-(b - a) // block)
             pad = blocks * block - (b - a)
             if pad:
