@@ -86,6 +86,7 @@ def session(tmp_path):
 
 def _analysed(script, speaker, **kwargs) -> StreamRenderer:
     renderer = StreamRenderer(script, speaker, ChimeBank(), **kwargs)
+    renderer.keep_energy = True
     renderer.analyse()
     return renderer
 

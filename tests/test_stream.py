@@ -147,6 +147,7 @@ def test_cues_measured_from_profiles_read_as_rendered(spiky, monkeypatch):
     for profiles in (True, False):
         renderer = StreamRenderer(script, speech, ChimeBank(), exact=True)
         renderer.profiles = profiles
+        renderer.keep_energy = True
         renderer.analyse()
         runs.append(renderer)
     made, rendered = runs
@@ -494,3 +495,25 @@ def test_a_piper_session_streams_as_the_classic_build(tmp_path):
         own = _onset(bank.samples(cue.chime, cue.chime_set), 0, RATE)
         for x in (classic, decoded):
             assert abs(_onset(x, int(round(cue.time * rate)), rate) / rate - (cue.time + own / RATE)) <= 0.003, cue
+
+
+def test_phrases_held_make_room_before_a_known_phrase_is_loaded():
+    """The phrase budget holds at its peak: a phrase whose length is known evicts before it is read, not after."""
+    rate = 22050
+    sizes = {"a": 3 * rate, "b": 3 * rate, "c": 5 * rate}  # 4 bytes a sample: 264, 264, 441 kB
+    held_when_loading: list[int] = []
+    phrases: stream_mod._Phrases
+
+    def load(text: str):
+        held_when_loading.append(phrases._bytes)
+        return np.zeros(sizes[text], dtype=np.float32), rate
+
+    phrases = stream_mod._Phrases(load, rate, budget=600_000)
+    phrases.get("a")
+    phrases.get("b")
+    phrases.lengths["c"] = sizes["c"]  # known from its levels, as after the voice pass
+    phrases.get("c")
+    assert held_when_loading[-1] + 4 * sizes["c"] <= 600_000  # "a" and "b" made room first
+    assert list(phrases._held) == ["c"] and phrases._bytes == 4 * sizes["c"]
+    phrases.get("a")  # over the budget with "c": the newest stays, the oldest goes
+    assert list(phrases._held) == ["a"]

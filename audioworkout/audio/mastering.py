@@ -239,6 +239,9 @@ class Levels:
     true_peak_dbtp: float
 
 
+_METER_PIECE = 1 << 15  # samples metered at a time (0.74 s at 44.1 kHz)
+
+
 class LevelMeter:
     """Integrated loudness and true peak of a signal fed in pieces, e.g. straight from a decoder.
 
@@ -266,8 +269,11 @@ class LevelMeter:
         x = np.concatenate([self._pending, np.asarray(samples, dtype=np.float32).reshape(-1)])
         whole = x.size - x.size % self._block
         self._pending = x[whole:]
-        if whole:
-            self._measure(x[:whole])
+        # In pieces of at most _METER_PIECE samples: the oversampled copy of a piece is 4x it in float64
+        # (and 3x that with each block's neighbours), so a big read would make a big transient.
+        piece = max(self._block, _METER_PIECE - _METER_PIECE % self._block)
+        for start in range(0, whole, piece):
+            self._measure(x[start : min(whole, start + piece)])
 
     def _measure(self, x: np.ndarray) -> None:
         """Whole blocks: their energies now, their true peaks except the last block's."""

@@ -253,16 +253,21 @@ class _Phrases:
         if audio is not None:
             self._held.move_to_end(text)
             return audio
+        self._make_room(self.lengths.get(text, 0) * 4)  # before loading: the budget holds at its peak too
         raw, rate = self._load(text)
         audio = resample(raw, rate, self.sample_rate)  # as mix.render does
         self.loads += 1
         self.lengths[text] = audio.size
         self._held[text] = audio
         self._bytes += audio.nbytes
-        while self._bytes > self.budget and len(self._held) > 1:
+        self._make_room(0, keep=1)
+        return audio
+
+    def _make_room(self, incoming: int, keep: int = 0) -> None:
+        """Drop the least recently used phrases until `incoming` more bytes fit the budget (keeping the newest `keep`)."""
+        while self._bytes + incoming > self.budget and len(self._held) > keep:
             _, old = self._held.popitem(last=False)
             self._bytes -= old.nbytes
-        return audio
 
 
 # -- the timeline -------------------------------------------------------------------------------
@@ -611,6 +616,7 @@ class StreamRenderer:
         self.n_blocks = -(-self.length // self.block)
         self._energy: np.ndarray | None = None
         self._floor_db = float("inf")
+        self.keep_energy = False  # True: the block energies stay after `analyse` (to inspect them)
         self.profiles = True  # measure cues sounding alone from per-phrase profiles (False: render everything)
         # Without music, the analysis places each sound's stored levels (`audio.levels`): no audio is
         # read. `exact`: render and measure the mix itself, as `master_mix` would (the reference).
@@ -657,6 +663,11 @@ class StreamRenderer:
             except _Uncovered as low:
                 analysis(low.floor_db, progress)
         self.timeline.phrases.forget_levels()  # the per-block figures hold what they said
+        # The block energies served the solve; encoding needs only the gain and the limiter. Held
+        # on, they would be the one thing the encoding pass keeps that grows with the length (5 MB
+        # an hour); a second `analyse` (a re-encode at a lower ceiling) measures them again.
+        if not self.keep_energy:
+            self._energy = None
         release_freed_memory()  # the analysis's temporaries, before the encoding pass starts
         if progress:
             progress("mastering", 1.0)

@@ -150,14 +150,16 @@ class PhraseCache:
             self._discard(path, "bad header")
             return None
         rate, count, crc = head
-        payload = raw[HEADER_SIZE:]
+        payload = memoryview(raw)[HEADER_SIZE:]  # not a copy: a long phrase is a few MB
         if len(payload) != 2 * count or zlib.crc32(payload) != crc:
             self._discard(path, "truncated or corrupt")
             return None
         if rate != engine.sample_rate:
             self._discard(path, f"sample rate {rate} != {engine.sample_rate}")
             return None
-        return np.frombuffer(payload, dtype="<i2").astype(np.float32) / 32767.0
+        audio = np.frombuffer(payload, dtype="<i2").astype(np.float32)
+        audio /= np.float32(32767.0)  # in place: one float copy of the phrase, not two
+        return audio
 
     def header(self, engine: Engine, text: str) -> tuple[int, int] | None:
         """(sample rate, sample count) from the header alone (32 bytes read), or None."""
