@@ -111,28 +111,86 @@ def cold_session(
     speaker,
     chimes: ChimeBank | None = None,
     unmade: Collection[str] = (),
+    on_draft: Callable[[Script], None] | None = None,
 ) -> tuple[Plan, Script] | None:
-    """The session as a cold stream lays it out (`plan_session(reserve=True)`), or None if it should not.
+    """The session as a cold stream lays it out, its phrases in slots (`ReservedDurations`), or None if it should not.
 
-    Its phrases sit in slots of their upper-bound length, about 0.4 s longer than the phrase on
-    average, so the plan is fitted on those slots: in the sessions measured, 2-8 % less work than
-    the plan a file build gets (`plan_session`). It must keep every coaching rule and at least
-    `COLD_WORK_SHARE` of that work; otherwise None: the stream makes its phrases first, as a build does.
+    A slot is the phrase's upper-bound length, about 0.4 s longer than the phrase on average: laid
+    out in slots, the file build's plan runs about 3 % long (115 s in an hour). So the plan is fitted
+    as the file build's is, on estimates, for a target that much shorter (`_fit_shorter`: the same at
+    every level, so the levels keep their order), and laid out in slots it lands on the length asked
+    for: the same growth, a step less here and there (90-99 % of the work for back-pain). Where that
+    misses, the plan is fitted on the slots themselves. Either
+    must keep every coaching rule, at least `COLD_WORK_SHARE` of the file build's work, and not work
+    less than the easier level does; otherwise None: the stream makes its phrases first, as a build
+    does. `on_draft` is shown the file build's plan in slots as soon as it exists (its phrases are
+    the stream's, bar a few: the speech can start on them).
     """
     shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
-    fitted: dict[str, Plan] = {}
-    try:
-        plan, script = plan_session(routine, minutes, level, speaker, chimes, reserve=unmade or True, fitted=fitted)
-    except UsageError:  # the slots leave no session of this length (the shortest): made first, it can be
-        return None
+    slots = ReservedDurations(speaker, chimes, unmade)
+    draft = lay_out(shown, slots)
+    if on_draft is not None:
+        on_draft(draft)
+    candidates: list[Callable[[], tuple[Plan, Script, Plan | None]]] = []
+    if shown.exact:
+        candidates.append(lambda: (shown, draft, None))
+    else:
+        candidates += [
+            lambda: _fit_shorter(routine, level, shown, slots),
+            lambda: _fit_in_slots(routine, level, shown, slots),
+        ]
+    for candidate in candidates:
+        try:
+            plan, script, below = candidate()
+        except UsageError:  # no session of this length in slots (the shortest): try the next, or make it first
+            continue
+        inverted = below is not None and plan.work_seconds() < below.work_seconds() - coaching.STEP_SHORT
+        short = plan.work_seconds() < COLD_WORK_SHARE * shown.work_seconds()
+        off = (
+            abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds)
+            if not plan.exact
+            else False
+        )
+        if not (inverted or short or off or review(plan, script)):
+            return plan, script
+    log.info("%s: not streamed cold (in slots it would break a coaching rule)", routine.id)
+    return None
+
+
+def _fit_shorter(
+    routine: Routine, level: str, shown: Plan, slots: ReservedDurations
+) -> tuple[Plan, Script, Plan | None]:
+    """The file build's fit for a target shortened by what the slots add, laid out in slots.
+
+    The shortening is the same at every level: what the slots add to the easiest level's plan (fitted
+    anyway: a harder level's fit starts from it). With one target, `fit` keeps the levels in order
+    (a harder one never works less), as it does for file builds. If the plan then misses the length,
+    it is fitted once more for its own shortening.
+    """
+    target = shown.target_seconds
+    estimates = PhraseDurations(None, slots.chimes)
+    base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, 0) if level in LEVELS else shown
+    aim = target - (lay_out(base, slots).total_seconds - lay_out(base, estimates).total_seconds)
     easier = LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
-    below = fitted.get(easier) if easier else None  # the easier level's session in slots (fitted on the way)
-    inverted = below is not None and plan.work_seconds() < below.work_seconds() - coaching.STEP_SHORT
-    short = plan.work_seconds() < COLD_WORK_SHARE * shown.work_seconds()
-    if inverted or short or review(plan, script):
-        log.info("%s: not streamed cold (in slots it would break a coaching rule)", routine.id)
-        return None
-    return plan, script
+    for _ in range(2):
+        fitted: dict[str, Plan] = {}
+        plan = replace(fit(routine, aim / 60, level, layout_with(estimates), fitted=fitted), target_seconds=target)
+        script = lay_out(plan, slots)
+        off = script.total_seconds - target
+        if abs(off) <= tolerance(target):
+            break
+        aim -= off
+    return plan, script, fitted.get(easier) if easier else None
+
+
+def _fit_in_slots(
+    routine: Routine, level: str, shown: Plan, slots: ReservedDurations
+) -> tuple[Plan, Script, Plan | None]:
+    """The plan fitted on the slots themselves."""
+    fitted: dict[str, Plan] = {}
+    plan = fit(routine, shown.minutes, level, layout_with(slots), fitted=fitted)
+    easier = LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
+    return plan, lay_out(plan, slots), fitted.get(easier) if easier else None
 
 
 def can_reserve(speaker) -> bool:
@@ -152,8 +210,6 @@ def plan_session(
     chimes: ChimeBank | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     synthesise: bool = True,
-    reserve: bool | Collection[str] = False,
-    fitted: dict[str, Plan] | None = None,
 ) -> tuple[Plan, Script]:
     """Fit the routine to `minutes` at `level`, then time it with real speech when a speaker is given.
 
@@ -162,18 +218,11 @@ def plan_session(
     the length off its target, the rests are corrected in whole 5 s steps (each correction depends
     only on the real lengths of the phrases already in the plan, so the same command gives the same
     script). With `synthesise=False` nothing is synthesised or written: cached lengths where
-    present, estimates for the rest. With `reserve` (a cold stream: `cold_session`) nothing is
-    synthesised either: phrases not cached are laid out in slots of their upper-bound length
-    (`ReservedDurations`), and the plan is fitted on those. A collection of phrases as `reserve`
-    lays those out in slots too, even if the cache has them by now (made while this was planned).
+    present, estimates for the rest. (A cold stream lays its session out in slots: `cold_session`.)
     """
     exact = minutes is None and not routine.fit
     minutes = routine.minutes if minutes is None else minutes
     level = level or routine.level
-    if reserve is not False:  # fitted on the slots themselves, every level alike
-        slots = ReservedDurations(speaker, chimes, () if reserve is True else reserve)
-        plan = exact_plan(routine, level) if exact else fit(routine, minutes, level, layout_with(slots), fitted=fitted)
-        return plan, lay_out(plan, slots)
     durations = PhraseDurations(speaker, chimes)
 
     def fit_on_estimates(pad_delta: int = 0) -> Plan:
@@ -228,8 +277,12 @@ def _fit_on_estimates(routine: Routine, minutes: float, level: str, chimes: Chim
         if key in _FITS:
             _FITS.move_to_end(key)
             return _FITS[key]
-    plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), pad_delta=pad_delta)
+    fitted: dict[str, Plan] = {}
+    plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), pad_delta=pad_delta, fitted=fitted)
     with _FITS_LOCK:
+        for easier, below in fitted.items():  # fitted on the way (with no pad of their own): kept too
+            if easier != level:
+                _FITS[(repr(routine), float(minutes), easier, 0)] = below
         _FITS[key] = plan
         while len(_FITS) > _FITS_KEPT:
             _FITS.popitem(last=False)
@@ -509,7 +562,7 @@ def stream(
 
     When every phrase is cached the session is the file build's, sample for sample. Otherwise
     (`cold`; None decides by the cache) it plays while its phrases are made: they are laid out in
-    slots of their upper-bound length (`cold_session`: a plan fitted on the slots, used only where
+    slots of their upper-bound length (`cold_session`: fitted to land on the length in slots, used only where
     it keeps every coaching rule), synthesised in the order they sound by worker threads, and the
     render starts once the level's sample exists. With music, or an engine that cannot bound a
     phrase's length before making it (Pico, gTTS), every phrase is made first, as `cold=False` asks.
@@ -531,7 +584,15 @@ def stream(
                 )
                 cold = any(speaker.known_duration(t) is None for t in draft.spoken_texts())
             if cold:  # laid out on what the cache held when the stream was asked for, whatever is made meanwhile
-                laid = cold_session(session.routine, minutes, session.level, speaker, session.chimes, fresh)
+
+                def start_sample(draft: Script) -> None:  # its most-heard phrases are the final plan's
+                    unmade = [t for t in dict.fromkeys(draft.spoken_texts()) if t in fresh or not ahead.made(t)]
+                    if unmade:
+                        ahead.add(_level_sample(draft, unmade), first=True)
+
+                laid = cold_session(
+                    session.routine, minutes, session.level, speaker, session.chimes, fresh, on_draft=start_sample
+                )
                 if laid is not None:
                     plan, script = laid
                     minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)

@@ -214,6 +214,15 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
     return Plan(routine, level, target_seconds, sections, exact=exact, parts=parts)
 
 
+def _state(structure: _Structure) -> tuple:
+    """Everything of a structure that its plan depends on, as a key."""
+    return (
+        structure.pad_steps,
+        structure.round_steps,
+        tuple((s.rounds, tuple((i.included, i.sets, i.amount) for i in s.items)) for s in structure.sections),
+    )
+
+
 def _rest_slots(sections: list[PlannedSection]) -> list[PlannedExercise]:
     """The exercises that follow another's end bell within a section: their rests can grow."""
     return [ex for s in sections for ex in s.exercises[1:] if not ex.interval]
@@ -453,9 +462,18 @@ def _fit(
     target = minutes * 60.0
     tol = tolerance(target)
     structure = _start(routine, level)
+    laid: dict[tuple, Script] = {}
+
+    def laid_out() -> Script:
+        """The structure as it stands, laid out; the growth asks whether it fits, then its shares, of one state."""
+        key = _state(structure)
+        if key not in laid:
+            laid.clear()
+            laid[key] = layout(build_plan(routine, level, structure, target, exact=False))
+        return laid[key]
 
     def length() -> float:
-        return layout(build_plan(routine, level, structure, target, exact=False)).total_seconds
+        return laid_out().total_seconds
 
     # Below 10 minutes the middle sections may go; the first and last always stay.
     middle = _middle(structure)
@@ -471,7 +489,7 @@ def _fit(
         raise _unreachable(routine, minutes, level, layout, explain)
 
     def shares() -> list[float]:
-        script = layout(build_plan(routine, level, structure, target, exact=False))
+        script = laid_out()
         spans = {sp.title.split(",")[0]: 0.0 for sp in script.spans}
         for sp in script.spans:
             if sp.kind == "section":

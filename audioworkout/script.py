@@ -651,26 +651,28 @@ def _reps(tl: _Timeline, planned: PlannedExercise, start: float) -> float:
     tl.say(_start_word(planned), "start")
     alternating = ex.sides == "alternating"
     reps = planned.amount * (2 if alternating else 1)
+    last = say("last_rep")
     leads = []
     for rep in range(1, reps + 1):
         if alternating:
             label = ex.side_labels[(rep - 1) % 2]
             leads.append(label[0].upper() + label[1:] + ".")
         else:
-            leads.append(say("last_rep") if rep == reps and reps > 1 else f"{rep}.")
+            leads.append(last if rep == reps and reps > 1 else f"{rep}.")
     slot = max(tl.length(text) for text in leads) + GAP
     reminder_at = reps // 2 + 1 if reps >= 4 else None
     forms = list(ex.form)
+    phases = [(phase.say[0].upper() + phase.say[1:], phase.seconds) for phase in ex.tempo]
     cycle_start = tl.free_at
     for rep, lead in enumerate(leads, 1):
         if rep == reminder_at and forms:
             tl.say(forms[(planned.round - 1) % len(forms)], "form", at=cycle_start)
             cycle_start = tl.free_at
-        tl.say(lead, "last" if lead == say("last_rep") else "pace", at=cycle_start)
+        tl.say(lead, "last" if lead == last else "pace", at=cycle_start)
         grid = cycle_start + slot
-        for phase in ex.tempo:
-            tl.say(phase.say[0].upper() + phase.say[1:], "pace", at=grid)
-            grid += phase.seconds
+        for text, seconds in phases:
+            tl.say(text, "pace", at=grid)
+            grid += seconds
         cycle_start = max(grid, tl.free_at)
     end = cycle_start
     tl.chime("end", at=end)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -64,7 +65,9 @@ def test_a_cold_stream_plays_before_its_last_phrase_is_made(tmp_path, monkeypatc
     monkeypatch.setattr(FakeEngine, "synthesize", slow)
     settings = SpeechSettings(engine="fake", cache_dir=tmp_path / "cache")
     routine = api.load_routine("back-pain")
-    expected = api.plan_session(routine, 10, "beginner", api.make_speaker(settings), reserve=True)[1]
+    laid = api.cold_session(routine, 10, "beginner", api.make_speaker(settings))
+    assert laid is not None
+    expected = laid[1]
 
     class Sink(io.BytesIO):
         frames: list[float] = []
@@ -120,7 +123,9 @@ def test_a_listener_leaving_a_cold_stream_stops_the_synthesis(tmp_path, monkeypa
     routine = api.load_routine("back-pain")
     with pytest.raises(BrokenPipeError):
         api.stream(routine, Gone(), 30, "beginner", settings)
-    total = len(set(api.plan_session(routine, 30, "beginner", reserve=True)[1].spoken_texts()))
+    laid = api.cold_session(routine, 30, "beginner", api.make_speaker(replace(settings, cache_dir=tmp_path / "empty")))
+    assert laid is not None
+    total = len(set(laid[1].spoken_texts()))
     settled = len(calls)
     time.sleep(0.3)
     assert len(calls) == settled < total
@@ -153,7 +158,9 @@ def test_a_cold_piper_stream_through_the_cli(tmp_path):
     # The layout the stream had: made from the same (empty) cache, the Piper voice's bounds.
     empty = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "empty"))
     routine = api.load_routine("back-pain")
-    _, script = api.plan_session(routine, 10, "beginner", empty, reserve=True)
+    laid = api.cold_session(routine, 10, "beginner", empty)
+    assert laid is not None
+    _, script = laid
     assert abs(decoded.size - DELAY - script.total_seconds * rate) <= 2 * 1152
     assert abs(script.total_seconds - 600) <= 12  # the length rule holds in slots too
     filled = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "cache"))

@@ -1348,7 +1348,7 @@ def stream_build(
 
     `pending`: phrases of the script still being synthesised (in timeline order, by another thread
     or process sharing the speaker's cache), each laid out in a slot of its upper-bound length
-    (`api.plan_session(reserve=True)`). The render starts once one phrase exists: the gain is
+    (`api.cold_session`). The render starts once one phrase exists: the gain is
     fixed from the voice's level so far with a stand-in for each phrase to come, the limiter from
     each phrase's real peaks as the stream reaches it, and a block waits for its phrases.
     `wait_for`: the phrases (of `pending`) to wait for before the level is set; those not made by
