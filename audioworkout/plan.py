@@ -223,6 +223,24 @@ def _state(structure: _Structure) -> tuple:
     )
 
 
+# Seconds a session's talk may come out shorter after a step that only adds (the seeded phrase
+# choices downstream of it change): the room `fit` leaves before it judges a step by its work alone.
+_TALK_SWAY = 30.0
+
+
+def _adds_to(before: tuple, after: tuple) -> bool:
+    """Whether the state `after` has everything `before` has (`_state`), and perhaps more."""
+    if after[0] < before[0] or after[1] < before[1]:
+        return False
+    for (rounds_a, items_a), (rounds_b, items_b) in zip(before[2], after[2], strict=True):
+        if rounds_b < rounds_a:
+            return False
+        for (inc_a, sets_a, amount_a), (inc_b, sets_b, amount_b) in zip(items_a, items_b, strict=True):
+            if (inc_a and not inc_b) or sets_b < sets_a or amount_b < amount_a:
+                return False
+    return True
+
+
 def _rest_slots(sections: list[PlannedSection]) -> list[PlannedExercise]:
     """The exercises that follow another's end bell within a section: their rests can grow."""
     return [ex for s in sections for ex in s.exercises[1:] if not ex.interval]
@@ -496,17 +514,30 @@ def _fit(
                 spans[sp.title.split(",")[0]] += sp.end - sp.start
         return [spans.get(s.section.name, 0.0) / script.total_seconds for s in structure.sections]
 
+    def work() -> float:
+        return build_plan(routine, level, structure, target, exact=False).work_seconds()
+
+    grown_from: list[tuple[tuple, float, float]] = []  # (state, work, length) of the last state that fit
+
     def fits() -> bool:
-        return length() <= target + tol
+        # A state that only adds to one that fit is at least as much longer as the work it adds, bar a
+        # few seconds of talk chosen differently: if that already passes the target, it is not laid out.
+        if grown_from:
+            state, worked, long = grown_from[0]
+            if _adds_to(state, _state(structure)):
+                added = work() - worked
+                if long + added - _TALK_SWAY > target + tol:
+                    return False
+        if length() > target + tol:
+            return False
+        grown_from[:] = [(_state(structure), work(), length())]
+        return True
 
     for index, phase in enumerate(_ladder(structure, level)):
         _grow_balanced(structure, phase, fits, shares, capped=index > 0)
     if length() + coaching.REST_STEP * _pad_capacity(structure, routine, level) < target - tol:
         for phase in _ladder(structure, level):  # too short in balance: let any section grow
             _grow_balanced(structure, phase, fits, shares, capped=False)
-
-    def work() -> float:
-        return build_plan(routine, level, structure, target, exact=False).work_seconds()
 
     if work() < floor:
 

@@ -340,3 +340,29 @@ def test_a_fit_is_remembered_in_the_process_and_only_for_the_same_inputs(monkeyp
     assert api._fit_on_estimates(renamed, 45, "intermediate", None, 0) is not api._fit_on_estimates(
         routine, 45, "intermediate", None, 0
     )
+
+
+@pytest.mark.parametrize("name", routine_names())
+def test_fit_skips_only_steps_that_could_not_fit(name, monkeypatch):
+    """`fit` judges a step that only adds work by that work before laying it out: the plans are the
+    ones it makes when it lays out every step (no skipping), for each level at a spread of lengths."""
+    from audioworkout import plan as plan_mod
+
+    routine = load_routine(name)
+    layout = api.layout_with(api.PhraseDurations())
+    sessions = [(m, lv) for m in (7, 18, 33, 47, 60) for lv in ("beginner", "intermediate", "advanced")]
+
+    def plans() -> list:
+        out = []
+        for minutes, level in sessions:
+            try:
+                fitted = plan_mod.fit(routine, minutes, level, layout)
+            except api.UsageError as exc:
+                out.append(str(exc))
+                continue
+            out.append([(e.name, e.amount, e.sets, e.rest_before, e.round) for e in fitted.exercises])
+        return out
+
+    quick = plans()
+    monkeypatch.setattr(plan_mod, "_TALK_SWAY", float("inf"))  # every step laid out
+    assert plans() == quick
