@@ -196,4 +196,4 @@ def test_cold_streams_keep_the_plan_shown_and_every_coaching_rule(name, tmp_path
             assert api.COLD_WORK_SHARE * shown_work <= work <= 1.1 * shown_work, (minutes, level)
             sessions[level] = (plan, script)
         assert review.review_levels(sessions) == [], minutes
-    assert asked >= 6 and cold >= 0.8 * asked, (cold, asked)
+    assert asked >= 6 and cold >= 0.9 * asked, (cold, asked)  # measured: 94-100 %
