@@ -131,26 +131,24 @@ def cold_session(
     draft = lay_out(shown, slots)
     if on_draft is not None:
         on_draft(draft)
-    candidates: list[Callable[[], tuple[Plan, Script, Plan | None]]] = []
+    candidates: list[Callable[[], tuple[Plan, Script, dict[str, Plan]]]] = []
     if shown.exact:
-        candidates.append(lambda: (shown, draft, None))
+        candidates.append(lambda: (shown, draft, {}))
     else:
         candidates += [
             lambda: _fit_shorter(routine, level, shown, slots),
             lambda: _fit_in_slots(routine, level, shown, slots),
         ]
+    easier = LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
     for candidate in candidates:
         try:
-            plan, script, below = candidate()
+            plan, script, fitted = candidate()  # fitted: the easier levels' plans fitted on the way
         except UsageError:  # no session of this length in slots (the shortest): try the next, or make it first
             continue
+        below = fitted.get(easier) if easier else None
         inverted = below is not None and plan.work_seconds() < below.work_seconds() - coaching.STEP_SHORT
         short = plan.work_seconds() < COLD_WORK_SHARE * shown.work_seconds()
-        off = (
-            abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds)
-            if not plan.exact
-            else False
-        )
+        off = not plan.exact and abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds)
         if not (inverted or short or off or review(plan, script)):
             return plan, script
     log.info("%s: not streamed cold (in slots it would break a coaching rule)", routine.id)
@@ -159,7 +157,7 @@ def cold_session(
 
 def _fit_shorter(
     routine: Routine, level: str, shown: Plan, slots: ReservedDurations
-) -> tuple[Plan, Script, Plan | None]:
+) -> tuple[Plan, Script, dict[str, Plan]]:
     """The file build's fit for a target shortened by what the slots add, laid out in slots.
 
     The shortening is the same at every level: what the slots add to the easiest level's plan (fitted
@@ -171,7 +169,6 @@ def _fit_shorter(
     estimates = PhraseDurations(None, slots.chimes)
     base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, 0) if level in LEVELS else shown
     aim = target - (lay_out(base, slots).total_seconds - lay_out(base, estimates).total_seconds)
-    easier = LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
     for _ in range(2):
         fitted: dict[str, Plan] = {}
         plan = replace(fit(routine, aim / 60, level, layout_with(estimates), fitted=fitted), target_seconds=target)
@@ -180,17 +177,16 @@ def _fit_shorter(
         if abs(off) <= tolerance(target):
             break
         aim -= off
-    return plan, script, fitted.get(easier) if easier else None
+    return plan, script, fitted
 
 
 def _fit_in_slots(
     routine: Routine, level: str, shown: Plan, slots: ReservedDurations
-) -> tuple[Plan, Script, Plan | None]:
+) -> tuple[Plan, Script, dict[str, Plan]]:
     """The plan fitted on the slots themselves."""
     fitted: dict[str, Plan] = {}
     plan = fit(routine, shown.minutes, level, layout_with(slots), fitted=fitted)
-    easier = LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
-    return plan, lay_out(plan, slots), fitted.get(easier) if easier else None
+    return plan, lay_out(plan, slots), fitted
 
 
 def can_reserve(speaker) -> bool:

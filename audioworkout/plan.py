@@ -522,15 +522,14 @@ def _fit(
     def fits() -> bool:
         # A state that only adds to one that fit is at least as much longer as the work it adds, bar a
         # few seconds of talk chosen differently: if that already passes the target, it is not laid out.
+        state, now = _state(structure), work()
         if grown_from:
-            state, worked, long = grown_from[0]
-            if _adds_to(state, _state(structure)):
-                added = work() - worked
-                if long + added - _TALK_SWAY > target + tol:
-                    return False
+            fitted, worked, long = grown_from[0]
+            if _adds_to(fitted, state) and long + (now - worked) - _TALK_SWAY > target + tol:
+                return False
         if length() > target + tol:
             return False
-        grown_from[:] = [(_state(structure), work(), length())]
+        grown_from[:] = [(state, now, length())]
         return True
 
     for index, phase in enumerate(_ladder(structure, level)):
