@@ -50,6 +50,7 @@ class PhraseDurations:
         self._known: dict[str, float] = {}
         self._unknown: set[str] = set()
         self._estimates: dict[str, float] = {}
+        self._answered: dict[str, float] = {}  # what duration() said, known or estimated
 
     def known(self, text: str) -> float | None:
         if text in self._known:
@@ -64,11 +65,14 @@ class PhraseDurations:
         return seconds
 
     def duration(self, text: str) -> float:
-        seconds = self.known(text)
+        seconds = self._answered.get(text)  # the same answer until refresh(): a plan search asks ~350,000 times
         if seconds is None:
-            seconds = self._estimates.get(text)
+            seconds = self.known(text)
             if seconds is None:
-                seconds = self._estimates[text] = estimate_duration(text)
+                seconds = self._estimates.get(text)
+                if seconds is None:
+                    seconds = self._estimates[text] = estimate_duration(text)
+            self._answered[text] = seconds
         return seconds
 
     def chime_duration(self, name: str, chime_set: str = "bright") -> float:
@@ -76,6 +80,7 @@ class PhraseDurations:
 
     def refresh(self) -> None:
         self._unknown.clear()
+        self._answered.clear()
 
 
 class ReservedDurations(PhraseDurations):
@@ -90,12 +95,15 @@ class ReservedDurations(PhraseDurations):
         self.unmade = set(unmade)  # in slots even if cached by now
 
     def duration(self, text: str) -> float:
-        seconds = None if text in self.unmade else self.known(text)
+        seconds = self._answered.get(text)
         if seconds is None:
-            seconds = self._estimates.get(text)
+            seconds = None if text in self.unmade else self.known(text)
             if seconds is None:
-                bound = self.speaker.reserve_seconds(text) if self.speaker is not None else None
-                seconds = self._estimates[text] = bound if bound is not None else estimate_duration(text)
+                seconds = self._estimates.get(text)
+                if seconds is None:
+                    bound = self.speaker.reserve_seconds(text) if self.speaker is not None else None
+                    seconds = self._estimates[text] = bound if bound is not None else estimate_duration(text)
+            self._answered[text] = seconds
         return seconds
 
 

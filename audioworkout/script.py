@@ -147,8 +147,18 @@ class _Timeline:
         return self.durations.duration(text)
 
     def say(self, text: str, kind: str, at: float | None = None) -> SpokenCue:
-        cue = SpokenCue(time=self._when(at), duration=self.length(text), kind=kind, text=text)
-        self._add(cue)
+        # The hottest line of a plan search (~200,000 cues an hour-long fit): _when and _add inlined.
+        time = self.free_at if at is None or at < self.free_at else at
+        cue = SpokenCue(
+            time=time,
+            duration=self.durations.duration(text),
+            kind=kind,
+            text=text,
+            section=self.section,
+            exercise=self.exercise,
+        )
+        self.cues.append(cue)
+        self.free_at = time + cue.duration + GAP
         return cue
 
     def chime(self, name: str, at: float | None = None) -> ChimeCue:
