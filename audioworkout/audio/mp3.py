@@ -344,6 +344,8 @@ def _decoder_command(path: Path | None) -> list[str]:
         "f32le",
         "-acodec",
         "pcm_f32le",
+        "-flush_packets",  # whole buffers out, not a write per MP3 frame: a quarter of the reads
+        "0",
         "pipe:1",
     ]
 
