@@ -198,9 +198,10 @@ def _stream_script(minutes: int):
 class _Clock(io.RawIOBase):
     """A sink that notes when each write came, and how many bytes had come by then."""
 
-    def __init__(self, start: float):
+    def __init__(self, start: float, keep: io.BufferedWriter | None = None):
         self.start, self.total = start, 0
         self.marks: list[tuple[float, int]] = []
+        self.kept = keep  # a file for the bytes themselves, to measure afterwards (not held: RSS is measured)
 
     def writable(self) -> bool:
         return True
@@ -208,6 +209,8 @@ class _Clock(io.RawIOBase):
     def write(self, data) -> int:
         self.total += len(data)
         self.marks.append((time.perf_counter() - self.start, self.total))
+        if self.kept is not None:
+            self.kept.write(data)
         return len(data)
 
 
@@ -276,8 +279,10 @@ def cold_stream_child(job: dict) -> None:
 
     started = time.perf_counter()
     routine = api.load_routine("back-pain")
-    sink = _Clock(started)
-    result = api.stream(routine, sink, job["minutes"], job.get("level", "beginner"), api.SpeechSettings())
+    path = Path(job["report"]).with_suffix(".mp3")
+    with open(path, "wb") as kept:
+        sink = _Clock(started, keep=kept)
+        result = api.stream(routine, sink, job["minutes"], job.get("level", "beginner"), api.SpeechSettings())
     head = sink.marks[0][1]
     # CBR: the byte that carries media time t (LAME's delay first): 0.2 s into the first phrase (at 0.5 s).
     need = head + (0.5 + 0.2 + 1105 / 44100) * 96000 / 8
@@ -290,6 +295,11 @@ def cold_stream_child(job: dict) -> None:
         "overruns": result.overruns,
         "track_seconds": result.seconds,
     }
+    from audioworkout.audio.mp3 import measure_mp3  # after the timings: the stream decoded and measured
+
+    levels = measure_mp3(path)
+    path.unlink()
+    out.update(loudness=levels.loudness_lufs, peak=levels.true_peak_dbtp)
     Path(job["report"]).write_text(json.dumps(out))
 
 
@@ -383,7 +393,8 @@ def bench_cold(lengths: list[int]) -> None:
                     f"ID3 tag {rep['first_byte']:.2f} s, "
                     f"first MP3 frame {rep['first_frame']:.2f} s, first speech audible {rep['first_speech']:.2f} s "
                     f"(target <= 3 s); whole track sent in {rep['build_seconds']:.1f} s; {rep['overruns']} phrases "
-                    f"past their slot; peak RSS {rss:.0f} MB"
+                    f"past their slot; peak RSS {rss:.0f} MB; decoded {rep['loudness']:.2f} LUFS (target -16 +-0.3), "
+                    f"{rep['peak']:.2f} dBTP (<= -1)"
                 )
 
 
