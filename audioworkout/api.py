@@ -691,7 +691,9 @@ class _SpeechAhead:
                 return
 
 
-LEVEL_SAMPLE_SECONDS = 20.0  # s of speech made before a cold stream's level is set (about a second on 2 cores)
+LEVEL_SAMPLE_SECONDS = (
+    4.0  # s of speech made before a cold stream's level is set; `stream._Course` corrects it as the rest arrives
+)
 
 
 def _level_sample(script: Script, pending: list[str]) -> list[str]:

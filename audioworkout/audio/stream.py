@@ -1081,16 +1081,22 @@ class _Course:
         for event, key in enumerate(timeline._keys):
             if isinstance(key, str) and key in renderer._stood_in:
                 self.events.setdefault(key, []).append(event)
-        # The stand-ins' share of the block energies, kept apart: how far the phrases made so far
-        # missed their stand-ins says how far the ones still to come will (`_stand_in_bias`).
+        # The stand-ins' share of the block energies, kept apart by length class: how far the phrases
+        # made so far missed their stand-ins says how far the ones still to come will (`_biases`).
         assert renderer._energy is not None
-        self.stood = np.zeros(renderer._energy.size, dtype=np.float32)
+        self.kind = {
+            text: _length_class(levels.samples / renderer.sample_rate) for text, levels in renderer._stood_in.items()
+        }
+        self.stood: dict[int, np.ndarray] = {}
         nowhere = np.zeros(0, dtype=np.float32)
         for text, events in self.events.items():
+            stood = self.stood.setdefault(self.kind[text], np.zeros(renderer._energy.size, dtype=np.float32))
             for event in events:
-                sound_levels.place(renderer._stood_in[text], int(timeline._starts[event]), self.stood, nowhere)
-        self.real_made = 0.0  # energy of the phrases made since the level was set, and of their stand-ins
-        self.promised = 0.0
+                sound_levels.place(renderer._stood_in[text], int(timeline._starts[event]), stood, nowhere)
+        # Per class: phrases made since the level was set, their energy, and what their stand-ins promised.
+        self.made_count = dict.fromkeys(self.stood, 0)
+        self.real_made = dict.fromkeys(self.stood, 0.0)
+        self.promised = dict.fromkeys(self.stood, 0.0)
         self.next_look = 0
         self.corrections = 0
 
@@ -1107,23 +1113,37 @@ class _Course:
             if real is None:
                 continue  # not made yet
             minus = replace(stand_in, k_energy=-stand_in.k_energy)
+            kind = self.kind[text]
             for event in self.events.get(text, []):
                 at = int(r.timeline._starts[event])
                 sound_levels.place(minus, at, r._energy, nowhere)
-                sound_levels.place(minus, at, self.stood, nowhere)
+                sound_levels.place(minus, at, self.stood[kind], nowhere)
                 sound_levels.place(real, at, r._energy, nowhere)
             uses = len(self.events.get(text, []))
-            self.real_made += uses * float(real.k_energy.sum(dtype=np.float64))
-            self.promised += uses * float(stand_in.k_energy.sum(dtype=np.float64))
+            self.made_count[kind] += 1
+            self.real_made[kind] += uses * float(real.k_energy.sum(dtype=np.float64))
+            self.promised[kind] += uses * float(stand_in.k_energy.sum(dtype=np.float64))
             del r._stood_in[text]
         np.maximum(r._energy, 0.0, out=r._energy)  # what subtracting a stand-in leaves of rounding
-        np.maximum(self.stood, 0.0, out=self.stood)
+        for stood in self.stood.values():
+            np.maximum(stood, 0.0, out=stood)
 
-    def _stand_in_bias(self) -> float:
-        """Real energy over promised, of the phrases made since the level was set (1 until a few are)."""
-        if self.promised <= 0 or len(self.events) - len(self.r._stood_in) < _COURSE_MIN_MADE:
-            return 1.0
-        return min(4.0, max(0.25, self.real_made / self.promised))
+    def _biases(self) -> dict[int, float]:
+        """Per length class: real energy over promised, of the phrases made since the level was set.
+
+        A class with too few made yet takes all classes' together; 1 until a few are made at all.
+        """
+        promised, made = sum(self.promised.values()), sum(self.made_count.values())
+        overall = self.real_made_total() / promised if promised > 0 and made >= _COURSE_MIN_MADE else 1.0
+        out = {}
+        for kind in self.stood:
+            own = self.made_count[kind] >= _COURSE_MIN_MADE and self.promised[kind] > 0
+            bias = self.real_made[kind] / self.promised[kind] if own else overall
+            out[kind] = min(4.0, max(0.25, bias))
+        return out
+
+    def real_made_total(self) -> float:
+        return sum(self.real_made.values())
 
     def heard(self, x: np.ndarray, start: int, stop: int) -> None:
         """Samples [start, stop) as they leave: measured, and what the energies predicted for them."""
@@ -1157,7 +1177,8 @@ class _Course:
         per, step = self.per, r.step
         first = len(self.steps) * per  # the first block of the step under way
         rest = r._energy[first:].astype(np.float64)
-        rest += (self._stand_in_bias() - 1.0) * self.stood[first:]  # phrases to come, as the made ones turned out
+        for kind, bias in self._biases().items():  # phrases to come, as the made ones of their length turned out
+            rest += (bias - 1.0) * self.stood[kind][first:]
         rest = np.concatenate([rest, np.zeros(-rest.size % per)]).reshape(-1, per).sum(axis=1)
         rest *= self.sent / self.expected  # the limiter's share so far, and any miss of the model
         sent = np.array(self.steps)
@@ -1176,11 +1197,11 @@ class _Course:
             gain = (low + high) / 2
         if abs(gain - r.gain_db) >= _COURSE_MIN_DB:
             log.debug(
-                "cold stream: gain %.2f -> %.2f dB at %.0f s (bias %.3f ratio %.3f left %d)",
+                "cold stream: gain %.2f -> %.2f dB at %.0f s (biases %s ratio %.3f left %d)",
                 r.gain_db,
                 gain,
                 start / r.sample_rate,
-                self._stand_in_bias(),
+                {k: round(b, 3) for k, b in self._biases().items()},
                 self.sent / self.expected,
                 len(r._stood_in),
             )
