@@ -16,6 +16,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -384,6 +385,39 @@ def test_a_cache_that_cannot_be_locked_still_works(tmp_path, monkeypatch, caplog
     assert len(speaker.audio("d e")) > 0 and engine.said.count("d e") == 1
     warnings = [r for r in caplog.records if "cannot lock" in r.getMessage()]
     assert len(warnings) == 1 and "Permission denied" in warnings[0].getMessage()
+
+
+def test_a_cache_that_cannot_be_locked_warns_once_across_threads(tmp_path, monkeypatch):
+    """Eight workers meet the missing lock at the same moment: one warning, not one each."""
+    from audioworkout.speech import cache as cache_module
+
+    together = threading.Barrier(8)
+
+    def refuse(path, *args, **kwargs):
+        together.wait(5)
+        raise PermissionError(13, "Permission denied", str(path))
+
+    warned: list[str] = []
+
+    def slow_warning(message, *args):  # a log handler writing to a slow terminal: the others arrive meanwhile
+        time.sleep(0.05)
+        warned.append(message % args)
+
+    monkeypatch.setattr(cache_module, "file_lock", refuse)
+    monkeypatch.setattr(cache_module.log, "warning", slow_warning)
+    cache = PhraseCache(tmp_path / "cache")
+    engine = FakeEngine()
+
+    def claim(n: int) -> None:
+        with cache.claim(engine, f"phrase {n}") as mine:
+            assert mine
+
+    workers = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(10)
+    assert len([m for m in warned if "cannot lock" in m]) == 1
 
 
 def test_read_only_cache_on_a_read_only_mount(tmp_path, tmpfs):

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -93,6 +94,7 @@ class PhraseCache:
         self.discarded = 0  # corrupt entries found and deleted
         self._warned = False
         self._lock_warned = False
+        self._warning = threading.Lock()  # speech workers share a cache: each warning is said once, not once each
 
     @staticmethod
     def key(engine: Engine, text: str) -> str:
@@ -121,13 +123,12 @@ class PhraseCache:
                 if mine:  # a build killed while writing this phrase left its temp file; nobody else writes it now
                     remove_dead_parts(sorted(lock.parent.glob(f".{key}{_SUFFIX}.*.part")))
             except OSError as exc:
-                if not self._lock_warned:
+                if self._first("_lock_warned"):
                     log.warning(
                         "speech cache: cannot lock phrases in %s (%s); concurrent builds may synthesise a phrase twice",
                         self.directory,
                         exc.strerror or exc,
                     )
-                    self._lock_warned = True
                 mine = True
             yield mine
 
@@ -225,9 +226,16 @@ class PhraseCache:
                 self._write_derived(path.with_suffix("." + kind), crc, made)
             write_atomic(path, data)
         except OSError as exc:
-            if not self._warned:
+            if self._first("_warned"):
                 log.warning("speech cache: cannot write %s: %s", self.directory, exc)
-                self._warned = True
+
+    def _first(self, flag: str) -> bool:
+        """True the first time only (across threads): the flag is set under a lock."""
+        with self._warning:
+            if getattr(self, flag):
+                return False
+            setattr(self, flag, True)
+            return True
 
     def _entries(self) -> Iterable[Path]:
         if not self.directory.is_dir():
