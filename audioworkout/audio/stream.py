@@ -125,6 +125,7 @@ _COURSE_LIMIT_DB = 2.0  # a cold stream's gain moves at most this far from its f
 _COURSE_RAMP = 4.0  # s over which a corrected gain is reached: a slow slide, never a step
 _COURSE_UNTIL = 0.9  # share of the track after which the gain stays put (a late correction would have to be big)
 _COURSE_MIN_DB = 0.03  # corrections smaller than this are not made
+_COURSE_STEP_DB = 0.3  # the most one look moves the gain: 0.3 dB per 10 s, gentler than anyone hears
 _COURSE_MIN_MADE = 5  # phrases made after the level was set before their stand-ins' miss is trusted for the rest
 _DECODER_DELAY = 576 + 529  # LAME's encoder delay + the decoder's: samples before sample 0 without an Info tag
 _ENCODE_TRIES = 3
@@ -1193,6 +1194,7 @@ class _Course:
                 mid = (low + high) / 2
                 low, high = (mid, high) if landing(mid) < target else (low, mid)
             gain = (low + high) / 2
+        gain = min(r.gain_db + _COURSE_STEP_DB, max(r.gain_db - _COURSE_STEP_DB, gain))
         if abs(gain - r.gain_db) >= _COURSE_MIN_DB:
             log.debug(
                 "cold stream: gain %.2f -> %.2f dB at %.0f s (biases %s ratio %.3f left %d)",
