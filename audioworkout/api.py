@@ -29,7 +29,17 @@ from .coaching import REST_STEP
 from .content import LEVELS, Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import AudioworkoutError, UsageError, printable
 from .fsutil import atomic_set, file_lock, read_cover, remove_dead_parts, remove_unheld_locks
-from .plan import MAX_MINUTES, MIN_MINUTES, Plan, exact_plan, fit, minutes_range, supported_range, tolerance
+from .plan import (
+    MAX_MINUTES,
+    MIN_MINUTES,
+    Plan,
+    exact_plan,
+    fit,
+    minutes_range,
+    supported_range,
+    tolerance,
+    with_rest_steps,
+)
 from .review import Finding, review, review_levels
 from .script import Script, lay_out, opening_lines
 from .speech import SpeechSettings, estimate_duration, make_speaker  # noqa: F401  (re-exported)
@@ -262,35 +272,37 @@ def plan_session(
     return plan, lay_out(plan, durations)
 
 
-_FITS: OrderedDict[tuple[str, float, str, int], Plan] = OrderedDict()
+_FITS: OrderedDict[tuple[str, float, str], Plan] = OrderedDict()
 _FITS_KEPT = 32  # plans are small; a server keeps the sessions its listeners just looked at
 _FITS_LOCK = threading.Lock()
 
 
 def _fit_on_estimates(routine: Routine, minutes: float, level: str, chimes: ChimeBank | None, pad_delta: int) -> Plan:
-    """`fit` on estimated phrase lengths, remembered in this process: a pure function of its inputs.
+    """`fit` on estimated phrase lengths, with `pad_delta` more 5 s steps of rest: a pure function of its inputs.
 
-    The search lays the session out hundreds of times (about a second for an hour), so a server that
-    showed a plan (`/plan.json`) starts its stream without fitting it again. Chimes from the user's
-    files are timed from the files, which may change, so those fits are not remembered.
+    The search lays the session out hundreds of times (about a second for an hour), so its plan is
+    remembered in this process: a server that showed a plan (`/plan.json`) starts its stream without
+    fitting it again, and a correction for real speech (`pad_delta`) moves the rests of the plan
+    already fitted. Chimes from the user's files are timed from the files, which may change, so
+    those fits are not remembered.
     """
     if chimes is not None and chimes.overrides:
-        return fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), pad_delta=pad_delta)
-    key = (repr(routine), float(minutes), level, pad_delta)
+        return with_rest_steps(fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes))), pad_delta)
+    key = (repr(routine), float(minutes), level)
     with _FITS_LOCK:
-        if key in _FITS:
+        plan = _FITS.get(key)
+        if plan is not None:
             _FITS.move_to_end(key)
-            return _FITS[key]
-    fitted: dict[str, Plan] = {}
-    plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), pad_delta=pad_delta, fitted=fitted)
-    with _FITS_LOCK:
-        for easier, below in fitted.items():  # fitted on the way (with no pad of their own): kept too
-            if easier != level:
-                _FITS[(repr(routine), float(minutes), easier, 0)] = below
-        _FITS[key] = plan
-        while len(_FITS) > _FITS_KEPT:
-            _FITS.popitem(last=False)
-    return plan
+    if plan is None:
+        fitted: dict[str, Plan] = {}
+        plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), fitted=fitted)
+        with _FITS_LOCK:
+            for easier, below in fitted.items():  # fitted on the way: kept too
+                _FITS[(repr(routine), float(minutes), easier)] = below
+            _FITS[key] = plan
+            while len(_FITS) > _FITS_KEPT:
+                _FITS.popitem(last=False)
+    return with_rest_steps(plan, pad_delta) if pad_delta else plan
 
 
 def _speak_missing(script: Script, speaker, durations: PhraseDurations, progress) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from . import coaching
@@ -91,6 +91,8 @@ class Plan:
     sections: list[PlannedSection]
     exact: bool = False
     parts: int = 0  # distinct sections (rounds count once)
+    rest_steps: int = 0  # 5 s steps of extra rest spread over the rests between exercises
+    rest_room: int = 0  # how many such steps those rests can take in all, within their bounds
 
     @property
     def minutes(self) -> float:
@@ -211,7 +213,24 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
                 )
             sections.append(planned)
     _spread_pads(sections, structure.pad_steps)
-    return Plan(routine, level, target_seconds, sections, exact=exact, parts=parts)
+    room = len(_rest_slots(sections)) * int(coaching.rest_pad_limits(routine, level)["rest_pad"] // coaching.REST_STEP)
+    return Plan(routine, level, target_seconds, sections, exact, parts, structure.pad_steps, room)
+
+
+def with_rest_steps(plan: Plan, delta: int) -> Plan:
+    """The plan with `delta` more 5 s steps of rest between exercises (fewer if negative), within their room.
+
+    Real speech that runs longer or shorter than estimated is made up here: the exercises stay as
+    fitted, only the rests move (what `fit` would give with its rests settled `delta` steps further).
+    """
+    steps = max(0, min(plan.rest_room, plan.rest_steps + delta))
+    sections = copy.deepcopy(plan.sections)
+    slots = _rest_slots(sections)
+    for k, ex in enumerate(slots):
+        share = (steps * (k + 1)) // len(slots) - (steps * k) // len(slots)
+        before = (plan.rest_steps * (k + 1)) // len(slots) - (plan.rest_steps * k) // len(slots)
+        ex.rest_before += coaching.REST_STEP * (share - before)
+    return replace(plan, sections=sections, rest_steps=steps)
 
 
 def _state(structure: _Structure) -> tuple:
@@ -442,7 +461,6 @@ def fit(
     minutes: float,
     level: str,
     layout: Callable[[Plan], Script],
-    pad_delta: int = 0,
     fitted: dict[str, Plan] | None = None,
 ) -> Plan:
     """The plan whose laid-out length lands on `minutes`, grown as a coach would grow a session.
@@ -458,7 +476,7 @@ def fit(
             floor = easier - coaching.STEP_SHORT  # amounts move in 5 s steps: equal within one step
         except UsageError:
             floor = 0.0
-    plan = _fit(routine, minutes, level, layout, floor, pad_delta=pad_delta)
+    plan = _fit(routine, minutes, level, layout, floor)
     if fitted is not None:
         fitted[level] = plan
     return plan
@@ -471,7 +489,6 @@ def _fit(
     layout: Callable[[Plan], Script],
     floor: float,
     explain: bool = True,
-    pad_delta: int = 0,
 ) -> Plan:
     if level not in LEVELS:
         raise UsageError(f"level: got {level!r}; allowed: {' | '.join(LEVELS)}")
@@ -551,19 +568,14 @@ def _fit(
 
         _reach_floor(structure, level, floor, work, fits, balanced)
     _settle_rests(structure, routine, level, target, length)
-    if pad_delta:  # the caller's correction for real speech, in whole 5 s steps of rest
-        capacity = _pad_capacity(structure, routine, level)
-        structure.pad_steps = max(0, min(capacity, structure.pad_steps + pad_delta))
-    elif abs(length() - target) > tol:
+    if abs(length() - target) > tol:
         raise _unreachable(routine, minutes, level, layout, explain)
     return build_plan(routine, level, structure, target, exact=False)
 
 
 def _pad_capacity(structure: _Structure, routine: Routine, level: str) -> int:
     """How many 5 s steps the rests between exercises may still grow, in all, within their bounds."""
-    bounds = coaching.rest_pad_limits(routine, level)
-    slots = len(_rest_slots(build_plan(routine, level, structure, 0.0, exact=False).sections))
-    return slots * int(bounds["rest_pad"] // coaching.REST_STEP)
+    return build_plan(routine, level, structure, 0.0, exact=False).rest_room
 
 
 def _reach_floor(

@@ -366,3 +366,53 @@ def test_fit_skips_only_steps_that_could_not_fit(name, monkeypatch):
     quick = plans()
     monkeypatch.setattr(plan_mod, "_TALK_SWAY", float("inf"))  # every step laid out
     assert plans() == quick
+
+
+def test_real_speech_moves_the_rests_of_the_fitted_plan_without_fitting_it_again(tmp_path, monkeypatch):
+    """Real speech shorter than estimated is made up in the rests: the plan's exercises stay as fitted
+    and the search is not run a second time (it was, for every correction: a second for an hour)."""
+    from audioworkout.speech import FakeEngine, PhraseCache, Speaker
+
+    class Brisk(FakeEngine):  # speaks faster than the estimates: the session needs more rest
+        def cache_key(self) -> str:
+            return "fake-brisk|v1"
+
+        @staticmethod
+        def expected_duration(text: str) -> float:
+            return 0.04 * len(text) + 0.1
+
+    routine = load_routine("back-pain")
+    api._FITS.clear()
+    searches = []
+    fit = api.fit
+    monkeypatch.setattr(api, "fit", lambda *a, **k: searches.append(a[1:3]) or fit(*a, **k))
+    fitted = api.plan_session(routine, 30, "beginner")[0]
+    plan, script = api.plan_session(routine, 30, "beginner", speaker=Speaker(Brisk(), PhraseCache(tmp_path)))
+    assert searches == [(30, "beginner")]
+    assert plan.rest_steps > fitted.rest_steps  # corrected: the rests grew
+    kept = [(e.name, e.amount, e.sets) for e in fitted.exercises]
+    assert [(e.name, e.amount, e.sets) for e in plan.exercises] == kept
+    assert abs(script.total_seconds - 1800) <= tolerance(1800) / 2
+
+
+@pytest.mark.parametrize("delta", [-50, -3, -1, 1, 4, 50])
+def test_rest_steps_are_spread_evenly_within_their_room(delta):
+    """`with_rest_steps`: exactly the steps asked for (within 0 and the room), 5 s each, no rest more
+    than one step longer than another's padding, and the exercises untouched."""
+    from audioworkout.plan import _rest_slots, with_rest_steps
+
+    plan = api.plan_session(load_routine("back-pain"), 45, "intermediate")[0]
+    moved = with_rest_steps(plan, delta)
+    steps = max(0, min(plan.rest_room, plan.rest_steps + delta))
+    assert moved.rest_steps == steps and plan.rest_room > 0
+    before = [ex.rest_before for ex in _rest_slots(plan.sections)]
+    after = [ex.rest_before for ex in _rest_slots(moved.sections)]
+    assert sum(after) - sum(before) == coaching.REST_STEP * (steps - plan.rest_steps)
+    base = [
+        b - coaching.REST_STEP * ((plan.rest_steps * (k + 1)) // len(before) - (plan.rest_steps * k) // len(before))
+        for k, b in enumerate(before)
+    ]
+    pads = [(a - b) / coaching.REST_STEP for a, b in zip(after, base, strict=True)]
+    assert max(pads) - min(pads) <= 1 and min(pads) >= 0
+    assert [(e.name, e.amount, e.sets) for e in moved.exercises] == [(e.name, e.amount, e.sets) for e in plan.exercises]
+    assert with_rest_steps(moved, plan.rest_steps - moved.rest_steps).sections == plan.sections
