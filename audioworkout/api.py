@@ -40,6 +40,7 @@ from .plan import (
     tolerance,
     with_rest_steps,
 )
+from .plan_store import PlanStore
 from .review import Finding, review, review_levels
 from .script import Script, lay_out, opening_lines
 from .speech import SpeechSettings, estimate_duration, make_speaker  # noqa: F401  (re-exported)
@@ -185,7 +186,8 @@ def _fit_shorter(
     """
     target = shown.target_seconds
     estimates = PhraseDurations(None, slots.chimes)
-    base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, 0) if level in LEVELS else shown
+    store = plan_store(slots.speaker)
+    base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, 0, store) if level in LEVELS else shown
     aim = target - (lay_out(base, slots).total_seconds - lay_out(base, estimates).total_seconds)
     for _ in range(2):
         fitted: dict[str, Plan] = {}
@@ -240,7 +242,7 @@ def plan_session(
     durations = PhraseDurations(speaker, chimes)
 
     def fit_on_estimates(pad_delta: int = 0) -> Plan:
-        return _fit_on_estimates(routine, minutes, level, chimes, pad_delta)
+        return _fit_on_estimates(routine, minutes, level, chimes, pad_delta, plan_store(speaker))
 
     plan = exact_plan(routine, level) if exact else fit_on_estimates()
     delta = 0
@@ -277,14 +279,21 @@ _FITS_KEPT = 32  # plans are small; a server keeps the sessions its listeners ju
 _FITS_LOCK = threading.Lock()
 
 
-def _fit_on_estimates(routine: Routine, minutes: float, level: str, chimes: ChimeBank | None, pad_delta: int) -> Plan:
+def _fit_on_estimates(
+    routine: Routine,
+    minutes: float,
+    level: str,
+    chimes: ChimeBank | None,
+    pad_delta: int,
+    store: PlanStore | None = None,
+) -> Plan:
     """`fit` on estimated phrase lengths, with `pad_delta` more 5 s steps of rest: a pure function of its inputs.
 
     The search lays the session out hundreds of times (about a second for an hour), so its plan is
-    remembered in this process: a server that showed a plan (`/plan.json`) starts its stream without
-    fitting it again, and a correction for real speech (`pad_delta`) moves the rests of the plan
-    already fitted. Chimes from the user's files are timed from the files, which may change, so
-    those fits are not remembered.
+    remembered in this process (a server that showed a plan at /plan.json starts its stream without
+    fitting it again) and, given a `store`, on disk for the next process. A correction for real
+    speech (`pad_delta`) moves the rests of the plan already fitted. Chimes from the user's files
+    are timed from the files, which may change, so those fits are not remembered.
     """
     if chimes is not None and chimes.overrides:
         return with_rest_steps(fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes))), pad_delta)
@@ -293,16 +302,33 @@ def _fit_on_estimates(routine: Routine, minutes: float, level: str, chimes: Chim
         plan = _FITS.get(key)
         if plan is not None:
             _FITS.move_to_end(key)
+    if plan is None and store is not None:
+        plan = store.get(routine, minutes, level)
+        if plan is not None:
+            _remember({level: plan}, routine, minutes)
     if plan is None:
         fitted: dict[str, Plan] = {}
         plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), fitted=fitted)
-        with _FITS_LOCK:
-            for easier, below in fitted.items():  # fitted on the way: kept too
-                _FITS[(repr(routine), float(minutes), easier)] = below
-            _FITS[key] = plan
-            while len(_FITS) > _FITS_KEPT:
-                _FITS.popitem(last=False)
+        _remember(fitted, routine, minutes)  # the easier levels fitted on the way are kept too
+        if store is not None:
+            for below in fitted.values():
+                store.put(below, minutes)
     return with_rest_steps(plan, pad_delta) if pad_delta else plan
+
+
+def _remember(plans: dict[str, Plan], routine: Routine, minutes: float) -> None:
+    with _FITS_LOCK:
+        for level, plan in plans.items():
+            _FITS[(repr(routine), float(minutes), level)] = plan
+            _FITS.move_to_end((repr(routine), float(minutes), level))
+        while len(_FITS) > _FITS_KEPT:
+            _FITS.popitem(last=False)
+
+
+def plan_store(speaker) -> PlanStore | None:
+    """The plan store beside the speaker's phrase cache (none without one: nothing is written)."""
+    cache = getattr(speaker, "cache", None)
+    return PlanStore(cache.directory / "plans") if cache is not None else None
 
 
 def _speak_missing(script: Script, speaker, durations: PhraseDurations, progress) -> bool:

@@ -394,7 +394,7 @@ def cache_info(cache_dir):
     "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None, envvar="AUDIOWORKOUT_CACHE_DIR"
 )
 def cache_clear(cache_dir):
-    """Delete every cached phrase."""
+    """Delete every cached phrase (with its levels) and the stored plans."""
     from .speech import PhraseCache
 
     c = PhraseCache(cache_dir)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import coaching
 from .content import LEVELS, Exercise, Routine, RoutineItem, Section
@@ -93,6 +93,8 @@ class Plan:
     parts: int = 0  # distinct sections (rounds count once)
     rest_steps: int = 0  # 5 s steps of extra rest spread over the rests between exercises
     rest_room: int = 0  # how many such steps those rests can take in all, within their bounds
+    # The grown structure it stands for (`_state`): enough to build it again (`plan_from_shape`).
+    shape: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def minutes(self) -> float:
@@ -214,7 +216,36 @@ def build_plan(routine: Routine, level: str, structure: _Structure, target_secon
             sections.append(planned)
     _spread_pads(sections, structure.pad_steps)
     room = len(_rest_slots(sections)) * int(coaching.rest_pad_limits(routine, level)["rest_pad"] // coaching.REST_STEP)
-    return Plan(routine, level, target_seconds, sections, exact, parts, structure.pad_steps, room)
+    return Plan(routine, level, target_seconds, sections, exact, parts, structure.pad_steps, room, _state(structure))
+
+
+def plan_from_shape(routine: Routine, level: str, target_seconds: float, shape: Any) -> Plan | None:
+    """The plan `fit` grew to `shape` (`Plan.shape`), built again without the search; None if it does not fit the routine.
+
+    A shape is plain numbers (JSON survives it as lists): the rest and round steps, then per section
+    its rounds and per item whether it is in, its sets and its amount.
+    """
+    structure = _start(routine, level)
+    try:
+        pad_steps, round_steps, sections = shape
+        if len(sections) != len(structure.sections):
+            return None
+        for s, (rounds, items) in zip(structure.sections, sections, strict=True):
+            if len(items) != len(s.items) or not (isinstance(rounds, int) and rounds >= 1):
+                return None
+            s.rounds = rounds
+            for i, (included, sets, amount) in zip(s.items, items, strict=True):
+                if not (isinstance(included, bool) and isinstance(sets, int) and isinstance(amount, int)):
+                    return None
+                if sets < 1 or amount < 1:
+                    return None
+                i.included, i.sets, i.amount = included, sets, amount
+        if not (isinstance(pad_steps, int) and isinstance(round_steps, int) and pad_steps >= 0 and round_steps >= 0):
+            return None
+    except (TypeError, ValueError):
+        return None
+    structure.pad_steps, structure.round_steps = pad_steps, round_steps
+    return build_plan(routine, level, structure, target_seconds, exact=False)
 
 
 def with_rest_steps(plan: Plan, delta: int) -> Plan:
@@ -230,7 +261,8 @@ def with_rest_steps(plan: Plan, delta: int) -> Plan:
         share = (steps * (k + 1)) // len(slots) - (steps * k) // len(slots)
         before = (plan.rest_steps * (k + 1)) // len(slots) - (plan.rest_steps * k) // len(slots)
         ex.rest_before += coaching.REST_STEP * (share - before)
-    return replace(plan, sections=sections, rest_steps=steps)
+    shape = (steps, *plan.shape[1:]) if plan.shape else ()
+    return replace(plan, sections=sections, rest_steps=steps, shape=shape)
 
 
 def _state(structure: _Structure) -> tuple:
