@@ -613,9 +613,11 @@ def stream(
     options = options or BuildOptions()
     session = _Session.prepare(routine, level, speech, options)
     speaker = session.speaker
+    asked = minutes  # a cold stream's own plan may differ: the next request asks for these minutes again
     may_be_cold = cold is not False and options.music is None and can_reserve(speaker)
     with _SpeechAhead(speaker) as ahead:
         pending: list[str] = []
+        after: list[str] = []  # a cold stream's file build's phrases: made after its own, for the next play
         if may_be_cold:
             fresh = [t for t in opening_lines(session.routine) if not ahead.made(t)]
             cold = cold or bool(fresh)  # a routine new to the cache: no need to look further
@@ -631,6 +633,7 @@ def stream(
                     unmade = [t for t in dict.fromkeys(draft.spoken_texts()) if t in fresh or not ahead.made(t)]
                     if unmade:
                         ahead.add(_level_sample(draft, unmade), first=True)
+                    after[:] = unmade
 
                 laid = cold_session(
                     session.routine, minutes, session.level, speaker, session.chimes, fresh, on_draft=start_sample
@@ -645,6 +648,8 @@ def stream(
             pending = sample + [t for t in pending if t not in set(sample)]
             ahead.add(sample, first=True)
             ahead.add(pending)
+            ahead.add(after)  # then the file build's, and once all are made its real-speech corrections:
+            ahead.then(lambda speaker: plan_session(session.routine, asked, session.level, speaker, session.chimes))
         else:
             _, script, minutes = session.plan(minutes, report)
         tags = session.tags(minutes, script, options)
@@ -671,7 +676,8 @@ class _SpeechAhead:
 
     On leaving (the stream ended, failed or its listener went away) no further phrase is started;
     the ones under way finish into the cache. A failure here is left to the renderer, which meets
-    it when it asks for that phrase itself.
+    it when it asks for that phrase itself. `then` queues work for after the stream's own phrases
+    (a cold stream makes the file build's, so the next play of the same settings is warm).
     """
 
     def __init__(self, speaker):
@@ -681,6 +687,8 @@ class _SpeechAhead:
         self._asked: set[str] = set()
         self._ready = threading.Condition()
         self._workers: list[threading.Thread] = []
+        self._then: Callable[[Any], object] | None = None
+        self._followers: list[threading.Thread] = []
 
     def __enter__(self) -> _SpeechAhead:
         return self
@@ -689,8 +697,33 @@ class _SpeechAhead:
         with self._ready:
             self.stop.set()
             self._ready.notify_all()
-        for worker in self._workers:
+        for worker in self._workers + self._followers:
             worker.join()
+
+    def then(self, job: Callable[[Any], object]) -> None:
+        """Run `job(speaker)` in a thread of its own once the queue has run dry, its synthesis queued
+        here too (`_QueuedSpeaker`), so it stops with the stream; it is left, not waited for, if the
+        stream ends first."""
+        with self._ready:
+            self._then = job
+            self._ready.notify_all()
+
+    def wait_made(self, texts: list[str]) -> None:
+        """Queue `texts` and wait until each is made; _Stopped if the stream ends first."""
+        self.add(texts)
+        with self._ready:
+            while not all(self.made(t) for t in texts):
+                if self.stop.is_set():
+                    raise _Stopped
+                self._ready.wait(1.0)  # a worker that failed notifies no one: look again now and then
+
+    def _follow(self, job: Callable[[Any], object]) -> None:
+        try:
+            job(_QueuedSpeaker(self))
+        except _Stopped:
+            pass
+        except Exception as exc:  # a follow-up only warms the cache: its failure is the next play's to meet
+            log.debug("follow-up after the stream stopped: %s", exc)
 
     def made(self, text: str) -> bool:
         """Already in the cache (asked for here and done, or made before)."""
@@ -718,6 +751,11 @@ class _SpeechAhead:
         while True:
             with self._ready:
                 while not self._queue and not self.stop.is_set():
+                    if self._then is not None:  # the stream's phrases are all taken: its follow-up starts
+                        follower = threading.Thread(target=self._follow, args=(self._then,), name="speech-then")
+                        self._then = None
+                        follower.start()
+                        self._followers.append(follower)
                     self._ready.wait()
                 if self.stop.is_set():
                     return
@@ -727,6 +765,26 @@ class _SpeechAhead:
             except Exception as exc:  # the renderer's own request for the phrase raises it where it is reported
                 log.debug("synthesis ahead of the stream stopped: %s", exc)
                 return
+            finally:
+                with self._ready:
+                    self._ready.notify_all()  # a follow-up may be waiting for this phrase
+
+
+class _Stopped(Exception):
+    """The stream ended: its follow-up stops here."""
+
+
+class _QueuedSpeaker:
+    """The stream's speaker with its synthesis sent through the stream's queue (`_SpeechAhead.wait_made`)."""
+
+    def __init__(self, ahead: _SpeechAhead):
+        self._ahead = ahead
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ahead.speaker, name)
+
+    def prefetch(self, texts, progress=None, **_: object) -> None:
+        self._ahead.wait_made(list(texts))
 
 
 # s of speech (beyond the welcome) made before a cold stream's level is first set: `stream._Course`
