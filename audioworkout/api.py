@@ -242,7 +242,7 @@ def plan_session(
     durations = PhraseDurations(speaker, chimes)
 
     def fit_on_estimates(pad_delta: int = 0) -> Plan:
-        return _fit_on_estimates(routine, minutes, level, chimes, pad_delta, plan_store(speaker))
+        return _fit_on_estimates(routine, minutes, level, chimes, pad_delta, plan_store(speaker), keep=synthesise)
 
     plan = exact_plan(routine, level) if exact else fit_on_estimates()
     delta = 0
@@ -267,9 +267,21 @@ def plan_session(
         script = lay_out(plan, durations)
     if exact or abs(plan.target_seconds - script.total_seconds) <= tolerance(plan.target_seconds):
         return plan, script
-    for _ in range(4):  # real speech far from the estimates: fit on the real lengths themselves
+    # Real speech far from the estimates: the plan fitted on the real lengths themselves, kept for
+    # this voice in the plan store (the search costs as much as the first: up to a second an hour).
+    store = plan_store(speaker) if chimes is None or not chimes.overrides else None
+    voice = f"spoken by {speaker.engine.cache_key()}"
+    kept = store.get(routine, minutes, level, voice) if store is not None else None
+    if kept is not None:
+        script = lay_out(kept, durations)
+        made = all(durations.known(t) is not None for t in script.spoken_texts())
+        if made and abs(kept.target_seconds - script.total_seconds) <= tolerance(kept.target_seconds):
+            return kept, script
+    for _ in range(4):
         plan = fit(routine, minutes, level, layout_with(durations))
         if not _speak_missing(lay_out(plan, durations), speaker, durations, progress):
+            if store is not None:
+                store.put(plan, minutes, voice)
             break
     return plan, lay_out(plan, durations)
 
@@ -286,12 +298,14 @@ def _fit_on_estimates(
     chimes: ChimeBank | None,
     pad_delta: int,
     store: PlanStore | None = None,
+    keep: bool = True,
 ) -> Plan:
     """`fit` on estimated phrase lengths, with `pad_delta` more 5 s steps of rest: a pure function of its inputs.
 
     The search lays the session out hundreds of times (about a second for an hour), so its plan is
     remembered in this process (a server that showed a plan at /plan.json starts its stream without
-    fitting it again) and, given a `store`, on disk for the next process. A correction for real
+    fitting it again) and, given a `store`, read from and (with `keep`: not in a dry run, which
+    writes nothing) kept on disk for the next process. A correction for real
     speech (`pad_delta`) moves the rests of the plan already fitted. Chimes from the user's files
     are timed from the files, which may change, so those fits are not remembered.
     """
@@ -310,7 +324,7 @@ def _fit_on_estimates(
         fitted: dict[str, Plan] = {}
         plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), fitted=fitted)
         _remember(fitted, routine, minutes)  # the easier levels fitted on the way are kept too
-        if store is not None:
+        if store is not None and keep:
             for below in fitted.values():
                 store.put(below, minutes)
     return with_rest_steps(plan, pad_delta) if pad_delta else plan

@@ -2,7 +2,8 @@
 
 A fit on estimated lengths is a pure function of the package's code, the routine, the minutes and
 the level, and takes up to a second for an hour: a server restarted, or the next `build`, would pay
-it again before the first sample. Each plan is stored as its shape (`Plan.shape`, a few hundred
+it again before the first sample. (Where real speech runs too far from the estimates for the rests
+to make up, the plan is fitted on the voice's real lengths; that one is kept for the voice.) Each plan is stored as its shape (`Plan.shape`, a few hundred
 bytes of JSON) under a key of all four, and built again from it in milliseconds. A file that is
 missing, unreadable, corrupt or from other code is simply fitted again; a store that cannot be
 written costs only the time. `cache clear` removes the plans with the phrases.
@@ -46,22 +47,24 @@ class PlanStore:
     def __init__(self, directory: Path | str):
         self.directory = Path(directory)
 
-    def path(self, routine: Routine, minutes: float, level: str) -> Path:
+    def path(self, routine: Routine, minutes: float, level: str, fitted_on: str = "") -> Path:
+        """`fitted_on`: what else the plan depends on ("" for estimated lengths; the voice for real ones)."""
         code = code_digest()
-        key = hashlib.sha256(json.dumps([_FORMAT, code, repr(routine), float(minutes), level]).encode()).hexdigest()
+        inputs = [_FORMAT, code, repr(routine), float(minutes), level, fitted_on]
+        key = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
         return self.directory / f"{code[:12]}-{key[:32]}.json"
 
-    def get(self, routine: Routine, minutes: float, level: str) -> Plan | None:
+    def get(self, routine: Routine, minutes: float, level: str, fitted_on: str = "") -> Plan | None:
         """The plan stored for these inputs, built again; None if there is none that fits them."""
         try:
-            data = json.loads(self.path(routine, minutes, level).read_text(encoding="utf-8"))
+            data = json.loads(self.path(routine, minutes, level, fitted_on).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             return None
         return plan_from_shape(routine, level, float(minutes) * 60.0, data.get("shape"))
 
-    def put(self, plan: Plan, minutes: float) -> None:
+    def put(self, plan: Plan, minutes: float, fitted_on: str = "") -> None:
         """Keep `plan` (fitted to `minutes` at its level); a store that cannot be written is passed over."""
         if not plan.shape:
             return
@@ -70,10 +73,11 @@ class PlanStore:
             "routine": plan.routine.id,
             "minutes": float(minutes),
             "level": plan.level,
+            "fitted_on": fitted_on or "estimates",
             "shape": plan.shape,
         }
         try:
-            write_atomic(self.path(plan.routine, minutes, plan.level), json.dumps(record))
+            write_atomic(self.path(plan.routine, minutes, plan.level, fitted_on), json.dumps(record))
             self._prune()
         except (AudioworkoutError, OSError) as exc:
             log.debug("plan store %s: not written (%s)", self.directory, exc)

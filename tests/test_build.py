@@ -456,7 +456,9 @@ def test_interrupt_during_parallel_piper_synthesis_stops_at_once(tmp_path):
     for path in levels:
         assert path.with_suffix(".pcm").exists() and not path.name.startswith(".")
         assert sound_levels.from_bytes(path.read_bytes()[4:], 22050) is not None
-    assert {p.suffix for p in cache.glob("*/*")} <= {".pcm", ".lvl"}  # no temp file, no lock left
+    # No temp file, no lock left; beside the phrases only the stored plans (whole JSON files).
+    assert {p.suffix for p in cache.glob("*/*") if p.parent.name != "plans"} <= {".pcm", ".lvl"}
+    assert all(p.suffix == ".json" and not p.name.startswith(".") for p in cache.glob("plans/*"))
 
 
 def test_killed_build_leftovers_are_removed_by_the_next_build(tmp_path):

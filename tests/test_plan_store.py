@@ -145,9 +145,31 @@ def test_the_store_keeps_at_most_its_bound(tmp_path, monkeypatch):
     assert store.get(routine, 20, "beginner") is None and store.get(routine, 22, "beginner") is not None
 
 
-def test_cache_clear_removes_the_stored_plans(tmp_path, cli):
+def test_a_plan_fitted_on_real_speech_is_stored_for_that_voice(tmp_path, counted):
+    """The test voice speaks far slower than estimated: the rests cannot make it up, so the plan is
+    fitted on its real lengths; the next process takes that plan from the store, for that voice only."""
+    speaker = Speaker(FakeEngine(), PhraseCache(tmp_path))
+    routine = load_routine("back-pain")
+    first = api.plan_session(routine, 30, "beginner", speaker=speaker)[1]
+    assert len(counted) >= 2  # on the estimates, then on the real lengths
+    searched = len(counted)
+    api._FITS.clear()
+    assert api.plan_session(routine, 30, "beginner", speaker=speaker)[1].to_json() == first.to_json()
+    assert len(counted) == searched
+    api._FITS.clear()
+    api.plan_session(routine, 30, "beginner", speaker=Speaker(Estimated(), PhraseCache(tmp_path)))
+    assert len(counted) == searched  # the estimates' plan is stored; another voice needs no real-speech plan
+
+
+def test_a_dry_run_stores_no_plan(tmp_path, counted):
     speaker = Speaker(Estimated(), PhraseCache(tmp_path))
     api.plan_session(load_routine("back-pain"), 25, "beginner", speaker=speaker, synthesise=False)
+    assert not (tmp_path / "plans").exists()
+
+
+def test_cache_clear_removes_the_stored_plans(tmp_path, cli):
+    speaker = Speaker(Estimated(), PhraseCache(tmp_path))
+    api.plan_session(load_routine("back-pain"), 25, "beginner", speaker=speaker)
     assert list((tmp_path / "plans").glob("*.json"))
     result = cli("cache", "clear", "--cache-dir", tmp_path)
     assert result.exit_code == 0
@@ -161,20 +183,21 @@ searches = []
 real = api.fit
 api.fit = lambda *a, **k: searches.append(a[1:3]) or real(*a, **k)
 speaker = api.make_speaker(api.SpeechSettings())
-plan, script = api.plan_session(api.load_routine("back-pain"), 50, "advanced", speaker=speaker, synthesise=False)
-print(len(searches), script.to_json().__len__(), round(script.total_seconds, 3))
+plan, script = api.plan_session(api.load_routine("back-pain"), 10.5, "beginner", speaker=speaker)
+print(len(searches), len(script.to_json()), round(script.total_seconds, 3))
 """
 
 
-def test_a_second_process_with_the_real_voice_plans_from_the_store(tmp_path):
-    """Two processes with the Piper speaker over one cache: the first searches, the second does not, same script."""
-    env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(tmp_path))
+@pytest.mark.slow
+def test_a_second_process_with_the_real_voice_plans_from_the_store():
+    """Two processes with the Piper voice over the session's cache (10.5 minutes: a plan no other
+    test stores): the first searches, the second does not, and says the same script."""
 
     def run() -> list[str]:
-        out = subprocess.run([sys.executable, "-c", _PROCESS], env=env, cwd=ROOT, capture_output=True, text=True)
+        out = subprocess.run([sys.executable, "-c", _PROCESS], cwd=ROOT, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         return out.stdout.split()
 
     first, second = run(), run()
-    assert first[0] == "1" and second[0] == "0"
+    assert int(first[0]) >= 1 and second[0] == "0"
     assert first[1:] == second[1:]
