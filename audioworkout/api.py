@@ -240,9 +240,10 @@ def plan_session(
     minutes = routine.minutes if minutes is None else minutes
     level = level or routine.level
     durations = PhraseDurations(speaker, chimes)
+    store = plan_store(speaker)
 
     def fit_on_estimates(pad_delta: int = 0) -> Plan:
-        return _fit_on_estimates(routine, minutes, level, chimes, pad_delta, plan_store(speaker), keep=synthesise)
+        return _fit_on_estimates(routine, minutes, level, chimes, pad_delta, store, keep=synthesise)
 
     plan = exact_plan(routine, level) if exact else fit_on_estimates()
     delta = 0
@@ -269,7 +270,8 @@ def plan_session(
         return plan, script
     # Real speech far from the estimates: the plan fitted on the real lengths themselves, kept for
     # this voice in the plan store (the search costs as much as the first: up to a second an hour).
-    store = plan_store(speaker) if chimes is None or not chimes.overrides else None
+    if chimes is not None and chimes.overrides:  # timed from the user's files, which may change
+        store = None
     voice = f"spoken by {speaker.engine.cache_key()}"
     kept = store.get(routine, minutes, level, voice) if store is not None else None
     if kept is not None:
@@ -631,7 +633,6 @@ def stream(
     may_be_cold = cold is not False and options.music is None and can_reserve(speaker)
     with _SpeechAhead(speaker) as ahead:
         pending: list[str] = []
-        after: list[str] = []  # a cold stream's file build's phrases: made after its own, for the next play
         if may_be_cold:
             fresh = [t for t in opening_lines(session.routine) if not ahead.made(t)]
             cold = cold or bool(fresh)  # a routine new to the cache: no need to look further
@@ -647,7 +648,6 @@ def stream(
                     unmade = [t for t in dict.fromkeys(draft.spoken_texts()) if t in fresh or not ahead.made(t)]
                     if unmade:
                         ahead.add(_level_sample(draft, unmade), first=True)
-                    after[:] = unmade
 
                 laid = cold_session(
                     session.routine, minutes, session.level, speaker, session.chimes, fresh, on_draft=start_sample
@@ -662,7 +662,7 @@ def stream(
             pending = sample + [t for t in pending if t not in set(sample)]
             ahead.add(sample, first=True)
             ahead.add(pending)
-            ahead.add(after)  # then the file build's, and once all are made its real-speech corrections:
+            # Then the file build's phrases, its real-speech corrections included, for the next play:
             ahead.then(lambda speaker: plan_session(session.routine, asked, session.level, speaker, session.chimes))
         else:
             _, script, minutes = session.plan(minutes, report)

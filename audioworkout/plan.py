@@ -258,9 +258,9 @@ def with_rest_steps(plan: Plan, delta: int) -> Plan:
     sections = copy.deepcopy(plan.sections)
     slots = _rest_slots(sections)
     for k, ex in enumerate(slots):
-        share = (steps * (k + 1)) // len(slots) - (steps * k) // len(slots)
-        before = (plan.rest_steps * (k + 1)) // len(slots) - (plan.rest_steps * k) // len(slots)
-        ex.rest_before += coaching.REST_STEP * (share - before)
+        ex.rest_before += coaching.REST_STEP * (
+            _pad_share(steps, k, len(slots)) - _pad_share(plan.rest_steps, k, len(slots))
+        )
     shape = (steps, *plan.shape[1:]) if plan.shape else ()
     return replace(plan, sections=sections, rest_steps=steps, shape=shape)
 
@@ -303,8 +303,12 @@ def _spread_pads(sections: list[PlannedSection], steps: int) -> None:
     if not slots or steps <= 0:
         return
     for k, ex in enumerate(slots):
-        share = (steps * (k + 1)) // len(slots) - (steps * k) // len(slots)
-        ex.rest_before += coaching.REST_STEP * share
+        ex.rest_before += coaching.REST_STEP * _pad_share(steps, k, len(slots))
+
+
+def _pad_share(steps: int, k: int, count: int) -> int:
+    """The `k`th of `count` rests' share of `steps` steps spread as evenly as they go (the shares add up to `steps`)."""
+    return (steps * (k + 1)) // count - (steps * k) // count
 
 
 def _start(routine: Routine, level: str) -> _Structure:
