@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import hashlib
 import json
 import threading
@@ -141,7 +144,9 @@ class PiperEngine:
         voice = self._voice()
         config = SynthesisConfig(length_scale=self._length_scale / self.pace)
         chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
-        return join_chunks(chunks, self.sample_rate, self.sentence_pause)
+        audio = join_chunks(chunks, self.sample_rate, self.sentence_pause)
+        _give_back_freed_memory()
+        return audio
 
     def reserve_seconds(self, text: str) -> float:
         """An upper bound of the phrase's length, from its phonemes, without synthesising it (about 1 ms).
@@ -160,6 +165,30 @@ class PiperEngine:
         breaks = max(0, len(sentences) - 1) * (_PER_BREAK + self.sentence_pause - 0.25)
         scale = _RESERVE_SCALE if self.voice_id == "en_US-joe-medium" else _RESERVE_SCALE * _OTHER_VOICE_SCALE
         return scale * (said + breaks) + _RESERVE_PAD
+
+
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None (another C library: nothing to do)."""
+    try:
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def _give_back_freed_memory() -> None:
+    """Return the pages a synthesis freed to the system.
+
+    A sentence's activations take about 40 MB per second of speech (150 MB for a long sentence);
+    onnxruntime frees them, but glibc keeps most of the freed pages in its heaps, so a process that
+    synthesises (a cold stream: two at once, for an hour) held 970 MB at its peak where 760 MB were
+    in use. The trim takes 1-4 ms against the 0.1-2 s of a synthesis.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _load_piper(model: Path, config: Path, threads: int):
