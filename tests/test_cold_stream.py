@@ -127,6 +127,19 @@ def test_a_cold_stream_corrects_its_gain_as_its_phrases_arrive(tmp_path, monkeyp
         assert loudness < -17.0, loudness  # the miss the steering corrects (measured -17.47)
 
 
+def test_a_phrase_found_unmade_keeps_its_slot_once_made(tmp_path):
+    """The welcome is made while a cold stream plans: it keeps the slot it was laid out in, so the
+    plan does not depend on whether its synthesis won that race."""
+    speaker = api.make_speaker(SpeechSettings(engine="fake", cache_dir=tmp_path / "cache"))
+    welcome, cue = "Welcome to the session.", "Well done."
+    speaker.prefetch([welcome, cue], keep=False)
+    made, bound = speaker.known_duration(welcome), FakeEngine().reserve_seconds(welcome)
+    assert made is not None and bound > made + 0.1
+    slots = api.ReservedDurations(speaker, unmade=[welcome])
+    assert slots.duration(welcome) == pytest.approx(bound)  # its slot, though made by now
+    assert slots.duration(cue) == pytest.approx(speaker.known_duration(cue))  # made before: its own length
+
+
 def test_a_warm_stream_is_not_cold(tmp_path):
     """Once every phrase is cached, the stream is the file build's session (no slots)."""
     settings = SpeechSettings(engine="fake", cache_dir=tmp_path / "cache")

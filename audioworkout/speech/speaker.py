@@ -119,10 +119,11 @@ class Speaker:
         return None if count is None else count / self.engine.sample_rate
 
     def reserve_seconds(self, text: str) -> float | None:
-        """The phrase's real length when known, else an upper bound from the engine (None if it has none)."""
-        known = self.known_duration(text)
-        if known is not None:
-            return known
+        """An upper bound of the phrase's length from the engine, made or not (None if it has none).
+
+        Not its real length once made: a cold stream lays out the phrases it found unmade in slots
+        of this bound, whatever is made while it plans, so its plan does not depend on that race.
+        """
         bound = getattr(self.engine, "reserve_seconds", None)
         return bound(normalise(text)) if bound is not None else None
 
