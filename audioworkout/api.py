@@ -209,6 +209,46 @@ def _fit_in_slots(
     return plan, lay_out(plan, slots), fitted
 
 
+def _made_first(
+    routine: Routine,
+    minutes: float | None,
+    level: str,
+    speaker,
+    chimes: ChimeBank,
+    ahead: _SpeechAhead,
+    fresh: list[str],
+) -> tuple[Plan, Script, list[str]] | None:
+    """The file build's plan, its first phrases made before it plays and the rest in slots; None if
+    that keeps no coaching rule more than making every phrase first would.
+
+    For a session that no plan laid out in slots keeps every rule for (a short one: its warm-up
+    talk, fixed, takes too long a share of it in slots). Its phrases are made in the order they
+    sound; after each, the plan is laid out again with those made so far at their real length, and
+    it plays as soon as that lands on its length and keeps every rule (back-pain, 10 minutes
+    advanced: after 28 of its 64 phrases). Also the phrases still in slots, as `stream` wants them.
+    """
+    shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
+    unmade = set(fresh) | {
+        t for t in lay_out(shown, ReservedDurations(speaker, chimes, fresh)).spoken_texts() if not ahead.made(t)
+    }
+    order = [
+        t
+        for t in dict.fromkeys(lay_out(shown, ReservedDurations(speaker, chimes, unmade)).spoken_texts())
+        if t in unmade
+    ]
+    ahead.add(order)
+    for made in range(len(order)):
+        if made and not ahead.made_soon(order[made - 1]):
+            return None  # the synthesis failed: the stream meets it, making its phrases first
+        slotted = order[made:]
+        script = lay_out(shown, ReservedDurations(speaker, chimes, slotted))
+        off = not shown.exact and abs(script.total_seconds - shown.target_seconds) > tolerance(shown.target_seconds)
+        if not off and not review(shown, script):
+            log.info("%s: %d of its %d phrases made before it plays", routine.id, made, len(order))
+            return shown, script, slotted
+    return None
+
+
 def can_reserve(speaker) -> bool:
     """Whether the speaker's engine bounds a phrase's length before making it (Piper; the test engine)."""
     return speaker is not None and hasattr(speaker.engine, "reserve_seconds")
@@ -621,7 +661,8 @@ def stream(
     When every phrase is cached the session is the file build's, sample for sample. Otherwise
     (`cold`; None decides by the cache) it plays while its phrases are made: they are laid out in
     slots of their upper-bound length (`cold_session`: fitted to land on the length in slots, used only where
-    it keeps every coaching rule), synthesised in the order they sound by worker threads, and the
+    it keeps every coaching rule; where none does, the file build's plan with its first phrases made
+    first, `_made_first`), synthesised in the order they sound by worker threads, and the
     render starts once the level's sample exists. With music, or an engine that cannot bound a
     phrase's length before making it (Pico, gTTS), every phrase is made first, as `cold=False` asks.
     """
@@ -654,8 +695,14 @@ def stream(
                 )
                 if laid is not None:
                     plan, script = laid
-                    minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
                     pending = [t for t in dict.fromkeys(script.spoken_texts()) if t in fresh or not ahead.made(t)]
+                else:  # no plan keeps every rule in slots: the file build's, with its first phrases made
+                    first = _made_first(session.routine, minutes, session.level, speaker, session.chimes, ahead, fresh)
+                    if first is not None:
+                        plan, script, slotted = first
+                        pending = [t for t in dict.fromkeys(script.spoken_texts()) if t in set(slotted)]
+                if pending:
+                    minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
         sample: list[str] = []
         if pending:
             sample = _level_sample(script, pending)
@@ -730,6 +777,16 @@ class _SpeechAhead:
                 if self.stop.is_set():
                     raise _Stopped
                 self._ready.wait(1.0)  # a worker that failed notifies no one: look again now and then
+
+    def made_soon(self, text: str) -> bool:
+        """Wait until `text` is made (queued first if it is not); False if no worker is left to make it."""
+        self.add([text])
+        with self._ready:
+            while not self.made(text):
+                if self.stop.is_set() or not any(w.is_alive() for w in self._workers):
+                    return self.made(text)
+                self._ready.wait(0.5)  # a worker that failed notifies no one: look again now and then
+        return True
 
     def _follow(self, job: Callable[[Any], object]) -> None:
         try:

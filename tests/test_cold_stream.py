@@ -26,7 +26,7 @@ from audioworkout.audio.stream import _SLOT_OVERRUN
 from audioworkout.content import LEVELS, routine_names
 from audioworkout.errors import UsageError
 from audioworkout.script import SpokenCue
-from audioworkout.speech import FakeEngine, SpeechSettings
+from audioworkout.speech import FakeEngine, SpeechSettings, estimate_duration
 
 COLD_LOUDNESS_TOLERANCE = 0.3  # LU: the issue's, as for a file build (see test_a_cold_piper_stream_through_the_cli)
 DELAY = 576 + 529  # a stream has no Info frame: the decoder plays LAME's and its own delay first
@@ -90,6 +90,58 @@ def test_a_cold_stream_plays_before_its_last_phrase_is_made(tmp_path, monkeypatc
     speaker = api.make_speaker(settings)
     lengths = {t: speaker.known_duration(t) for t in set(expected.spoken_texts())}
     _check_cues(decoded, rate, expected, lengths)
+
+
+def test_where_no_plan_in_slots_keeps_the_rules_the_first_phrases_are_made_first(tmp_path, monkeypatch):
+    """Where no plan laid out in slots keeps every rule (with Piper: back-pain 10 minutes advanced,
+    its warm-up too long a share), the file build's own plan plays, its first phrases made before the
+    first frame at their real length and the rest in slots. Here the test voice speaks at the
+    estimates' length, in slots 5 % and 0.4 s longer, so the plan is 23 s long in slots alone."""
+    monkeypatch.setattr(api, "cold_session", lambda *args, **kwargs: None)
+    monkeypatch.setattr(FakeEngine, "expected_duration", staticmethod(lambda text: estimate_duration(text) * 0.98))
+    monkeypatch.setattr(FakeEngine, "reserve_seconds", lambda self, text: estimate_duration(text) * 1.05 + 0.4)
+    made: list[tuple[float, str]] = []
+    synthesize = FakeEngine.synthesize
+
+    def slow(self, text):
+        time.sleep(0.02)
+        made.append((time.perf_counter(), text))
+        return synthesize(self, text)
+
+    monkeypatch.setattr(FakeEngine, "synthesize", slow)
+    settings = SpeechSettings(engine="fake", cache_dir=tmp_path / "cache")
+    routine = api.load_routine("back-pain")
+    shown, _ = api.plan_session(routine, 10, "advanced")
+    empty = api.make_speaker(SpeechSettings(engine="fake", cache_dir=tmp_path / "empty"))
+    assert api.lay_out(shown, api.ReservedDurations(empty)).total_seconds > 612  # all in slots: too long
+
+    class Sink(io.BytesIO):
+        frames: list[float] = []
+
+        def write(self, data):
+            if self.tell() > 0 and not self.frames:
+                self.frames.append(time.perf_counter())
+            return super().write(data)
+
+    laid = []
+    made_first = api._made_first
+    monkeypatch.setattr(api, "_made_first", lambda *args: laid.append(made_first(*args)) or laid[-1])
+    sink = Sink()
+    result = api.stream(routine, sink, 10, "advanced", settings)
+    assert result.cold and result.overruns == 0
+    assert sink.frames[0] < made[-1][0] - 0.5, "the stream waited for every phrase"
+    plan, played, slotted = laid[0]
+    assert plan == shown and 5 <= len(set(played.spoken_texts()) - set(slotted)), "none made first"
+    assert review.review(shown, played) == [] and abs(played.total_seconds - 600) <= 12
+    speaker = api.make_speaker(settings)
+    path = tmp_path / "cold.mp3"
+    path.write_bytes(sink.getvalue())
+    decoded, rate = decode_mp3(path)
+    assert abs(decoded.size - DELAY - played.total_seconds * rate) <= 2 * 1152
+    assert abs(dual_mono_loudness(decoded, rate) - -16.0) <= COLD_LOUDNESS_TOLERANCE
+    assert true_peak_dbtp(decoded, rate) <= -1.0
+    lengths = {t: speaker.known_duration(t) for t in set(played.spoken_texts())}
+    _check_cues(decoded, rate, played, lengths)
 
 
 @pytest.mark.parametrize("steered", [True, False])
@@ -259,6 +311,38 @@ def test_a_cold_piper_stream_through_the_cli(tmp_path):
     lengths = {t: filled.known_duration(t) for t in set(script.spoken_texts())}
     assert None not in lengths.values()
     _check_cues(decoded, rate, script, lengths)
+
+
+@pytest.mark.slow
+def test_a_cold_piper_stream_no_plan_in_slots_keeps_starts_before_its_speech_is_made(tmp_path):
+    """`build back-pain -m 10 -l advanced -o -`, an empty cache, the real voice: no plan laid out in
+    slots keeps every rule (its warm-up would take too long a share), so it plays the file build's
+    plan once its first phrases are made (before: once all were, 30 s). Its first byte arrives while
+    most phrases are still to be made; decoded, it lands on its length and level."""
+    cache = tmp_path / "cache"
+    env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(cache))
+    command = [sys.executable, "-m", "audioworkout", "build", "back-pain", "-m", "10", "-l", "advanced", "-o", "-"]
+    with (
+        open(tmp_path / "stderr", "wb") as errors,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=env) as proc,
+    ):
+        assert proc.stdout is not None
+        first = proc.stdout.read(1)
+        made_at_first_byte = len(list(cache.glob("??/*.pcm")))
+        stdout = first + proc.stdout.read()
+        assert proc.wait(timeout=300) == 0
+    stderr = (tmp_path / "stderr").read_text()
+    assert "played while its speech was synthesised" in stderr and "past its slot" not in stderr
+    routine = api.load_routine("back-pain")
+    shown, _ = api.plan_session(routine, 10, "advanced")
+    phrases = len(set(api.lay_out(shown, api.PhraseDurations()).spoken_texts()))
+    assert 5 <= made_at_first_byte <= 0.7 * phrases, (made_at_first_byte, phrases)
+    path = tmp_path / "cold.mp3"
+    path.write_bytes(stdout)
+    decoded, rate = decode_mp3(path)
+    assert abs((decoded.size - DELAY) / rate - 600) <= 12
+    assert abs(dual_mono_loudness(decoded, rate) - -16.0) <= COLD_LOUDNESS_TOLERANCE
+    assert true_peak_dbtp(decoded, rate) <= -1.0
 
 
 @pytest.mark.slow
