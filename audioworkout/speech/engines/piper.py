@@ -29,7 +29,8 @@ _ONSET, _PER_PHONEME, _PER_GAP, _PER_COMMA, _PER_BREAK = 0.2015, 0.0573, -0.0189
 # silence the script keeps after every phrase (script.GAP, 0.3 s) still holds.
 _RESERVE_SCALE, _RESERVE_PAD = 1.06, 0.15
 _OTHER_VOICE_SCALE = 1.15  # a voice the fit was not made on: a wider bound
-_JOE_LENGTH_SCALE = 1.0  # joe's own inference length_scale, which the fit was made at
+_JOE_LENGTH_SCALE = 1.0
+_TRIM_AFTER_SECONDS = 3.0  # a sentence this long freed ~120 MB of activations; shorter ones little, often  # joe's own inference length_scale, which the fit was made at
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -145,7 +146,8 @@ class PiperEngine:
         config = SynthesisConfig(length_scale=self._length_scale / self.pace)
         chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
         audio = join_chunks(chunks, self.sample_rate, self.sentence_pause)
-        _give_back_freed_memory()
+        if max((len(c) for c in chunks), default=0) >= _TRIM_AFTER_SECONDS * self.sample_rate:
+            _give_back_freed_memory()
         return audio
 
     def reserve_seconds(self, text: str) -> float:
@@ -184,7 +186,9 @@ def _give_back_freed_memory() -> None:
     A sentence's activations take about 40 MB per second of speech (150 MB for a long sentence);
     onnxruntime frees them, but glibc keeps most of the freed pages in its heaps, so a process that
     synthesises (a cold stream: two at once, for an hour) held 970 MB at its peak where 760 MB were
-    in use. The trim takes 1-4 ms against the 0.1-2 s of a synthesis.
+    in use. Only after a sentence of `_TRIM_AFTER_SECONDS` or more: trimming after every phrase
+    slowed a cold stream's first speech by 0.5 s (the short cues of its level sample, each then
+    allocating afresh), for 30 MB less at its peak.
     """
     trim = _malloc_trim()
     if trim is not None:
