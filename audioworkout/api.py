@@ -35,6 +35,7 @@ from .plan import (
     Plan,
     exact_plan,
     fit,
+    interruptible,
     minutes_range,
     supported_range,
     tolerance,
@@ -217,6 +218,7 @@ def _made_first(
     chimes: ChimeBank,
     ahead: _SpeechAhead,
     fresh: list[str],
+    report: Callable[[str, float], None],
 ) -> tuple[Plan, Script, list[str]] | None:
     """The file build's plan, its first phrases made before it plays and the rest in slots; None if
     that keeps no coaching rule more than making every phrase first would.
@@ -238,6 +240,7 @@ def _made_first(
     ]
     ahead.add(order)
     for made in range(len(order)):
+        report("synthesising", made / len(order))  # a listener who left stops it here (the studio)
         if made and not ahead.made_soon(order[made - 1]):
             return None  # the synthesis failed: the stream meets it, making its phrases first
         slotted = order[made:]
@@ -672,7 +675,7 @@ def stream(
     speaker = session.speaker
     asked = minutes  # a cold stream's own plan may differ: the next request asks for these minutes again
     may_be_cold = cold is not False and options.music is None and can_reserve(speaker)
-    with _SpeechAhead(speaker) as ahead:
+    with _SpeechAhead(speaker) as ahead, interruptible(lambda: report("planning", 0.0)):
         pending: list[str] = []
         if may_be_cold:
             fresh = [t for t in opening_lines(session.routine) if not ahead.made(t)]
@@ -697,7 +700,9 @@ def stream(
                     plan, script = laid
                     pending = [t for t in dict.fromkeys(script.spoken_texts()) if t in fresh or not ahead.made(t)]
                 else:  # no plan keeps every rule in slots: the file build's, with its first phrases made
-                    first = _made_first(session.routine, minutes, session.level, speaker, session.chimes, ahead, fresh)
+                    first = _made_first(
+                        session.routine, minutes, session.level, speaker, session.chimes, ahead, fresh, report
+                    )
                     if first is not None:
                         plan, script, slotted = first
                         pending = [t for t in dict.fromkeys(script.spoken_texts()) if t in set(slotted)]

@@ -14,7 +14,9 @@ stage, with estimated or real speech durations) how long a candidate runs.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -492,6 +494,20 @@ def _grow_balanced(
             undo()
 
 
+_INTERRUPT: ContextVar[Callable[[], None] | None] = ContextVar("plan_interrupt", default=None)
+
+
+@contextmanager
+def interruptible(check: Callable[[], None]) -> Iterator[None]:
+    """Call `check` before each layout of any plan search in this thread (tens a second): a stream's
+    listener who leaves while it is planned stops the search from there (`check` raises)."""
+    token = _INTERRUPT.set(check)
+    try:
+        yield
+    finally:
+        _INTERRUPT.reset(token)
+
+
 def fit(
     routine: Routine,
     minutes: float,
@@ -539,6 +555,9 @@ def _fit(
         """The structure as it stands, laid out; the growth asks whether it fits, then its shares, of one state."""
         key = _state(structure)
         if key not in laid:
+            check = _INTERRUPT.get()
+            if check is not None:
+                check()
             laid.clear()
             laid[key] = layout(build_plan(routine, level, structure, target, exact=False))
         return laid[key]

@@ -51,6 +51,17 @@ def _check_cues(decoded: np.ndarray, rate: int, script, lengths: dict[str, float
         assert _rms(before) < 0.1 * _rms(during), (cue.time, cue.text)
 
 
+class _TimedSink(io.BytesIO):
+    """A stream's bytes, and when the first MP3 frame (after the ID3 tag) came."""
+
+    first_frame = float("inf")
+
+    def write(self, data):
+        if self.tell() > 0 and self.first_frame == float("inf"):
+            self.first_frame = time.perf_counter()
+        return super().write(data)
+
+
 def test_a_cold_stream_plays_before_its_last_phrase_is_made(tmp_path, monkeypatch):
     """The test engine, slowed to 20 ms a phrase: the first MP3 frame leaves before the last phrase
     is made, every phrase sits in its slot, and the level lands as a file build's would."""
@@ -69,18 +80,10 @@ def test_a_cold_stream_plays_before_its_last_phrase_is_made(tmp_path, monkeypatc
     assert laid is not None
     expected = laid[1]
 
-    class Sink(io.BytesIO):
-        frames: list[float] = []
-
-        def write(self, data):
-            if self.tell() > 0 and not self.frames:
-                self.frames.append(time.perf_counter())
-            return super().write(data)
-
-    sink = Sink()
+    sink = _TimedSink()
     result = api.stream(routine, sink, 10, "beginner", settings)
     assert result.cold and result.overruns == 0
-    assert sink.frames[0] < made[-1] - 0.5, "the stream waited for every phrase"
+    assert sink.first_frame < made[-1] - 0.5, "the stream waited for every phrase"
     path = tmp_path / "cold.mp3"
     path.write_bytes(sink.getvalue())
     decoded, rate = decode_mp3(path)
@@ -115,21 +118,13 @@ def test_where_no_plan_in_slots_keeps_the_rules_the_first_phrases_are_made_first
     empty = api.make_speaker(SpeechSettings(engine="fake", cache_dir=tmp_path / "empty"))
     assert api.lay_out(shown, api.ReservedDurations(empty)).total_seconds > 612  # all in slots: too long
 
-    class Sink(io.BytesIO):
-        frames: list[float] = []
-
-        def write(self, data):
-            if self.tell() > 0 and not self.frames:
-                self.frames.append(time.perf_counter())
-            return super().write(data)
-
     laid = []
     made_first = api._made_first
     monkeypatch.setattr(api, "_made_first", lambda *args: laid.append(made_first(*args)) or laid[-1])
-    sink = Sink()
+    sink = _TimedSink()
     result = api.stream(routine, sink, 10, "advanced", settings)
     assert result.cold and result.overruns == 0
-    assert sink.frames[0] < made[-1][0] - 0.5, "the stream waited for every phrase"
+    assert sink.first_frame < made[-1][0] - 0.5, "the stream waited for every phrase"
     plan, played, slotted = laid[0]
     assert plan == shown and 5 <= len(set(played.spoken_texts()) - set(slotted)), "none made first"
     assert review.review(shown, played) == [] and abs(played.total_seconds - 600) <= 12

@@ -416,3 +416,24 @@ def test_rest_steps_are_spread_evenly_within_their_room(delta):
     assert max(pads) - min(pads) <= 1 and min(pads) >= 0
     assert [(e.name, e.amount, e.sets) for e in moved.exercises] == [(e.name, e.amount, e.sets) for e in plan.exercises]
     assert with_rest_steps(moved, plan.rest_steps - moved.rest_steps).sections == plan.sections
+
+
+def test_a_plan_search_stops_where_its_check_raises():
+    """`plan.interruptible`: a stream's listener who leaves while it is planned stops the search (the
+    studio's check raises), instead of the search running on to its end."""
+    from audioworkout import plan
+
+    routine = load_routine("back-pain")
+    layout = api.layout_with(api.PhraseDurations())
+    calls: list[int] = []
+
+    def check() -> None:
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("the listener left")
+
+    with pytest.raises(RuntimeError, match="left"), plan.interruptible(check):
+        plan.fit(routine, 30, "advanced", layout)
+    assert len(calls) == 5
+    plan.fit(routine, 30, "advanced", layout)  # outside the block: no check
+    assert len(calls) == 5
