@@ -735,6 +735,33 @@ def stream(
         )
 
 
+def warm_cache(
+    routine: Routine,
+    minutes: float | None = None,
+    level: str | None = None,
+    speech: SpeechSettings | None = None,
+    options: BuildOptions | None = None,
+    check: Callable[[], None] | None = None,
+) -> None:
+    """Make every phrase the file build of these settings speaks (its real-speech fit included), so
+    that its next stream and its build are warm.
+
+    A cold stream does this itself once its own phrases are made, but only while it lasts: one taken
+    faster than it is made (a browser that reads ahead, a download) ends first, and its next play
+    would be cold again for what is missing. `check` is called first, as each phrase is made and
+    before each plan layout; raise from it to stop (the phrases under way finish into the cache, none
+    is started after it; nothing is left half-written).
+    """
+    options = options or BuildOptions()
+    session = _Session.prepare(routine, level, speech, options)
+    check = check or (lambda: None)
+    check()
+    with interruptible(check):
+        plan_session(
+            session.routine, minutes, session.level, session.speaker, session.chimes, progress=lambda *_: check()
+        )
+
+
 class _SpeechAhead:
     """Phrases synthesised by worker threads (as many as the engine's jobs), one at a time from a
     queue in the order they are asked for, while a stream is planned and plays; `add(first=True)`

@@ -341,6 +341,36 @@ def test_a_cold_piper_stream_no_plan_in_slots_keeps_starts_before_its_speech_is_
 
 
 @pytest.mark.slow
+def test_warm_cache_after_a_cold_piper_stream_read_at_once(tmp_path, monkeypatch):
+    """The real voice, an empty cache: a cold stream read as fast as it is made ends before its
+    follow-up makes the file build's phrases (held back here, so the test does not race it); the
+    file build's plan still lacks some. `warm_cache` makes them (as the studio's server does once the
+    response is sent), checking between phrases: the next stream of the same settings is warm, the
+    file build's session on real speech, and decodes to its length."""
+    monkeypatch.setattr(api._SpeechAhead, "then", lambda self, job: None)
+    settings = SpeechSettings(cache_dir=tmp_path / "cache")
+    routine = api.load_routine("desk-break")
+    assert api.stream(routine, io.BytesIO(), 5, "beginner", settings).cold
+    speaker = api.make_speaker(settings)
+    _, on_estimates = api.plan_session(routine, 5, "beginner", speaker, synthesise=False)
+    missing = {t for t in on_estimates.spoken_texts() if speaker.known_duration(t) is None}
+    assert missing  # 4 phrases, measured
+    checks: list[float] = []
+    api.warm_cache(routine, 5, "beginner", settings, check=lambda: checks.append(time.perf_counter()))
+    assert len(checks) >= 1 + len(missing)  # first, then as each phrase was made
+    speaker = api.make_speaker(settings)
+    _, script = api.plan_session(routine, 5, "beginner", speaker)  # the file build's: nothing left to make
+    assert all(speaker.known_duration(t) is not None for t in script.spoken_texts())
+    sink = io.BytesIO()
+    again = api.stream(routine, sink, 5, "beginner", settings)
+    assert not again.cold and again.seconds == pytest.approx(script.total_seconds, abs=1e-3)
+    path = tmp_path / "warm.mp3"
+    path.write_bytes(sink.getvalue())
+    decoded, rate = decode_mp3(path)
+    assert abs(decoded.size - DELAY - script.total_seconds * rate) <= 2 * 1152
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("name", routine_names())
 def test_cold_streams_keep_the_plan_shown_and_every_coaching_rule(name, tmp_path):
     """Every length and level a bundled routine supports, laid out as a cold stream lays it with the

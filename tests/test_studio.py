@@ -131,7 +131,7 @@ def wait_idle(studio: Studio, limit: float) -> float:
     """Seconds until no render is running and no ffmpeg child is left (or limit)."""
     start = time.monotonic()
     while time.monotonic() - start < limit:
-        if studio.active_renders == 0 and not ffmpeg_children():
+        if studio.active_renders == 0 and not studio.warming and not ffmpeg_children():
             break
         time.sleep(0.02)
     return time.monotonic() - start
@@ -366,6 +366,70 @@ def test_a_listener_leaving_before_the_first_byte_stops_it_too(site, monkeypatch
     # first bytes would have failed (~3 s; 1.7-1.9 s on a slow machine when only synthesis checked).
     assert wait_idle(studio, 8) < 1.5
     assert not ffmpeg_children()
+
+
+def _slow_fake(monkeypatch, seconds: float, cache) -> None:
+    """The fake voice `seconds` a phrase, with a phrase cache of the test's own (none made before)."""
+    monkeypatch.setenv("AUDIOWORKOUT_CACHE_DIR", str(cache))
+    synthesize = fake.FakeEngine.synthesize
+
+    def slow(self, text):
+        time.sleep(seconds)
+        return synthesize(self, text)
+
+    monkeypatch.setattr(fake.FakeEngine, "synthesize", slow)
+
+
+def _file_build_missing(minutes: float, level: str) -> list[str]:
+    """The phrases the file build of back-pain at these settings speaks that the cache lacks."""
+    speaker = api.make_speaker(api.SpeechSettings(engine="fake"))
+    _, script = api.plan_session(api.load_routine("back-pain"), minutes, level, speaker, synthesise=False)
+    return [t for t in dict.fromkeys(script.spoken_texts()) if speaker.known_duration(t) is None]
+
+
+def test_a_cold_stream_read_at_once_still_leaves_the_next_play_warm(site, monkeypatch, tmp_path):
+    """A listener who reads a cold stream faster than it is made (a browser reading ahead) ends it as
+    soon as its own phrases are made: its follow-up (the file build's phrases) had no time. The
+    server makes them after the response has ended, so the next play and a save are warm."""
+    port, studio, _ = site
+    _slow_fake(monkeypatch, 0.01, tmp_path / "cache")
+    monkeypatch.setattr(api._SpeechAhead, "then", lambda self, job: None)  # it had no time: none made
+    missing_then: list[int] = []
+    warm_cache = api.warm_cache
+    monkeypatch.setattr(
+        api,
+        "warm_cache",
+        lambda *a, **k: (missing_then.append(len(_file_build_missing(15, "intermediate"))), warm_cache(*a, **k)),
+    )
+    resp, body = get(port, f"/stream.mp3?routine=back-pain&minutes=15&level=intermediate&{FAKE}")
+    assert resp.status == 200 and body.startswith(b"ID3") and len(body) > 5_000_000  # the whole stream
+    assert wait_idle(studio, 30) < 30
+    assert missing_then and missing_then[0] > 0  # 18 phrases
+    assert _file_build_missing(15, "intermediate") == []
+    assert not parts(Path(os.environ["AUDIOWORKOUT_CACHE_DIR"]))
+
+
+def test_warming_after_a_stream_gives_way_to_the_next_stream(site, monkeypatch, tmp_path):
+    """Making the phrases for the next play stops once another stream renders (its listener is
+    waiting for the first bytes): the phrases not made by then stay for that session's next play."""
+    port, studio, _ = site
+    _slow_fake(monkeypatch, 0.05, tmp_path / "cache")
+    monkeypatch.setattr(api._SpeechAhead, "then", lambda self, job: None)
+    started = threading.Event()
+    warm_cache = api.warm_cache
+    monkeypatch.setattr(api, "warm_cache", lambda *a, **k: (started.set(), warm_cache(*a, **k)))
+    resp, _ = get(port, f"/stream.mp3?routine=back-pain&minutes=15&level=intermediate&{FAKE}")
+    assert resp.status == 200 and started.wait(10) and studio.warming
+    held = _hold(port)  # another listener: a stream renders
+    try:
+        deadline = time.monotonic() + 3
+        while studio.warming and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not studio.warming, "warming went on beside a stream"
+        assert _file_build_missing(15, "intermediate"), "warming had finished anyway: nothing to show"
+    finally:
+        held.close()
+    assert wait_idle(studio, 10) < 10
 
 
 # ---------------------------------------------------------------------------- save, page, methods

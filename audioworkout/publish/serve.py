@@ -225,9 +225,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = _BACKLOG
 
-    def __init__(self, *args, max_workers: int = MAX_WORKERS, **kwargs):
+    def __init__(self, *args, max_workers: int = MAX_WORKERS, studio: Studio | None = None, **kwargs):
         self._slots = threading.BoundedSemaphore(max_workers)
         self._stopping = threading.Event()
+        self.studio = studio
         super().__init__(*args, **kwargs)
 
     def process_request(self, request, client_address) -> None:
@@ -250,6 +251,8 @@ class _Server(ThreadingHTTPServer):
 
     def shutdown(self) -> None:
         self._stopping.set()
+        if self.studio is not None:
+            self.studio.close()  # what runs after a response (warming the cache) stops too
         super().shutdown()
 
     def handle_error(self, request, client_address) -> None:
@@ -280,6 +283,7 @@ def make_server(
             (host, port),
             partial(Handler, directory=root, idle_timeout=idle_timeout, studio=studio),
             max_workers=max_workers,
+            studio=studio,
         )
     except OSError as exc:
         raise AudioworkoutError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

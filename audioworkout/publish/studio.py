@@ -74,6 +74,10 @@ class ClientGone(ConnectionError):
     """The listener closed the connection while the session was being prepared."""
 
 
+class _Yielded(Exception):
+    """Warming after a stream stops: a stream is rendering, or the server is closing."""
+
+
 def _bad(name: str, value: str, allowed: str) -> Refused:
     return Refused(f"{name}: got {printable(show_value(value))}; {allowed}")
 
@@ -150,6 +154,8 @@ class Studio:
         self._renders = threading.BoundedSemaphore(max_renders)
         self._planning = threading.BoundedSemaphore(max_renders)
         self._saving = threading.Lock()
+        self._warming = threading.Lock()
+        self._closed = threading.Event()
         self._lock = threading.Lock()
         self._active = 0
         self._routines: dict[tuple[Path, int], Any] = {}
@@ -431,9 +437,10 @@ class Studio:
         release = self._slot()
         sink = _ResponseSink(handler, headers)
         handler.close_connection = True  # no length is known: the end of the body is the end of the connection
+        result = None
         try:
             handler.connection.settimeout(self.stall_timeout)
-            api.stream(
+            result = api.stream(
                 session.routine,
                 sink,
                 session.minutes,
@@ -453,6 +460,48 @@ class Studio:
                 raise Refused(_one_line(exc), HTTPStatus.INTERNAL_SERVER_ERROR) from None
         finally:
             release()
+        if result is not None and result.cold:  # sent in full while its speech was made
+            sink.end()
+            self._warm(session)
+
+    def _warm(self, session: Session) -> None:
+        """After a cold stream, the rest of the file build's phrases (`api.warm_cache`), so that playing
+        or saving the session next is warm: a listener who read the stream faster than it was made (a
+        browser reads ahead) ended it before its own follow-up could. One at a time, and only while no
+        stream is rendering (a listener waiting for the first bytes comes first); skipped otherwise."""
+        from .. import api
+
+        if not self._warming.acquire(blocking=False):
+            return
+
+        def check() -> None:
+            if self._closed.is_set() or self.active_renders:
+                raise _Yielded
+
+        try:
+            api.warm_cache(
+                session.routine,
+                session.minutes,
+                session.level,
+                session.speech,
+                api.BuildOptions(music=session.music),
+                check=check,
+            )
+        except _Yielded:
+            pass
+        except (AudioworkoutError, OSError) as exc:  # the next play meets it and says so
+            _log(f"warming {session.name}: {_one_line(exc)}")
+        finally:
+            self._warming.release()
+
+    @property
+    def warming(self) -> bool:
+        """Whether phrases are being made after a stream (`_warm`)."""
+        return self._warming.locked()
+
+    def close(self) -> None:
+        """Stop what runs after a response (`_warm`): the server is shutting down."""
+        self._closed.set()
 
     def _save(self, handler: BaseHTTPRequestHandler) -> None:
         """Build the session into the served folder, then write the feed and page as `audioworkout feed` does."""
@@ -547,6 +596,14 @@ class _ResponseSink:
 
     def flush(self) -> None:
         self.handler.wfile.flush()
+
+    def end(self) -> None:
+        """The body is complete: the listener sees its end (the connection's) now, whatever runs after."""
+        try:
+            self.handler.wfile.flush()
+            self.handler.connection.shutdown(socket.SHUT_WR)
+        except OSError:  # gone already
+            pass
 
 
 class _ClientWatch:
