@@ -836,10 +836,15 @@ class _SpeechAhead:
         wanted = [t for t in dict.fromkeys(texts) if not self.made(t)]
         with self._ready:
             if first:
+                ahead = []
                 for text in wanted:
-                    if text in self._asked and text in self._queue:
-                        self._queue.remove(text)  # asked for already, not started: moved to the head
-                self._queue.extendleft(reversed([t for t in wanted if t not in self._asked or t not in self._queue]))
+                    if text not in self._asked:
+                        ahead.append(text)
+                    elif text in self._queue:  # asked for already, not started: moved to the head
+                        self._queue.remove(text)
+                        ahead.append(text)
+                    # else under way in a worker: queued again, a second worker would only wait for it
+                self._queue.extendleft(reversed(ahead))
             else:
                 self._queue.extend(t for t in wanted if t not in self._asked)
             self._asked.update(wanted)

@@ -13,7 +13,7 @@ import random
 
 ENGLISH: dict[str, str] = {
     # The intro: what this session holds, what it needs, when to stop, what the sounds mean.
-    "welcome": "Welcome to {title}. {description}",
+    "welcome": "Welcome to {title}.",
     "session": "This session is {length} at {level} level: {count} exercises, {parts}.",
     "session_parts": "This session is {length}, in {parts}.",
     "interval_plan_same": "There are {count} in all, each {length} long.",
