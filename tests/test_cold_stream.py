@@ -171,6 +171,49 @@ def test_speech_ahead_never_gives_a_phrase_under_way_to_a_second_worker(tmp_path
     assert made.count(welcome) == 1
 
 
+def test_a_cold_streams_welcome_plays_before_the_phrase_after_it_is_made(tmp_path, monkeypatch):
+    """The first blocks are short (`stream.FIRST_BLOCKS_SECONDS`): a block waits for the phrases
+    within the limiter's reach of it (1.5 s), so with a 3 s second block the welcome's first second
+    waited for the description after it to be made. Here that description takes 2 s to make; the
+    bytes of the welcome's first second go out before it exists."""
+    routine = api.load_routine("back-pain")
+    description = routine.description.strip()
+    synthesize = FakeEngine.synthesize
+    made_at: dict[str, float] = {}
+
+    def slow_description(self, text):
+        if text == description:
+            time.sleep(2.0)
+        made_at.setdefault(text, time.perf_counter())
+        return synthesize(self, text)
+
+    monkeypatch.setattr(FakeEngine, "synthesize", slow_description)
+
+    class Clock(io.BytesIO):
+        def __init__(self):
+            super().__init__()
+            self.marks: list[tuple[float, int]] = []
+
+        def write(self, data):
+            n = super().write(data)
+            self.marks.append((time.perf_counter(), self.tell()))
+            return n
+
+    sink = Clock()
+    settings = SpeechSettings(engine="fake", cache_dir=tmp_path / "cache")
+    result = api.stream(routine, sink, 10, "beginner", settings)
+    assert result.cold
+    head = sink.marks[0][1]  # the ID3 tag
+    welcome = next(
+        c
+        for c in api.cold_session(routine, 10, "beginner", api.make_speaker(settings))[1].cues
+        if isinstance(c, SpokenCue)
+    )
+    need = head + (welcome.time + 1.0 + DELAY / 44100) * 96000 / 8  # CBR: the byte of the welcome's first second
+    sent = next(t for t, n in sink.marks if n >= need)
+    assert sent < made_at[description] - 0.5, (sent, made_at[description])
+
+
 def test_every_session_opens_with_a_short_welcome():
     """The title alone, then the description as a phrase of its own: the first phrase is all a cold
     stream must make before its first frame (back-pain's welcome with its description was 11 s of

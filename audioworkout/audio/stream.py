@@ -111,7 +111,10 @@ from .mp3 import (
 log = logging.getLogger(__name__)
 
 BLOCK_SECONDS = 3.0  # audio rendered per step of the encoding pass
-FIRST_BLOCK_SECONDS = 0.5  # the first step is short, so the first MP3 frames come out at once
+# The first steps are short: the first MP3 frames come out at once, and a cold stream's first speech
+# does not wait for the phrase after it (a block waits for every phrase within the limiter's reach of
+# it, 1.5 s: with 3 s blocks, the welcome's first second waited 1.2 s for the description to be made).
+FIRST_BLOCKS_SECONDS = (0.5, 1.0, 1.0, 1.0)
 PHRASE_BUDGET = 8 << 20  # bytes of phrase audio held at once (least recently used out first)
 PROFILE_BUDGET = 4 << 20  # bytes of phrase profiles held at once during the analysis
 _PROFILE_MIN_USES = 2  # a cue heard alone this many times is measured from a profile
@@ -1028,18 +1031,24 @@ class StreamRenderer:
         self.gain_db = gain_db
 
     def blocks(
-        self, seconds: float = BLOCK_SECONDS, first_seconds: float = FIRST_BLOCK_SECONDS
+        self, seconds: float = BLOCK_SECONDS, first_seconds: Sequence[float] = FIRST_BLOCKS_SECONDS
     ) -> Iterator[np.ndarray]:
         """The mastered mix (float32, not clipped), block after block from the start; analyse() first."""
         if self.target_lufs is None:
             raise RuntimeError("StreamRenderer.analyse() must run before blocks()")
         block = self.block
-        size = max(block, int(seconds * self.sample_rate) // block * block)
-        first = max(block, int(first_seconds * self.sample_rate) // block * block)
+
+        def whole(s: float) -> int:
+            return max(block, int(s * self.sample_rate) // block * block)
+
+        size = whole(seconds)
+        firsts = [whole(s) for s in first_seconds]
         course = _Course(self) if self._stood_in else None
         start = 0
+        step = 0
         while start < self.length:
-            stop = min(self.length, start + (first if start == 0 else size))
+            stop = min(self.length, start + (firsts[step] if step < len(firsts) else size))
+            step += 1
             if course is not None:
                 course.look(start)
             if self.cold and self.gain_db is not None:
