@@ -505,6 +505,23 @@ def test_cache_hit_never_loads_piper(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
+def test_a_phrases_bound_needs_only_the_phonemiser():
+    """`reserve_seconds` phonemises without the model: a cold stream plans its slots while its first
+    synthesis is still loading the model (0.7 s), and used to wait for that load. The bound is the
+    same as one from the loaded voice's phonemes."""
+    code = (
+        "from audioworkout.speech.engines import piper\n"
+        "e = piper.PiperEngine()\n"
+        "text = 'Welcome to Back Pain Relief: Warm-up, Stretch and Strengthen.'\n"
+        "bound = e.reserve_seconds(text)\n"
+        "assert piper._PIPER_VOICES == {}, 'the model was loaded'\n"
+        "assert e._voice().phonemize(text) == e._phonemiser().phonemize(text)\n"
+        "print(bound)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True, text=True)
+    assert 2.5 <= float(done.stdout) <= 6.0  # about 3.7 s of speech
+
+
 def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("AUDIOWORKOUT_CACHE_DIR", str(tmp_path / "c"))
     assert PhraseCache().directory == tmp_path / "c"

@@ -322,4 +322,6 @@ def serve(
     except KeyboardInterrupt:
         click.echo("\nStopped.", err=True)
     finally:
+        if made is not None:
+            made.close()  # warming after a stream stops at its next phrase
         server.server_close()

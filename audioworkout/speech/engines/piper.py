@@ -18,6 +18,8 @@ from .base import PIPELINE_VERSION, VoiceInfo, check_jobs, check_pace, join_chun
 
 _PIPER_VOICES: dict[tuple[str, int], object] = {}  # (model path, threads per run) -> PiperVoice, one per process
 _PIPER_LOCK = threading.Lock()
+_PHONEMISERS: dict[str, object] = {}  # config path -> a PiperVoice without its model (`reserve_seconds`)
+_PHONEMISER_LOCK = threading.Lock()
 _ESPEAK_LOCK = threading.Lock()  # espeak-ng (Piper's phonemiser) keeps global state: one caller at a time
 
 # A phrase's length before it is synthesised, from its phonemes (what Piper will say), for a stream
@@ -138,6 +140,19 @@ class PiperEngine:
                     raise EngineError(f"piper: cannot load voice {self.model}: {first}") from None
             return _PIPER_VOICES[key]
 
+    def _phonemiser(self):
+        """The voice without its model, for phonemes alone: `reserve_seconds` need not wait for the
+        model (0.7 s to load) that a cold stream's first synthesis is loading meanwhile."""
+        key = str(self.config.resolve())
+        with _PHONEMISER_LOCK:
+            if key not in _PHONEMISERS:
+                try:
+                    _PHONEMISERS[key] = _load_piper(self.model, self.config, 0, with_model=False)
+                except Exception as exc:
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    raise EngineError(f"piper: cannot read voice config {self.config}: {first}") from None
+            return _PHONEMISERS[key]
+
     def synthesize(self, text: str) -> np.ndarray:
         """Safe to call from several threads at once (see `jobs`)."""
         from piper import SynthesisConfig
@@ -156,8 +171,7 @@ class PiperEngine:
         Laid out in slots this long, the phrases of a session can be placed on the timeline before
         they exist; what a phrase leaves of its slot is silence after it.
         """
-        voice = self._voice()
-        sentences = voice.phonemize(text)
+        sentences = self._phonemiser().phonemize(text)
         flat = [p for sentence in sentences for p in sentence]
         gaps = flat.count(" ")
         commas = sum(flat.count(p) for p in ",;:")
@@ -195,8 +209,9 @@ def _give_back_freed_memory() -> None:
         trim(0)
 
 
-def _load_piper(model: Path, config: Path, threads: int):
-    """A PiperVoice whose onnxruntime session runs on `threads` threads (0 = default)."""
+def _load_piper(model: Path, config: Path, threads: int, with_model: bool = True):
+    """A PiperVoice whose onnxruntime session runs on `threads` threads (0 = default); without its
+    model (no session: it can phonemise, not speak) when `with_model` is False."""
     import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
@@ -206,6 +221,9 @@ def _load_piper(model: Path, config: Path, threads: int):
             with _ESPEAK_LOCK:
                 return super().phonemize(text)
 
+    settings = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+    if not with_model:
+        return LockedPhonemesVoice(session=None, config=settings)
     options = onnxruntime.SessionOptions()
     # No arena: each run's activations go back as it ends, instead of staying reserved
     # through mixing and mastering, for a small cost in speed.
@@ -214,6 +232,4 @@ def _load_piper(model: Path, config: Path, threads: int):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
-    return LockedPhonemesVoice(
-        session=session, config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
-    )
+    return LockedPhonemesVoice(session=session, config=settings)
