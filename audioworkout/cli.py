@@ -605,6 +605,28 @@ def _stream_to_stdout(routine, minutes, level, settings, options) -> None:
         + ("; played while its speech was synthesised" if result.cold else ""),
         err=True,
     )
+    if result.cold:
+        _warm_after_stream(routine, minutes, level, settings, options)
+
+
+def _warm_after_stream(routine, minutes, level, settings, options) -> None:
+    """After a cold stream sent in full: stdout closed first (the player has it all and ends), then the
+    rest of the file build's phrases, so the next play and `build` of these settings are warm. A stream
+    read at its pace has made them as it played (this then only checks); one read faster (a download)
+    had ended before. Ctrl-C skips it: what is made is kept, nothing half-made."""
+    from . import api
+
+    out = sys.stdout.buffer
+    try:
+        out.flush()
+    except BrokenPipeError:
+        pass
+    _quiet_stdout()  # the pipe's reader sees its end now, not when this is done
+    click.echo("Making the rest of this session's phrases for its next play (Ctrl-C skips)…", err=True)
+    try:
+        api.warm_cache(routine, minutes, level, settings, options)
+    except KeyboardInterrupt:
+        click.echo("Skipped; what was made is kept, the next play makes the rest.", err=True)
 
 
 def _quiet_stdout() -> None:

@@ -361,7 +361,9 @@ def test_a_cold_piper_stream_through_the_cli(tmp_path):
     """`audioworkout build back-pain -m 10 -o -` with an empty phrase cache, as a new user: the real
     voice, played while it is synthesised; decoded: -16 LUFS within 0.3, true peak at most -1 dBTP,
     every phrase on its cue's time in the slot the layout gave it, nothing running into the next.
-    Read at 10 times real time (a player reads at one), it leaves the cache warm for the next play."""
+    Read at 10 times real time (a player reads at one, and its follow-up makes the file build's
+    phrases as it plays), it ends before that follow-up is done: the command closes stdout, makes the
+    rest, and the next play is warm."""
     env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(tmp_path / "cache"))
     command = [sys.executable, "-m", "audioworkout", "build", "back-pain", "-m", "10", "-o", "-"]
     with (
@@ -373,6 +375,7 @@ def test_a_cold_piper_stream_through_the_cli(tmp_path):
     stderr = (tmp_path / "stderr").read_text()
     assert "played while its speech was synthesised" in stderr
     assert "past its slot" not in stderr  # no phrase was faded out at its slot's end
+    assert "for its next play" in stderr and "Skipped" not in stderr
     again = subprocess.run(command, capture_output=True, timeout=300, env=env)
     assert again.returncode == 0 and "played while its speech was synthesised" not in again.stderr.decode()
     path = tmp_path / "cold.mp3"
