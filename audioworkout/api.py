@@ -63,6 +63,7 @@ class PhraseDurations:
         self._unknown: set[str] = set()
         self._estimates: dict[str, float] = {}
         self._answered: dict[str, float] = {}  # what duration() said, known or estimated
+        self._chimes: dict[tuple[str, str], float] = {}  # a chime's length, asked ~30,000 times in an hour's fit
 
     def known(self, text: str) -> float | None:
         if text in self._known:
@@ -88,7 +89,10 @@ class PhraseDurations:
         return seconds
 
     def chime_duration(self, name: str, chime_set: str = "bright") -> float:
-        return self.chimes.duration(name, chime_set)
+        seconds = self._chimes.get((name, chime_set))
+        if seconds is None:
+            seconds = self._chimes[name, chime_set] = self.chimes.duration(name, chime_set)
+        return seconds
 
     def refresh(self) -> None:
         self._unknown.clear()
@@ -191,8 +195,11 @@ def _fit_shorter(
     base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, 0, store) if level in LEVELS else shown
     aim = target - (lay_out(base, slots).total_seconds - lay_out(base, estimates).total_seconds)
     for _ in range(2):
-        fitted: dict[str, Plan] = {}
+        kept = not slots.chimes.overrides  # chimes from the user's files are timed from the files
+        fitted = _fitted_before(routine, aim / 60) if kept else {}  # another level's cold stream fitted them
         plan = replace(fit(routine, aim / 60, level, layout_with(estimates), fitted=fitted), target_seconds=target)
+        if kept:
+            _remember(fitted, routine, aim / 60)
         script = lay_out(plan, slots)
         off = script.total_seconds - target
         if abs(off) <= tolerance(target):
@@ -366,13 +373,21 @@ def _fit_on_estimates(
         if plan is not None:
             _remember({level: plan}, routine, minutes)
     if plan is None:
-        fitted: dict[str, Plan] = {}
+        fitted = _fitted_before(routine, minutes)
         plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), fitted=fitted)
         _remember(fitted, routine, minutes)  # the easier levels fitted on the way are kept too
         if store is not None and keep:
             for below in fitted.values():
                 store.put(below, minutes)
     return with_rest_steps(plan, pad_delta) if pad_delta else plan
+
+
+def _fitted_before(routine: Routine, minutes: float) -> dict[str, Plan]:
+    """The plans this process fitted on estimates for these minutes, by level: a harder level's fit
+    starts from them (it needs the easier levels' plans) rather than fitting them again."""
+    with _FITS_LOCK:
+        key = repr(routine)
+        return {level: plan for (r, m, level), plan in _FITS.items() if r == key and m == float(minutes)}
 
 
 def _remember(plans: dict[str, Plan], routine: Routine, minutes: float) -> None:
@@ -901,21 +916,24 @@ LEVEL_SAMPLE_SECONDS = 4.0
 
 
 def _level_sample(script: Script, pending: list[str]) -> list[str]:
-    """The phrases a cold stream makes first and sets its level from: the first one said, then those
-    that make up most of the session's speech (heard most often, for longest), up to
-    `LEVEL_SAMPLE_SECONDS` of speech. Short cues are louder than long explanations, and a session
-    is mostly one or the other, so a level judged from the opening phrases alone missed by up to 1 LU.
+    """The phrases a cold stream makes first and sets its level from: the first one said of
+    `pending` (those not made yet), then those that make up most of the session's speech (heard most
+    often, for longest), up to `LEVEL_SAMPLE_SECONDS` of speech; the made ones among them count
+    without being waited for (the draft's sample, made while the plan is fitted). Short cues are
+    louder than long explanations, and a session is mostly one or the other, so a level judged from
+    the opening phrases alone missed by up to 1 LU.
     """
     said: dict[str, float] = {}
     for text in script.spoken_texts():
         said[text] = said.get(text, 0.0) + estimate_duration(text)
-    first, *rest = pending
+    first, unmade = pending[0], set(pending)
     sample, seconds = [first], estimate_duration(first)
-    for text in sorted(rest, key=lambda t: -said.get(t, 0.0)):
+    for text in sorted(said, key=lambda t: -said[t]):
         length = estimate_duration(text)
-        if seconds + length > LEVEL_SAMPLE_SECONDS + estimate_duration(first):
+        if text == first or seconds + length > LEVEL_SAMPLE_SECONDS + estimate_duration(first):
             continue
-        sample.append(text)
+        if text in unmade:  # one made already (for the draft) counts without a wait
+            sample.append(text)
         seconds += length
     return sample
 

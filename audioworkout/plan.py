@@ -519,8 +519,11 @@ def fit(
 
     A harder level never works less in all than the easier one at the same length: if growing in
     balance leaves it short, it takes more work (sets, longer sets) in place of extra rest.
-    `fitted`, if given, receives the easier levels' plans fitted on the way (by level).
+    `fitted`, if given, receives the easier levels' plans fitted on the way (by level); a plan
+    already in it (fitted before for the same routine, minutes and layout) is taken as it is.
     """
+    if fitted is not None and level in fitted:
+        return fitted[level]
     floor = 0.0
     if level in LEVELS and level != LEVELS[0] and MIN_MINUTES <= minutes <= MAX_MINUTES:
         try:
@@ -549,21 +552,28 @@ def _fit(
     target = minutes * 60.0
     tol = tolerance(target)
     structure = _start(routine, level)
-    laid: dict[tuple, Script] = {}
+    measured: dict[tuple, tuple[float, tuple[float, ...]]] = {}  # (length, section shares) by state
 
-    def laid_out() -> Script:
-        """The structure as it stands, laid out; the growth asks whether it fits, then its shares, of one state."""
+    def measure() -> tuple[float, tuple[float, ...]]:
+        """The structure as it stands, laid out and measured; a state met again is not laid out again
+        (the floor's trades come back to states they left)."""
         key = _state(structure)
-        if key not in laid:
+        known = measured.get(key)
+        if known is None:
             check = _INTERRUPT.get()
             if check is not None:
                 check()
-            laid.clear()
-            laid[key] = layout(build_plan(routine, level, structure, target, exact=False))
-        return laid[key]
+            script = layout(build_plan(routine, level, structure, target, exact=False))
+            spans = {sp.title.split(",")[0]: 0.0 for sp in script.spans}
+            for sp in script.spans:
+                if sp.kind == "section":
+                    spans[sp.title.split(",")[0]] += sp.end - sp.start
+            total = script.total_seconds
+            known = measured[key] = (total, tuple(spans.get(s.section.name, 0.0) / total for s in structure.sections))
+        return known
 
     def length() -> float:
-        return laid_out().total_seconds
+        return measure()[0]
 
     # Below 10 minutes the middle sections may go; the first and last always stay.
     middle = _middle(structure)
@@ -579,12 +589,7 @@ def _fit(
         raise _unreachable(routine, minutes, level, layout, explain)
 
     def shares() -> list[float]:
-        script = laid_out()
-        spans = {sp.title.split(",")[0]: 0.0 for sp in script.spans}
-        for sp in script.spans:
-            if sp.kind == "section":
-                spans[sp.title.split(",")[0]] += sp.end - sp.start
-        return [spans.get(s.section.name, 0.0) / script.total_seconds for s in structure.sections]
+        return list(measure()[1])
 
     def work() -> float:
         return build_plan(routine, level, structure, target, exact=False).work_seconds()

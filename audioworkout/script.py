@@ -35,7 +35,7 @@ class Durations(Protocol):
     def chime_duration(self, name: str, chime_set: str) -> float: ...
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Cue:
     """Something heard at a time: a spoken phrase or a chime."""
 
@@ -51,7 +51,7 @@ class Cue:
         return self.time + self.duration
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class SpokenCue(Cue):
     text: str
     chime: None = None
@@ -59,7 +59,7 @@ class SpokenCue(Cue):
     spoken: ClassVar[bool] = True
 
 
-@dataclass(kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class ChimeCue(Cue):
     chime: str
     chime_set: str = "bright"

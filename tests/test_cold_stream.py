@@ -262,6 +262,20 @@ def test_a_cold_stream_corrects_its_gain_as_its_phrases_arrive(tmp_path, monkeyp
         assert loudness < -17.0, loudness  # the miss the steering corrects (measured -17.47)
 
 
+def test_the_level_sample_counts_the_phrases_made_for_the_draft_without_waiting_for_more():
+    """The draft's sample is made while the stream's own plan is fitted; the stream then waits only
+    for what its own sample adds (back-pain 60 advanced on Piper: 2 phrases, where it waited for 3
+    more of the next most said, 0.3 s, before the first frame)."""
+    routine = api.load_routine("back-pain")
+    _, script = api.plan_session(routine, 60, "advanced")
+    texts = list(dict.fromkeys(script.spoken_texts()))
+    whole = api._level_sample(script, texts)  # nothing made yet
+    assert whole[0] == texts[0] and len(whole) >= 4
+    made = set(whole[1:3])
+    part = api._level_sample(script, [t for t in texts if t not in made])
+    assert part == [t for t in whole if t not in made]
+
+
 def test_a_phrase_found_unmade_keeps_its_slot_once_made(tmp_path):
     """The welcome is made while a cold stream plans: it keeps the slot it was laid out in, so the
     plan does not depend on whether its synthesis won that race."""

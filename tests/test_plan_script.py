@@ -437,3 +437,57 @@ def test_a_plan_search_stops_where_its_check_raises():
     assert len(calls) == 5
     plan.fit(routine, 30, "advanced", layout)  # outside the block: no check
     assert len(calls) == 5
+
+
+def test_a_plan_search_lays_each_state_out_once_and_a_harder_level_starts_from_the_easier_fits():
+    """`fit` lays no plan out twice (the floor's trades come back to states they left: an hour's
+    advanced fit laid out 253 plans, 104 of them distinct), and given the easier levels' plans
+    fitted before for the same minutes it fits only its own level, to the same plan."""
+    from audioworkout import plan
+
+    routine = load_routine("back-pain")
+    durations = api.PhraseDurations()
+    laid: list[str] = []
+
+    def layout(p: plan.Plan) -> api.Script:
+        laid.append(repr(p))
+        return lay_out(p, durations)
+
+    fitted: dict[str, plan.Plan] = {}
+    advanced = plan.fit(routine, 58, "advanced", layout, fitted=fitted)
+    assert sorted(fitted) == ["advanced", "beginner", "intermediate"]
+    assert len(laid) == len(set(laid)) > 100
+    every = len(laid)
+    laid.clear()
+    again = plan.fit(routine, 58, "advanced", layout, fitted={k: v for k, v in fitted.items() if k != "advanced"})
+    assert again == advanced
+    assert 0 < len(laid) < every and all("level='advanced'" in p for p in laid)
+    assert plan.fit(routine, 58, "advanced", layout, fitted={"advanced": advanced}) is advanced
+
+
+def test_a_cold_stream_of_another_level_reuses_the_easier_fits_in_slots(tmp_path, monkeypatch):
+    """The studio's listener who tries 60 minutes at intermediate, then at advanced (Piper's slots,
+    an empty cache): the second cold stream fits only the advanced plans, the file build's and the
+    one in slots, not the easier levels' again."""
+    from audioworkout import plan
+    from audioworkout.speech import SpeechSettings
+
+    routine = load_routine("back-pain")
+    api._FITS.clear()
+    speaker = api.make_speaker(SpeechSettings(cache_dir=tmp_path))
+    searched: list[tuple[float, str]] = []
+    real_fit = plan._fit
+
+    def counted(r, minutes, level, *a, **k):
+        searched.append((round(minutes * 60), level))
+        return real_fit(r, minutes, level, *a, **k)
+
+    monkeypatch.setattr(plan, "_fit", counted)
+    first = api.cold_session(routine, 60, "intermediate", speaker)
+    assert first is not None and [lv for _, lv in searched] == ["beginner", "intermediate"] * 2
+    aim = searched[2][0]
+    assert aim < 3600  # fitted shorter, for the slots
+    searched.clear()
+    second = api.cold_session(routine, 60, "advanced", speaker)
+    assert second is not None and searched == [(3600, "advanced"), (aim, "advanced")]
+    assert second[0].work_seconds() >= first[0].work_seconds() - coaching.STEP_SHORT
