@@ -373,6 +373,8 @@ def limiter_stretches(
     `over` (ascending block indices) need `need` dB of reduction each. Written into a zeroed array
     in the order given (a later stretch overwriting an earlier one where they touch), they make
     `_limiter_db`'s curve; the streaming renderer (audio/stream.py) keeps them sparse instead.
+    Stretches of like length are ramped together, a row each (an hour has about 2,000 stretches,
+    and its gain is solved in several rounds: one small array each cost more than the ramps).
     """
     attack = _ATTACK_DB_PER_S * block_seconds  # dB per block
     release = _RELEASE_DB_PER_S * block_seconds
@@ -383,30 +385,47 @@ def limiter_stretches(
     reach = np.maximum.accumulate(hi)
     starts = np.flatnonzero(np.concatenate([[True], lo[1:] >= reach[:-1]]))
     ends = np.concatenate([starts[1:], [over.size]])
-    for first, last in zip(starts, ends, strict=True):
-        s0, s1 = int(lo[first:last].min()), int(reach[last - 1])
-        local = np.zeros(s1 - s0)
-        local[over[first:last] - s0] = need[first:last]
-        yield s0, _ramped(local, attack, release)
+    first_block = np.minimum.reduceat(lo, starts)
+    lengths = reach[ends - 1] - first_block
+    stretch_of = np.repeat(np.arange(starts.size), ends - starts)  # each peak's stretch
+    ramps: list[np.ndarray] = [np.zeros(0)] * starts.size
+    widths = np.maximum(16, 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64))
+    for width in np.unique(widths).tolist():
+        rows = np.flatnonzero(widths == width)
+        row_of = np.full(starts.size, -1)
+        row_of[rows] = np.arange(rows.size)
+        peaks = np.flatnonzero(row_of[stretch_of] >= 0)
+        local = np.zeros((rows.size, width))
+        local[row_of[stretch_of[peaks]], over[peaks] - first_block[stretch_of[peaks]]] = need[peaks]
+        for row, ramp in zip(rows.tolist(), _ramped_rows(local, lengths[rows], attack, release), strict=True):
+            ramps[row] = ramp
+    for k in range(starts.size):
+        yield int(first_block[k]), ramps[k]
 
 
-def _ramped(need: np.ndarray, attack: float, release: float) -> np.ndarray:
-    """Attack and release ramps around each needed reduction, held over each block's neighbours."""
-    tilt = np.arange(need.size, dtype=np.float64) * attack
+def _ramped_rows(need: np.ndarray, lengths: np.ndarray, attack: float, release: float) -> list[np.ndarray]:
+    """Attack and release ramps around each needed reduction, held over each block's neighbours,
+    for each row's first `lengths` blocks (the rest is padding that must not reach into them)."""
+    width = need.shape[1]
+    padding = np.arange(width) >= lengths[:, None]
+    need = need.copy()
+    need[padding] = -np.inf  # no running maximum carries out of the padding
+    tilt = np.arange(width, dtype=np.float64) * attack
     red = need - tilt
-    np.maximum.accumulate(red[::-1], out=red[::-1])
+    np.maximum.accumulate(red[:, ::-1], axis=1, out=red[:, ::-1])
     red += tilt  # the attack ramp
     tilt *= release / attack
     after = need + tilt
-    np.maximum.accumulate(after, out=after)
+    np.maximum.accumulate(after, axis=1, out=after)
     after -= tilt  # the release ramp
     np.maximum(red, after, out=red)
     np.maximum(red, 0.0, out=red)
+    red[padding] = 0.0
     # Hold each block's value over its neighbours so per-sample interpolation
     # between block centres never undercuts a block's own requirement.
-    red[1:] = np.maximum(red[1:], red[:-1].copy())
-    red[:-1] = np.maximum(red[:-1], red[1:].copy())
-    return red
+    red[:, 1:] = np.maximum(red[:, 1:], red[:, :-1].copy())
+    red[:, :-1] = np.maximum(red[:, :-1], red[:, 1:].copy())
+    return [row[:length] for row, length in zip(red, lengths.tolist(), strict=True)]
 
 
 def _apply_gain(x: np.ndarray, gain_db: float, red_db: np.ndarray, block: int) -> None:
