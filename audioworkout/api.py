@@ -373,14 +373,32 @@ def _fit_on_estimates(
         plan = store.get(routine, minutes, level)
         if plan is not None:
             _remember({level: plan}, routine, minutes)
+            _in_store(store, key)
     if plan is None:
         fitted = _fitted_before(routine, minutes)
         plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), fitted=fitted)
         _remember(fitted, routine, minutes)  # the easier levels fitted on the way are kept too
         if store is not None and keep:
-            for below in fitted.values():
-                store.put(below, minutes)
+            for below, made in fitted.items():
+                store.put(made, minutes)
+                _in_store(store, (key[0], key[1], below))
+    elif store is not None and keep and not _in_store(store, key):
+        # Fitted in this process by a look that writes nothing (a stream's check of its cache, a cold
+        # stream's plan): kept now, or every new process would fit it again.
+        store.put(plan, minutes)
     return with_rest_steps(plan, pad_delta) if pad_delta else plan
+
+
+_STORED: set[tuple[str, str, float, str]] = set()  # (store folder, *fit key) known to be in a plan store
+
+
+def _in_store(store: PlanStore, key: tuple[str, float, str]) -> bool:
+    """Whether this process knows the plan `key` to be in `store`; it is counted in from now on."""
+    entry = (str(store.directory), *key)
+    with _FITS_LOCK:
+        known = entry in _STORED
+        _STORED.add(entry)
+    return known
 
 
 def _fitted_before(routine: Routine, minutes: float) -> dict[str, Plan]:
