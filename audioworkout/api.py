@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterator
@@ -25,7 +24,7 @@ from . import coaching
 from .audio.mix import ChimeBank, music_files
 from .audio.mp3 import Chapter, TrackTags
 from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, webvtt
-from .audio.stream import BinarySink, StreamResult, stream_build, stream_build_file
+from .audio.stream import BinarySink, StreamResult, step_back, stream_build, stream_build_file
 from .coaching import REST_STEP
 from .content import LEVELS, Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
 from .errors import AudioworkoutError, UsageError, printable
@@ -195,8 +194,8 @@ def _fit_shorter(
     store = plan_store(slots.speaker)
     base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, 0, store) if level in LEVELS else shown
     aim = target - (lay_out(base, slots).total_seconds - lay_out(base, estimates).total_seconds)
+    kept = not slots.chimes.overrides  # chimes from the user's files are timed from the files: not remembered
     for _ in range(2):
-        kept = not slots.chimes.overrides  # chimes from the user's files are timed from the files
         fitted = _fitted_before(routine, aim / 60) if kept else {}  # another level's cold stream fitted them
         plan = replace(fit(routine, aim / 60, level, layout_with(estimates), fitted=fitted), target_seconds=target)
         if kept:
@@ -890,7 +889,7 @@ class _SpeechAhead:
                 self._workers.append(worker)
 
     def _work(self) -> None:
-        _step_back(SPEECH_AHEAD_NICENESS)
+        step_back(SPEECH_AHEAD_NICENESS)
         while True:
             with self._ready:
                 while not self._queue and not self.stop.is_set():
@@ -917,17 +916,6 @@ class _SpeechAhead:
 # stream's first frame waits for its plan (an hour at advanced: 2.8-3.0 s at equal priority, 2.5 s
 # behind it), and its phrases are made well ahead of where they play.
 SPEECH_AHEAD_NICENESS = 5
-
-
-def _step_back(by: int) -> None:
-    """Lower this thread's priority by `by` (Linux, where a thread has its own; elsewhere nothing)."""
-    if not sys.platform.startswith("linux"):  # PRIO_PROCESS with a thread's id names a process there
-        return
-    task = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, task, min(19, os.getpriority(os.PRIO_PROCESS, task) + by))
-    except OSError:  # not allowed: equal priority is still correct
-        pass
 
 
 class _Stopped(Exception):

@@ -61,6 +61,7 @@ import logging
 import math
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -1229,20 +1230,26 @@ def _tee_escape(path: Path) -> str:
     return "".join(c if c in safe else "\\" + c for c in str(path))
 
 
-_CHECK_NICENESS = 19  # how far the measuring decoder and meter step back for the encoder (see _yield_to_encoder)
+# How far the measuring decoder and meter step back for the encoder: the measuring is checking, LAME
+# is the build. LAME is single-threaded and the build's critical path; the decoder and meter that
+# check its MP3 take most of a core beside it. At equal priority they take turns with LAME and with
+# the renderer that feeds it; behind them they use what is left (60-min build: 1.36-1.45x bare LAME
+# at equal priority, 1.23-1.25x at 19, measured side by side on 2 cores).
+_CHECK_NICENESS = 19
 
 
-def _yield_to_encoder(task: int) -> None:
-    """Lower a process's or (on Linux) a thread's priority: the measuring is checking, LAME is the build.
-
-    LAME is single-threaded and the build's critical path; the decoder and meter that check its
-    MP3 take most of a core beside it. At equal priority they take turns with LAME and with the
-    renderer that feeds it; behind them they use what is left (60-min build: 1.36-1.45x bare LAME at
-    equal priority, 1.23-1.25x at 19, measured side by side on 2 cores).
-    """
+def step_back(by: int, process: int | None = None) -> None:
+    """Lower a process's priority by `by` nice steps (19 at most), or with no `process` this
+    thread's own: on Linux, where a thread has one (elsewhere PRIO_PROCESS with a thread's id would
+    name a process, so nothing is done). Not allowed, or not on this platform: equal priority is
+    still correct."""
+    if process is None:
+        if not sys.platform.startswith("linux"):
+            return
+        process = threading.get_native_id()
     try:
-        os.setpriority(os.PRIO_PROCESS, task, _CHECK_NICENESS)
-    except (AttributeError, OSError):  # not on this platform, or not allowed: equal priority is still correct
+        os.setpriority(os.PRIO_PROCESS, process, min(19, os.getpriority(os.PRIO_PROCESS, process) + by))
+    except (AttributeError, OSError):
         pass
 
 
@@ -1314,7 +1321,7 @@ class _Encoder:
                 self.decoder = self._start(_decoder_command(None), True, "decode", stdin=mp3_in)
                 if direct and self.proc.stdout is not None:
                     self.proc.stdout.close()  # the decoder's now: it sees the end when the encoder ends
-                _yield_to_encoder(self.decoder.pid)
+                step_back(_CHECK_NICENESS, self.decoder.pid)
                 self._meter = LevelMeter(OUTPUT_RATE)
                 self._thread(self._measure)
             if piped and not direct:
@@ -1374,7 +1381,7 @@ class _Encoder:
     def _measure(self) -> None:
         """Decoded MP3 into the meter, LAME's delay skipped and its padding cut, as a decoder reading the Info tag plays it."""
         assert self.decoder is not None and self.decoder.stdout is not None and self._meter is not None
-        _yield_to_encoder(threading.get_native_id())
+        step_back(_CHECK_NICENESS)
         out = self.decoder.stdout.fileno()
         skip, fed, keep = _DECODER_DELAY, 0, self._keep
         buf = bytearray(_DECODED_READ)
