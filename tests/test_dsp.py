@@ -214,6 +214,35 @@ def test_level_meter_in_pieces_equals_the_whole(rate):
     assert LevelMeter(rate).levels().loudness_lufs == float("-inf")
 
 
+@pytest.mark.parametrize("rate", [22050, 44100])
+def test_level_meter_skips_silence_past_the_filters_ringing_and_reads_the_same(rate):
+    """A decoded workout is half digital silence: the meter filters sound and the K-weighting's
+    ringing after it, not the rest, and its readings are those of the whole signal."""
+    rng = np.random.default_rng(7)
+    parts = []
+    for gap in [3, 400, rate // 20, rate // 2, 2 * rate, 3 * rate] * 2:  # sound between silences of 3 samples to 3 s
+        burst = lfilter([1.0], [1.0, -0.9], rng.standard_normal(int(rng.uniform(0.05, 1.5) * rate)))
+        parts.append((burst * rng.uniform(0.05, 0.9) / np.abs(burst).max()).astype(np.float32))
+        parts.append(np.zeros(gap, dtype=np.float32))
+    parts.append(np.full(rate, 1e-20, dtype=np.float32))  # not silence: a decoder's dying tail is measured
+    x = np.concatenate(parts)
+    meter = LevelMeter(rate)
+    start = 0
+    while start < x.size:
+        n = int(rng.choice([1, 63, 5000, 40000, 200000]))
+        meter.add(x[start : start + n])
+        start += n
+    levels = meter.levels()
+    assert levels.loudness_lufs == pytest.approx(dual_mono_loudness(x, rate), abs=1e-9)
+    assert levels.true_peak_dbtp == pytest.approx(true_peak_dbtp(x, rate), abs=1e-5)
+    sounding = np.count_nonzero(np.abs(x.reshape(-1)) > 0)
+    assert meter.filtered < 0.85 * x.size  # the long silences were skipped ...
+    assert meter.filtered > sounding  # ... but not the sound, nor the ringing after it
+    quiet = LevelMeter(rate)
+    quiet.add(np.zeros(5 * rate, dtype=np.float32))
+    assert quiet.filtered == 0 and quiet.levels().loudness_lufs == float("-inf")
+
+
 def test_event_loudness_takes_a_short_sound_over_its_own_length():
     rate = 44100
     beep = np.sin(2 * np.pi * 1000 * np.arange(int(0.1 * rate)) / rate)

@@ -72,6 +72,7 @@ class KWeighting:
     """
 
     def __init__(self, sample_rate: int):
+        self.sample_rate = sample_rate
         self._b, self._a = _k_weighting_tf(sample_rate)
         self._zi = np.zeros(self._a.size - 1)
 
@@ -85,11 +86,35 @@ class KWeighting:
         y, _ = lfilter(self._b, self._a, np.asarray(x, dtype=np.float64), zi=self._zi)
         return np.asarray(y)
 
+    @property
+    def ring(self) -> int:
+        """Samples of silence after which the filter's own ringing is nil (`_k_weighting_ring`)."""
+        return _k_weighting_ring(self.sample_rate)
+
+    def rest(self) -> None:
+        """Let the filter fall still: what `ring` samples of silence leave of its state, to 1e-15."""
+        self._zi[:] = 0.0
+
 
 @functools.lru_cache(maxsize=8)
 def _k_weighting_tf(sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
     b, a = sos2tf(_k_weighting(sample_rate))
     return np.asarray(b), np.asarray(a)
+
+
+@functools.lru_cache(maxsize=8)
+def _k_weighting_ring(sample_rate: int) -> int:
+    """How long the K-weighting rings on after its input stops: its impulse response's length down to 1e-15.
+
+    Any state the filter is left in dies away along the same modes (its slowest, the 38 Hz
+    high-pass, falls 1e-15 in about 0.14 s), so after this much silence the output is zero to
+    far below any gate, and a meter may skip the rest of the silence instead of filtering it.
+    """
+    b, a = _k_weighting_tf(sample_rate)
+    impulse = np.zeros(sample_rate)  # one second: the response is gone well within it
+    impulse[0] = 1.0
+    h = np.abs(lfilter(b, a, impulse))
+    return int(np.flatnonzero(h > 1e-15 * h.max())[-1]) + 1
 
 
 def _block_size(sample_rate: int) -> tuple[int, int]:
@@ -158,11 +183,12 @@ class TruePeaks:
     a fraction of the track instead of all of it.
     """
 
-    def __init__(self, x: np.ndarray, block: int):
+    def __init__(self, x: np.ndarray, block: int, peaks: np.ndarray | None = None):
+        """`peaks`: the |sample| peak of each block of `x`, if the caller has them already."""
         self.x, self.block = x, block
         taps, gain = _interpolator()
         self._taps = taps
-        own = _sample_peaks(x, block)
+        own = _sample_peaks(x, block) if peaks is None else peaks.astype(np.float32)
         self.loudest_sample = float(own.max()) if own.size else 0.0
         near = own.copy()  # the loudest sample within reach (10 samples < one block)
         np.maximum(near[1:], own[:-1], out=near[1:])
@@ -254,7 +280,9 @@ class LevelMeter:
     carries its state from piece to piece; block energies are summed into BS.1770's 100 ms steps as
     each step completes (the sums gating makes itself, so the reading is the same), so what is kept
     grows by one float per step, not per block; true peaks are taken one block late, once the
-    samples the interpolator reaches past the block have arrived.
+    samples the interpolator reaches past the block have arrived. A workout is half silence, and
+    digital silence decodes to zeros: blocks of zeros past the filter's ringing are not filtered
+    (their energy is 0, as filtering would make it to 1e-30), nor looked at for peaks.
     """
 
     def __init__(self, sample_rate: int, true_peak: bool = True):
@@ -262,11 +290,15 @@ class LevelMeter:
         self._block, self._step = _block_size(sample_rate)
         self._per = self._step // self._block
         self._weigh = KWeighting(sample_rate)
+        self._ring_blocks = -(-self._weigh.ring // self._block)  # whole blocks of zeros before the filter is still
+        self._quiet_blocks = self._ring_blocks + 1  # blocks of zeros since the last sound (still, at the start)
+        self.filtered = 0  # samples the K-weighting has run over (the rest were silence it skipped)
         self._steps = array("d")  # K-weighted energy of each whole 100 ms step
         self._partial = np.zeros(0)  # block energies of the step under way
         self._pending = np.zeros(0, dtype=np.float32)  # less than one block, not measured yet
         self._true_peak = true_peak
         self._held = np.zeros(self._block, dtype=np.float32)  # left context (+ one block awaiting its right)
+        self._held_peaks = np.zeros(1, dtype=np.float32)  # their |sample| peaks
         self._peak = 0.0
 
     def add(self, samples: np.ndarray) -> None:
@@ -282,9 +314,9 @@ class LevelMeter:
     def _measure(self, x: np.ndarray) -> None:
         """Whole blocks: their energies now, their true peaks except the last block's."""
         block = self._block
-        y = self._weigh(x)
-        energy = np.concatenate([self._partial, np.square(y).reshape(-1, block).sum(axis=1)])
-        del y
+        own = x.reshape(-1, block)
+        peaks = np.maximum(own.max(axis=1), -own.min(axis=1))  # |sample| peak of each block
+        energy = np.concatenate([self._partial, self._energies(x, peaks)])
         full = energy.size - energy.size % self._per
         if full:
             self._steps.extend(energy[:full].reshape(-1, self._per).sum(axis=1).tolist())
@@ -292,18 +324,46 @@ class LevelMeter:
         if not self._true_peak:
             return
         work = np.concatenate([self._held, x])
-        self._held = work[-2 * block :]
-        inner = work[block:-block]  # the first block is context only; the last waits for its own
-        if inner.size == 0:
+        work_peaks = np.concatenate([self._held_peaks, peaks])
+        self._held, self._held_peaks = work[-2 * block :], work_peaks[-2:]
+        if work_peaks.size < 3:  # the first block is context only; the last waits for its own
             return
-        loudest = float(np.abs(inner).max())
+        _, gain = _interpolator()
+        # No block's true peak is over the loudest sample within reach times the interpolator's
+        # gain: a stretch whose loudest sample cannot beat the running peak is not looked at again.
+        if float(work_peaks.max()) * gain < self._peak:
+            return
+        loudest = float(work_peaks[1:-1].max())
         if loudest == 0.0:
             return
-        peaks = TruePeaks(work, block)
+        true = TruePeaks(work, block, peaks=work_peaks)
         # Blocks whose bound is under both the running peak and this stretch's loudest sample can
         # neither hold this stretch's true peak nor raise the running one: skip oversampling them.
-        peaks.refine(max(self._peak, loudest))
-        self._peak = max(self._peak, float(peaks.values[1:-1].max()))
+        true.refine(max(self._peak, loudest))
+        self._peak = max(self._peak, float(true.values[1:-1].max()))
+
+    def _energies(self, x: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+        """K-weighted energy of each block of `x`, the filter run only where sound is or still rings."""
+        block, n = self._block, peaks.size
+        energy = np.zeros(n)
+        sounding = np.flatnonzero(peaks != 0)  # (a NaN is not silence)
+        # Blocks of zeros since the last block with sound (carried over from the pieces before).
+        last = np.full(n, -1 - self._quiet_blocks)
+        last[sounding] = sounding
+        np.maximum.accumulate(last, out=last)
+        quiet = np.arange(n) - last
+        self._quiet_blocks = int(quiet[-1]) if n else self._quiet_blocks
+        run = quiet <= self._ring_blocks  # to be filtered: sound, or silence it still rings into
+        edges = np.flatnonzero(np.diff(run.astype(np.int8))) + 1
+        bounds = np.concatenate([[0], edges, [n]])
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            if not run[a]:
+                self._weigh.rest()
+                continue
+            y = self._weigh(x[a * block : b * block])
+            energy[a:b] = np.square(y).reshape(-1, block).sum(axis=1)
+            self.filtered += y.size
+        return energy
 
     def levels(self) -> Levels:
         """The readings for everything added so far (the meter can take more afterwards)."""
