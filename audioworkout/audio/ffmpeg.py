@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -76,3 +77,18 @@ def decode_audio(source: str | Path | bytes, sample_rate: int, what: str = "audi
     if samples.size == 0:
         raise AudioworkoutError(f"cannot read {what} {name}: it holds no audio")
     return np.clip(samples, -1.0, 1.0).astype(np.float32)
+
+
+PIPE_BYTES = 1 << 20  # 12 s of a 22.05 kHz mix, 6 s of decoded 44.1 kHz (Linux's default pipe holds 64 kB)
+_F_SETPIPE_SZ = 1031  # fcntl's F_SETPIPE_SZ (Linux), spelled out: Python has it from 3.10 on Linux only
+
+
+def widen_pipe(pipe: IO[bytes]) -> None:
+    """A bigger pipe buffer to or from ffmpeg, where the system allows, so that neither side waits while
+    the other takes its turn: an encoder for its next samples, a decoder for its reader to meter them."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ), PIPE_BYTES)
+    except (ImportError, OSError, ValueError):  # not Linux, or over the system's limit: the default still works
+        pass

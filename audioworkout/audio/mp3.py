@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import AudioworkoutError
 from ..fsutil import atomic_target
-from .ffmpeg import ffmpeg_exe
+from .ffmpeg import ffmpeg_exe, widen_pipe
 from .mastering import LevelMeter, Levels
 
 OUTPUT_RATE = 44100
@@ -378,6 +378,7 @@ def measure_mp3(path: Path) -> Levels:
         except OSError as exc:
             raise AudioworkoutError(f"cannot run ffmpeg ({ffmpeg_exe()}): {exc.strerror or exc}") from exc
         assert proc.stdout is not None
+        widen_pipe(proc.stdout)  # the decoder runs on while the meter takes its turn
         try:
             left = b""
             while data := proc.stdout.read(read):

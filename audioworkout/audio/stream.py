@@ -81,7 +81,7 @@ from ..script import GAP, ChimeCue, SpokenCue
 from ..speech.speaker import release_freed_memory
 from . import chimes as chime_synth
 from . import levels as sound_levels
-from .ffmpeg import decode_audio, ffmpeg_exe
+from .ffmpeg import decode_audio, ffmpeg_exe, widen_pipe
 from .mastering import (
     _GAIN_MARGIN_DB,
     _OVERSAMPLE,
@@ -1253,21 +1253,6 @@ def step_back(by: int, process: int | None = None) -> None:
         pass
 
 
-_PIPE_BYTES = 1 << 20  # 12 s of the mix for LAME to draw on (Linux's default pipe holds 0.7 s)
-_F_SETPIPE_SZ = 1031  # fcntl's F_SETPIPE_SZ (Linux), spelled out: Python has it from 3.10 on Linux only
-
-
-def _widen(pipe: IO[bytes]) -> None:
-    """A bigger pipe buffer, where the system allows: the renderer's thread shares the interpreter with
-    the meter's, and the encoder should never wait for its next samples while they take turns."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", _F_SETPIPE_SZ), _PIPE_BYTES)
-    except (ImportError, OSError, ValueError):  # not Linux, or over the system's limit: the default still works
-        pass
-
-
 class _Encoder:
     """ffmpeg/LAME in its own process, fed PCM from the calling thread.
 
@@ -1345,7 +1330,7 @@ class _Encoder:
         self._logs.append((proc, log, what))
         for pipe in (proc.stdin, proc.stdout):
             if pipe is not None:
-                _widen(pipe)
+                widen_pipe(pipe)
         return proc
 
     def _thread(self, target: Callable[[], None]) -> None:
