@@ -354,6 +354,40 @@ def test_limiter_stretches_ramped_together_are_the_ones_ramped_one_by_one():
         assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(together, alone, strict=True))
 
 
+def test_the_streams_sparse_limiter_is_the_dense_one_where_stretches_overlap_too():
+    """The streaming renderer keeps the limiter as (block, dB) where it acts (`_sparse_reduction`, all
+    stretches at once): densified, it is `_limiter_db`'s curve to the bit, a later stretch written
+    over an earlier one where they overlap (a big need after a small one reaches back past it)."""
+    from audioworkout.audio.mastering import limiter_stretches
+    from audioworkout.audio.stream import _sparse_reduction
+
+    rng = np.random.default_rng(12)
+    overlapping = 0
+    for trial in range(300):
+        n = int(rng.integers(1, 6000))
+        peak_db = rng.normal(-12.0, [2.0, 5.0, 9.0][trial % 3], size=n).astype(np.float32)
+        block_seconds = [63 / 22050, 0.05, 0.4][trial % 3 - 1]
+        gain, ceiling = float(rng.uniform(0.0, 8.0)), -2.0
+        if trial % 2:  # triples: a peak, a slight one soon after, then a loud one reaching back past it
+            peak_db[:] = -60.0
+            for at in range(0, n - 40, 40):
+                gap = int(rng.integers(3, 16))
+                needs = [rng.uniform(0.5, 3.0), 0.1, rng.uniform(20.0, 80.0)]
+                peak_db[[at, at + gap, at + gap + 1]] = np.array(needs) - gain + ceiling
+        dense = _limiter_db(peak_db, gain, ceiling, block_seconds)
+        over = np.flatnonzero(peak_db > ceiling - gain)
+        need = peak_db[over].astype(np.float64) + (gain - ceiling)
+        stretches = list(limiter_stretches(over, need, n, block_seconds)) if over.size else []
+        overlapping += any(r[b - a :].any() for (a, r), (b, _) in zip(stretches, stretches[1:]))  # under the next
+        blocks, values = _sparse_reduction(stretches)
+        assert (np.diff(blocks) > 0).all() and (values != 0).all()
+        sparse = np.zeros(n, dtype=np.float32)
+        sparse[blocks] = values
+        assert np.array_equal(sparse, dense)
+    assert overlapping > 10  # written over where the earlier stretch acts
+    assert [a.size for a in _sparse_reduction([])] == [0, 0]
+
+
 @pytest.mark.parametrize("rate", [44100, 48000, 22050])
 def test_master_hits_target_and_ceiling(rate):
     x = _speechlike(30, rate)

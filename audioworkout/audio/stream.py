@@ -591,6 +591,32 @@ def _true_peaks(x: np.ndarray, block: int, floor: float) -> tuple[np.ndarray, np
     return values, np.ones(values.size, dtype=bool)
 
 
+def _sparse_reduction(stretches: Iterable[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The limiter's stretches as `_limiter_db` writes them, kept sparse: (blocks, dB float32) where non-zero.
+
+    Where stretches touch, `_limiter_db` writes the later one over the earlier, so each block takes
+    its value from the last stretch that covers it (all at once: an hour has about 2,000 stretches).
+    """
+    firsts, ramps = [], []
+    for first, ramp in stretches:
+        firsts.append(first)
+        ramps.append(ramp)
+    if not ramps:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    lengths = np.array([r.size for r in ramps], dtype=np.int64)
+    values = np.concatenate(ramps).astype(np.float32)
+    # Each value's block: its stretch's first block plus its place in the stretch.
+    blocks = np.arange(values.size, dtype=np.int64) + np.repeat(
+        np.asarray(firsts, dtype=np.int64) - (np.cumsum(lengths) - lengths), lengths
+    )
+    order = np.argsort(blocks, kind="stable")  # a block's values in stretch order: the last one stands
+    blocks = blocks[order]
+    last = np.concatenate([blocks[1:] != blocks[:-1], [True]])
+    blocks, values = blocks[last], values[order[last]]
+    kept = values != 0
+    return blocks[kept], values[kept]
+
+
 class StreamRenderer:
     """One session, mastered for streaming: `analyse()` fixes the gain and limiter, `blocks()` yields the PCM.
 
@@ -929,23 +955,9 @@ class StreamRenderer:
             self._red_index, self._red_value = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
             return
         need = self._peak_db[over_mask].astype(np.float64) + (gain - aim)
-        # Kept as the non-zero blocks of each stretch; where stretches touch, `_limiter_db` writes
-        # the later one over the earlier, so the earlier one loses what the later one covers.
-        parts: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (first block, end, blocks, dB)
-        for s0, ramp in limiter_stretches(over, need, self.n_blocks, self.block / self.sample_rate):
-            values = ramp.astype(np.float32)
-            s1 = s0 + values.size
-            k = len(parts)
-            while k and parts[k - 1][1] > s0:
-                k -= 1
-            for j in range(k, len(parts)):
-                first, end, blocks, db = parts[j]
-                kept = (blocks < s0) | (blocks >= s1)
-                parts[j] = (first, end, blocks[kept], db[kept])
-            nonzero = np.flatnonzero(values)
-            parts.append((s0, s1, nonzero + s0, values[nonzero]))
-        self._red_index = np.concatenate([p[2] for p in parts])
-        self._red_value = np.concatenate([p[3] for p in parts])
+        self._red_index, self._red_value = _sparse_reduction(
+            limiter_stretches(over, need, self.n_blocks, self.block / self.sample_rate)
+        )
 
     def _predict(self, steps: np.ndarray, gain: float, per: int, nseg: int, step: int) -> float:
         """Integrated loudness after the gain and the limiter (one channel), from the step energies."""
