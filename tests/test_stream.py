@@ -517,3 +517,21 @@ def test_phrases_held_make_room_before_a_known_phrase_is_loaded():
     assert list(phrases._held) == ["c"] and phrases._bytes == 4 * sizes["c"]
     phrases.get("a")  # over the budget with "c": the newest stays, the oldest goes
     assert list(phrases._held) == ["a"]
+
+
+def test_the_gain_curve_between_block_centres_is_np_interps_to_the_bit():
+    """The renderer's per-sample gain (`_between_centres`, twice as fast as np.interp on an hour)
+    gives np.interp's float32 curve exactly: odd and even blocks, windows starting before the first
+    centre and running past the last, one centre, no samples."""
+    from audioworkout.audio.stream import _between_centres
+
+    rng = np.random.default_rng(1)
+    for block in (63, 60, 64, 7, 2, 1):
+        for _ in range(200):
+            b0, nb = int(rng.integers(0, 50)), int(rng.integers(1, 40))
+            g = rng.uniform(0.3, 2.0, nb)
+            start = int(rng.integers(max(0, (b0 - 3) * block), (b0 + nb) * block + 5))
+            stop = start + int(rng.integers(0, nb * block + 10))
+            centres = np.arange(b0, b0 + nb) * block + (block - 1) / 2
+            want = np.interp(np.arange(start, stop, dtype=np.float64), centres, g).astype(np.float32)
+            assert np.array_equal(_between_centres(g, b0, block, start, stop), want), (block, b0, nb, start, stop)
