@@ -1436,13 +1436,11 @@ class _Encoder:
 
     def write(self, pcm: np.ndarray) -> None:
         """Mastered samples in: the encoder's level compensation, clipped to ±1, as mp3._encode does."""
-        chunk = pcm.astype(np.float32)
-        if self.gain != 1.0:
-            chunk *= self.gain
+        chunk = np.multiply(pcm, self.gain, dtype=np.float32)  # a copy: the caller's block is left as it was
         np.clip(chunk, -1.0, 1.0, out=chunk)
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(chunk.astype("<f4", copy=False).tobytes())
+            self.proc.stdin.write(memoryview(chunk.astype("<f4", copy=False)))  # its bytes, not a copy of them
         except OSError:  # ffmpeg is gone: say why
             self._settle()
             raise AudioworkoutError("ffmpeg stopped reading the audio") from None
