@@ -323,9 +323,10 @@ class LevelMeter:
         self._partial = energy[full:]
         if not self._true_peak:
             return
-        work = np.concatenate([self._held, x])
+        held = self._held
         work_peaks = np.concatenate([self._held_peaks, peaks])
-        self._held, self._held_peaks = work[-2 * block :], work_peaks[-2:]
+        self._held_peaks = work_peaks[-2:]
+        self._held = x[-2 * block :].copy() if x.size >= 2 * block else np.concatenate([held, x])[-2 * block :]
         if work_peaks.size < 3:  # the first block is context only; the last waits for its own
             return
         _, gain = _interpolator()
@@ -336,7 +337,7 @@ class LevelMeter:
         loudest = float(work_peaks[1:-1].max())
         if loudest == 0.0:
             return
-        true = TruePeaks(work, block, peaks=work_peaks)
+        true = TruePeaks(np.concatenate([held, x]), block, peaks=work_peaks)
         # Blocks whose bound is under both the running peak and this stretch's loudest sample can
         # neither hold this stretch's true peak nor raise the running one: skip oversampling them.
         true.refine(max(self._peak, loudest))
