@@ -198,19 +198,25 @@ def test_k_weighting_reads_a_1khz_tone_as_bs1770_says():
         assert integrated_loudness(np.sin(2 * np.pi * 1000 * t), rate) == pytest.approx(-3.01, abs=0.05)
 
 
-@pytest.mark.parametrize("rate", [22050, 44100])
-def test_level_meter_in_pieces_equals_the_whole(rate):
-    x = _speechlike(12, rate, level=0.5, seed=5)
-    rng = np.random.default_rng(2)
+def _metered_in_pieces(x: np.ndarray, rate: int, rng: np.random.Generator, sizes: list[int]) -> LevelMeter:
+    """`x` fed to a meter in pieces of sizes drawn from `sizes`; its readings checked against the whole signal's."""
     meter = LevelMeter(rate)
     start = 0
     while start < x.size:
-        n = int(rng.choice([1, 7, 63, 5000, 200000]))
+        n = int(rng.choice(sizes))
         meter.add(x[start : start + n])
         start += n
     levels = meter.levels()
     assert levels.loudness_lufs == pytest.approx(dual_mono_loudness(x, rate), abs=1e-9)
     assert levels.true_peak_dbtp == pytest.approx(true_peak_dbtp(x, rate), abs=1e-5)
+    return meter
+
+
+@pytest.mark.parametrize("rate", [22050, 44100])
+def test_level_meter_in_pieces_equals_the_whole(rate):
+    _metered_in_pieces(
+        _speechlike(12, rate, level=0.5, seed=5), rate, np.random.default_rng(2), [1, 7, 63, 5000, 200000]
+    )
     assert LevelMeter(rate).levels().loudness_lufs == float("-inf")
 
 
@@ -226,15 +232,7 @@ def test_level_meter_skips_silence_past_the_filters_ringing_and_reads_the_same(r
         parts.append(np.zeros(gap, dtype=np.float32))
     parts.append(np.full(rate, 1e-20, dtype=np.float32))  # not silence: a decoder's dying tail is measured
     x = np.concatenate(parts)
-    meter = LevelMeter(rate)
-    start = 0
-    while start < x.size:
-        n = int(rng.choice([1, 63, 5000, 40000, 200000]))
-        meter.add(x[start : start + n])
-        start += n
-    levels = meter.levels()
-    assert levels.loudness_lufs == pytest.approx(dual_mono_loudness(x, rate), abs=1e-9)
-    assert levels.true_peak_dbtp == pytest.approx(true_peak_dbtp(x, rate), abs=1e-5)
+    meter = _metered_in_pieces(x, rate, rng, [1, 63, 5000, 40000, 200000])
     sounding = np.count_nonzero(np.abs(x.reshape(-1)) > 0)
     assert meter.filtered < 0.85 * x.size  # the long silences were skipped ...
     assert meter.filtered > sounding  # ... but not the sound, nor the ringing after it
