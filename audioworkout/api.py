@@ -586,6 +586,8 @@ def build(
     music, output_dir, dry_run = options.music, Path(options.output_dir), options.dry_run
     if not dry_run:  # before any synthesis: a folder we cannot write to fails now, not after the work
         _check_output(output_dir, (minutes or routine.minutes) * 60, options.bitrate_kbps)
+        if speaker.cache is not None:
+            speaker.cache.remove_leftovers()  # a killed build's, in the phrase cache
     plan, script, minutes = session.plan(minutes, report, synthesise=not dry_run)
     stem = options.stem or track_stem(routine, minutes, level)
     if dry_run:

@@ -314,6 +314,27 @@ def test_kill_at_any_point_leaves_the_previous_set_and_the_next_build_is_clean(t
     assert not list(cache.glob("*/.*"))  # the killed build's phrase lock is gone too
 
 
+def test_a_build_removes_the_lock_a_build_killed_after_its_last_write_left(tmp_path):
+    """A build killed after a phrase's entry is renamed into place, before it lets go of the phrase's
+    lock, leaves a lock file no later build claims (the phrase is cached): the next build removes it,
+    and a temp file of a dead process, and spares a lock another build holds."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    code, _, err = finish(child(build_args(out), cache))
+    assert code == 0, err
+    entries = sorted(cache.glob("*/*.pcm"))
+    left = entries[0].parent / f".{entries[0].stem}.lock"  # what the killed build left
+    left.touch()
+    dead = entries[1].parent / f".{entries[1].name}.999999999.abcd.part"
+    dead.write_bytes(b"half")
+    held = entries[2].parent / f".{entries[2].stem}.lock"
+    with fsutil.file_lock(held) as holding:
+        assert holding
+        code, _, err = finish(child(build_args(out), cache))
+        assert code == 0, err
+        assert sorted(cache.glob("*/.*")) == [held]
+    assert not list(cache.glob("*/.*"))
+
+
 # ---------------------------------------------------------------------------- the phrase cache's locks
 
 

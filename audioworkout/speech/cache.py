@@ -263,6 +263,18 @@ class PhraseCache:
                 pass
         return entries, size
 
+    def remove_leftovers(self) -> int:
+        """Delete what killed builds left: lock files no process holds, temp files of dead processes.
+
+        A build killed after a phrase's entry is renamed into place, before it lets go of the
+        phrase's lock, leaves a lock file that no later build looks at (the phrase is cached); one
+        killed mid-write leaves a temp file. A held lock or a live process's temp file is spared.
+        """
+        if not self.directory.is_dir():
+            return 0
+        locks = remove_unheld_locks(sorted(self.directory.glob("*/.*" + _LOCK)))
+        return locks + remove_dead_parts(sorted(self.directory.glob("*/.*.part")))
+
     def clear(self) -> int:
         """Delete every entry (and stale temp files, empty shards); returns entries removed.
 
