@@ -314,8 +314,7 @@ class LevelMeter:
     def _measure(self, x: np.ndarray) -> None:
         """Whole blocks: their energies now, their true peaks except the last block's."""
         block = self._block
-        own = x.reshape(-1, block)
-        peaks = np.maximum(own.max(axis=1), -own.min(axis=1))  # |sample| peak of each block
+        peaks = _sample_peaks(x, block)
         energy = np.concatenate([self._partial, self._energies(x, peaks)])
         full = energy.size - energy.size % self._per
         if full:
@@ -353,7 +352,7 @@ class LevelMeter:
         last[sounding] = sounding
         np.maximum.accumulate(last, out=last)
         quiet = np.arange(n) - last
-        self._quiet_blocks = int(quiet[-1]) if n else self._quiet_blocks
+        self._quiet_blocks = int(quiet[-1])
         run = quiet <= self._ring_blocks  # to be filtered: sound, or silence it still rings into
         edges = np.flatnonzero(np.diff(run.astype(np.int8))) + 1
         bounds = np.concatenate([[0], edges, [n]])
