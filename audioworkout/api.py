@@ -197,7 +197,8 @@ def _fit_shorter(
     kept = not slots.chimes.overrides  # chimes from the user's files are timed from the files: not remembered
     for _ in range(2):
         fitted = _fitted_before(routine, aim / 60) if kept else {}  # another level's cold stream fitted them
-        plan = replace(fit(routine, aim / 60, level, layout_with(estimates), fitted=fitted), target_seconds=target)
+        plan = fit(routine, aim / 60, level, layout_with(estimates), fitted, explain=False)  # cold_session catches
+        plan = replace(plan, target_seconds=target)
         if kept:
             _remember(fitted, routine, aim / 60)
         script = lay_out(plan, slots)
@@ -213,7 +214,7 @@ def _fit_in_slots(
 ) -> tuple[Plan, Script, dict[str, Plan]]:
     """The plan fitted on the slots themselves."""
     fitted: dict[str, Plan] = {}
-    plan = fit(routine, shown.minutes, level, layout_with(slots), fitted=fitted)
+    plan = fit(routine, shown.minutes, level, layout_with(slots), fitted, explain=False)  # cold_session catches
     return plan, lay_out(plan, slots), fitted
 
 

@@ -514,6 +514,7 @@ def fit(
     level: str,
     layout: Callable[[Plan], Script],
     fitted: dict[str, Plan] | None = None,
+    explain: bool = True,
 ) -> Plan:
     """The plan whose laid-out length lands on `minutes`, grown as a coach would grow a session.
 
@@ -521,17 +522,21 @@ def fit(
     balance leaves it short, it takes more work (sets, longer sets) in place of extra rest.
     `fitted`, if given, receives the easier levels' plans fitted on the way (by level); a plan
     already in it (fitted before for the same routine, minutes and layout) is taken as it is.
+    Where no plan lands, the UsageError names the lengths that can be made (`explain`): a search
+    of its own, often dearer than the fit, so a caller that catches the error asks for none.
     """
     if fitted is not None and level in fitted:
         return fitted[level]
     floor = 0.0
     if level in LEVELS and level != LEVELS[0] and MIN_MINUTES <= minutes <= MAX_MINUTES:
         try:
-            easier = fit(routine, minutes, LEVELS[LEVELS.index(level) - 1], layout, fitted=fitted).work_seconds()
+            easier = fit(
+                routine, minutes, LEVELS[LEVELS.index(level) - 1], layout, fitted, explain=False
+            ).work_seconds()
             floor = easier - coaching.STEP_SHORT  # amounts move in 5 s steps: equal within one step
         except UsageError:
             floor = 0.0
-    plan = _fit(routine, minutes, level, layout, floor)
+    plan = _fit(routine, minutes, level, layout, floor, explain)
     if fitted is not None:
         fitted[level] = plan
     return plan

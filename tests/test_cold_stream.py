@@ -539,3 +539,33 @@ def test_cold_streams_keep_the_plan_shown_and_every_coaching_rule(name, tmp_path
             sessions[level] = (plan, script)
         assert review.review_levels(sessions) == [], minutes
     assert asked >= 6 and cold >= 0.9 * asked, (cold, asked)  # measured: 94-100 %
+
+
+def test_a_cold_plan_that_cannot_be_fitted_in_slots_is_not_explained(tmp_path, monkeypatch):
+    """A fit that finds no plan names the lengths that can be made, a search of its own; a cold
+    stream catches the error and tries the next way, so it asks for no explanation. Seven-minute
+    circuit, 12 minutes advanced, with the Piper voice's slots: neither fit in slots exists (the
+    rounds overshoot), and the explanations were 5.2 of the 8.6 s it took to find that out at 45
+    minutes intermediate (profiled; 3.97 -> 2.40 s to a cold stream's first frame)."""
+    from audioworkout import plan as plan_module
+
+    searched: list[str] = []
+    supported_range = plan_module.supported_range
+    monkeypatch.setattr(
+        plan_module,
+        "supported_range",
+        lambda routine, *rest: searched.append(routine.id) or supported_range(routine, *rest),
+    )
+    speaker = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "empty"))
+    routine = api.load_routine("seven-minute-circuit")
+    shown, _ = api.plan_session(routine, 12, "advanced")  # the file build's plan exists
+    slots = api.ReservedDurations(speaker)
+    for candidate in (api._fit_shorter, api._fit_in_slots):
+        with pytest.raises(UsageError) as refused:
+            candidate(routine, "advanced", shown, slots)
+        assert "nearest" not in str(refused.value)
+    assert api.cold_session(routine, 12, "advanced", speaker) is None
+    assert searched == []
+    with pytest.raises(UsageError, match="the nearest that can be made: 11 or 14 minutes"):
+        plan_module.fit(routine, 12, "advanced", api.layout_with(slots))  # asked for itself, it still says
+    assert searched == ["seven-minute-circuit"]
