@@ -294,7 +294,7 @@ def request_child(job: dict) -> None:
 
     started = time.perf_counter()
     imported = started - imported
-    routine = api.load_routine("back-pain")
+    routine = api.load_routine(job.get("routine", "back-pain"))
     path = Path(job["report"]).with_suffix(".mp3")
     with open(path, "wb") as kept:
         sink = _Clock(started, keep=kept)
@@ -410,24 +410,30 @@ def bench_stream(lengths: list[int]) -> None:
     bench_cold(lengths)
 
 
+# Beside back-pain, the other bundled routines' longest cold planning (a circuit's rounds make its
+# fits dear; found by timing cold_session at every length and level of each).
+COLD_OTHERS = [("seven-minute-circuit", 45, "intermediate"), ("desk-break", 30, "advanced")]
+
+
 def bench_cold(lengths: list[int]) -> None:
     """Cold streams (`build -o -` with an empty phrase cache): time from the request to the tag, the first frame and speech."""
-    print("== cold streams (api.stream, back-pain, Piper joe, empty cache each)")
+    print("== cold streams (api.stream, Piper joe, empty cache each)")
+    runs = [("back-pain", minutes, level) for minutes in lengths for level in ("beginner", "advanced")] + COLD_OTHERS
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         env = dict(os.environ)
-        for minutes in lengths:  # an empty phrase cache: played while its phrases are synthesised
-            for level in ("beginner", "advanced"):
-                cold = dict(env, AUDIOWORKOUT_CACHE_DIR=str(tmp / f"cold-{minutes}-{level}"))
-                _, rss, rep = _stream_run({"kind": "request", "minutes": minutes, "level": level}, cold, tmp)
-                print(
-                    f"cold {minutes:3d}-min {level} stream (cold={rep['cold']}): from the request, "
-                    f"ID3 tag {rep['first_byte']:.2f} s, "
-                    f"first MP3 frame {rep['first_frame']:.2f} s, first speech audible {rep['first_speech']:.2f} s "
-                    f"(target <= 3 s); whole track sent in {rep['build_seconds']:.1f} s; {rep['overruns']} phrases "
-                    f"past their slot; peak RSS {rss:.0f} MB; decoded {rep['loudness']:.2f} LUFS (target -16 +-0.3), "
-                    f"{rep['peak']:.2f} dBTP (<= -1)"
-                )
+        for routine, minutes, level in runs:  # an empty phrase cache: played while its phrases are synthesised
+            cold = dict(env, AUDIOWORKOUT_CACHE_DIR=str(tmp / f"cold-{routine}-{minutes}-{level}"))
+            job = {"kind": "request", "routine": routine, "minutes": minutes, "level": level}
+            _, rss, rep = _stream_run(job, cold, tmp)
+            print(
+                f"cold {routine} {minutes:3d}-min {level} stream (cold={rep['cold']}): from the request, "
+                f"ID3 tag {rep['first_byte']:.2f} s, "
+                f"first MP3 frame {rep['first_frame']:.2f} s, first speech audible {rep['first_speech']:.2f} s "
+                f"(target <= 3 s); whole track sent in {rep['build_seconds']:.1f} s; {rep['overruns']} phrases "
+                f"past their slot; peak RSS {rss:.0f} MB; decoded {rep['loudness']:.2f} LUFS (target -16 +-0.3), "
+                f"{rep['peak']:.2f} dBTP (<= -1)"
+            )
 
 
 def main() -> None:
