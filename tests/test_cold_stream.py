@@ -22,7 +22,7 @@ import pytest
 from audioworkout import api, review
 from audioworkout.audio.mastering import dual_mono_loudness, true_peak_dbtp
 from audioworkout.audio.mp3 import decode_mp3
-from audioworkout.audio.stream import _SLOT_OVERRUN
+from audioworkout.audio.stream import _SLOT_OVERRUN, first_speech_needs
 from audioworkout.content import LEVELS, routine_names
 from audioworkout.errors import UsageError
 from audioworkout.script import SpokenCue
@@ -569,3 +569,33 @@ def test_a_cold_plan_that_cannot_be_fitted_in_slots_is_not_explained(tmp_path, m
     with pytest.raises(UsageError, match="the nearest that can be made: 11 or 14 minutes"):
         plan_module.fit(routine, 12, "advanced", api.layout_with(slots))  # asked for itself, it still says
     assert searched == ["seven-minute-circuit"]
+
+
+def test_the_opening_lines_the_first_speech_waits_for_are_made_while_the_stream_plans(tmp_path, monkeypatch):
+    """The welcome is made while a cold stream plans; so is the line after it when that sounds
+    within the first blocks and the limiter's reach past them (seven-minute circuit's short welcome,
+    then its ten-second description at about 2 s: waited for after the plan, the first speech went
+    out 1.2 s after the first frame, 3.5 s from the request at 45 minutes; 2.7-2.8 s now). Back-pain's
+    welcome is longer, its description starts later, and is not made before the plan is known."""
+    asked: list[tuple[list[str], bool]] = []
+    add = api._SpeechAhead.add
+    monkeypatch.setattr(
+        api._SpeechAhead,
+        "add",
+        lambda self, texts, first=False: asked.append((list(texts), first)) or add(self, texts, first),
+    )
+    for name in ("seven-minute-circuit", "back-pain"):
+        routine = api.load_routine(name)
+        lines = api.opening_lines(routine)
+        assert lines[0] == f"Welcome to {routine.title}."
+        starts_at = 0.5 + estimate_duration(lines[0]) + 0.3  # after the lead-in, the welcome and its gap
+        heard_first = api._heard_first(lines, lines)
+        if name == "seven-minute-circuit":
+            assert starts_at < first_speech_needs() and heard_first == lines[:2]
+        else:
+            assert starts_at > first_speech_needs() and heard_first == lines[:1]
+        asked.clear()
+        settings = SpeechSettings(engine="fake", cache_dir=tmp_path / name)
+        assert api.stream(routine, io.BytesIO(), None, routine.level, settings).cold
+        assert asked[0] == (heard_first, False)  # before the plan: these, and nothing else
+        assert api._heard_first(lines, lines[1:]) == heard_first[1:]  # one made already is not asked for again
