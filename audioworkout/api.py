@@ -714,9 +714,10 @@ def stream(
     with _SpeechAhead(speaker) as ahead, interruptible(lambda: report("planning", 0.0)):
         pending: list[str] = []
         if may_be_cold:
-            fresh = [t for t in opening_lines(session.routine) if not ahead.made(t)]
+            opening = opening_lines(session.routine)
+            fresh = [t for t in opening if not ahead.made(t)]
             cold = cold or bool(fresh)  # a routine new to the cache: no need to look further
-            ahead.add(_heard_first(opening_lines(session.routine), fresh))  # while the session is planned
+            ahead.add(_heard_first(opening, fresh))  # while the session is planned
             if not cold:
                 _, draft = plan_session(
                     session.routine, minutes, session.level, speaker, session.chimes, synthesise=False
@@ -780,9 +781,9 @@ def _heard_first(lines: list[str], unmade: list[str]) -> list[str]:
     went out 1.2 s after the first frame). Where it starts later (back-pain), making it then only
     slowed the planning: 1.38-1.42 -> 1.53-1.94 s to a 20-minute stream's first frame.
     """
-    needed, at = [], LEAD_IN
+    needed, at, soon = [], LEAD_IN, first_speech_needs()
     for text in lines:
-        if at >= first_speech_needs():
+        if at >= soon:
             break
         needed.append(text)
         at += estimate_duration(text) + GAP

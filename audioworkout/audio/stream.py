@@ -131,8 +131,6 @@ _COURSE_UNTIL = 0.9  # share of the track after which the gain stays put (a late
 _COURSE_MIN_DB = 0.03  # corrections smaller than this are not made
 _COURSE_STEP_DB = 0.3  # the most one look moves the gain: 0.3 dB per 10 s, gentler than anyone hears
 _COURSE_MIN_MADE = 5  # phrases made after the level was set before their stand-ins' miss is trusted for the rest
-
-
 _DECODER_DELAY = 576 + 529  # LAME's encoder delay + the decoder's: samples before sample 0 without an Info tag
 _ENCODE_TRIES = 3
 _READ = 1 << 16  # bytes per read of MP3 from ffmpeg's stdout
