@@ -123,6 +123,52 @@ class ReservedDurations(PhraseDurations):
         return seconds
 
 
+class ExpectedDurations(PhraseDurations):
+    """Real lengths where the cache has them, else the engine's guess of the phrase's length (not a
+    bound: `Speaker.expect_seconds`), else the estimate: how long a file build's speech will most
+    likely run, before any of it is made."""
+
+    def duration(self, text: str) -> float:
+        seconds = self._answered.get(text)
+        if seconds is None:
+            seconds = self.known(text)
+            if seconds is None:
+                guess = self.speaker.expect_seconds(text) if self.speaker is not None else None
+                seconds = guess if guess is not None else estimate_duration(text)
+            self._answered[text] = seconds
+        return seconds
+
+
+def as_spoken(routine: Routine, level: str, shown: Plan, speaker, chimes: ChimeBank | None = None) -> Plan:
+    """The plan a file build most likely ends on with this voice, guessed before its speech exists.
+
+    A file build fits on estimates, then corrects for its real speech (`plan_session`): its rests
+    moved in 5 s steps, else a fit on the real lengths. These are the same corrections made on the
+    lengths the engine expects. A short session spoken by Piper runs long on estimates (back-pain,
+    5 minutes beginner: 313 s), so its file build works less than the plan shown (110 s, not 120 s);
+    a cold stream's work is weighed against this plan, and a stream made first in part plays it.
+    """
+    if shown.exact:
+        return shown
+    durations = ExpectedDurations(speaker, chimes)
+    target, plan, delta = shown.target_seconds, shown, 0
+    for _ in range(8):
+        off = target - lay_out(plan, durations).total_seconds
+        step = round(off / REST_STEP)
+        if abs(off) <= tolerance(target) / 2 or step == 0:
+            break
+        corrected = with_rest_steps(shown, delta + step)
+        if corrected.exercises == plan.exercises:
+            break  # the rests cannot move further
+        delta, plan = delta + step, corrected
+    if abs(target - lay_out(plan, durations).total_seconds) <= tolerance(target):
+        return plan
+    try:
+        return fit(routine, shown.minutes, level, layout_with(durations), explain=False)
+    except UsageError:  # nothing lands on it: the file build would keep its plan, off its length
+        return plan
+
+
 # A cold stream may work this share of the file build's plan, no less: a step less here and there
 # goes unnoticed; a tenth less is a shorter workout than the one asked for.
 COLD_WORK_SHARE = 0.9
@@ -145,8 +191,9 @@ def cold_session(
     every level, so the levels keep their order), and laid out in slots it lands on the length asked
     for: the same growth, a step less here and there (90-99 % of the work for back-pain). Where that
     misses, the plan is fitted on the slots themselves. Either
-    must keep every coaching rule, at least `COLD_WORK_SHARE` of the file build's work, and not work
-    less than the easier level does; otherwise None: the stream makes its phrases first, as a build
+    must keep every coaching rule, at least `COLD_WORK_SHARE` of the file build's work (of the plan
+    shown, or of the plan its speech will likely correct it to where that works less: `as_spoken`),
+    and not work less than the easier level does; otherwise None: the stream makes its phrases first, as a build
     does. `on_draft` is shown the file build's plan in slots as soon as it exists (its phrases are
     the stream's, bar a few: the speech can start on them).
     """
@@ -164,6 +211,7 @@ def cold_session(
             lambda: _fit_in_slots(routine, level, shown, slots),
         ]
     easier = LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
+    likely: Plan | None = None
     for candidate in candidates:
         try:
             plan, script, fitted = candidate()  # fitted: the easier levels' plans fitted on the way
@@ -172,6 +220,10 @@ def cold_session(
         below = fitted.get(easier) if easier else None
         inverted = below is not None and plan.work_seconds() < below.work_seconds() - coaching.STEP_SHORT
         short = plan.work_seconds() < COLD_WORK_SHARE * shown.work_seconds()
+        if short:  # the file build's own speech may make it work less too (a short session): weighed against that
+            if likely is None:
+                likely = as_spoken(routine, level, shown, speaker, chimes)
+            short = plan.work_seconds() < COLD_WORK_SHARE * likely.work_seconds()
         off = not plan.exact and abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds)
         if not (inverted or short or off or review(plan, script)):
             return plan, script
@@ -228,8 +280,9 @@ def _made_first(
     fresh: list[str],
     report: Callable[[str, float], None],
 ) -> tuple[Plan, Script, list[str]] | None:
-    """The file build's plan, its first phrases made before it plays and the rest in slots; None if
-    that keeps no coaching rule more than making every phrase first would.
+    """The file build's plan (as its speech will likely correct it: `as_spoken`), its first phrases
+    made before it plays and the rest in slots; None if that keeps no coaching rule more than making
+    every phrase first would.
 
     For a session that no plan laid out in slots keeps every rule for (a short one: its warm-up
     talk, fixed, takes too long a share of it in slots). Its phrases are made in the order they
@@ -238,6 +291,7 @@ def _made_first(
     advanced: after 28 of its 64 phrases). Also the phrases still in slots, as `stream` wants them.
     """
     shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
+    shown = as_spoken(routine, level, shown, speaker, chimes)  # the plan its speech, once made, lands on
     unmade = set(fresh) | {
         t for t in lay_out(shown, ReservedDurations(speaker, chimes, fresh)).spoken_texts() if not ahead.made(t)
     }

@@ -127,6 +127,11 @@ class Speaker:
         bound = getattr(self.engine, "reserve_seconds", None)
         return bound(normalise(text)) if bound is not None else None
 
+    def expect_seconds(self, text: str) -> float | None:
+        """The phrase's most likely length from the engine before it is made (None if it has no guess)."""
+        expect = getattr(self.engine, "expect_seconds", None)
+        return expect(normalise(text)) if expect is not None else None
+
     def prefetch(
         self,
         texts: Iterable[str],

@@ -37,6 +37,10 @@ class FakeEngine:
     def expected_duration(text: str) -> float:
         return 0.06 * len(text) + 0.1
 
+    def expect_seconds(self, text: str) -> float:
+        """Its most likely length before it is made, as Piper's (exact here)."""
+        return self.expected_duration(text)
+
     def reserve_seconds(self, text: str) -> float:
         """An upper bound of the length, as Piper's (a stream lays out phrases not made yet in slots this long)."""
         return self.expected_duration(text) + 0.2

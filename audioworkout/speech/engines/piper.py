@@ -165,11 +165,11 @@ class PiperEngine:
             _give_back_freed_memory()
         return audio
 
-    def reserve_seconds(self, text: str) -> float:
-        """An upper bound of the phrase's length, from its phonemes, without synthesising it (about 1 ms).
+    def expect_seconds(self, text: str) -> float:
+        """The phrase's most likely length, from its phonemes, without synthesising it (about 1 ms).
 
-        Laid out in slots this long, the phrases of a session can be placed on the timeline before
-        they exist; what a phrase leaves of its slot is silence after it.
+        The least-squares fit itself, no margin: how long the file build's speech will probably run,
+        which a cold stream weighs its own plan against (`api.ExpectedDurations`).
         """
         sentences = self._phonemiser().phonemize(text)
         flat = [p for sentence in sentences for p in sentence]
@@ -179,8 +179,16 @@ class PiperEngine:
         said = _ONSET + sounds * _PER_PHONEME + gaps * _PER_GAP + commas * _PER_COMMA
         said *= self._length_scale / self.pace / _JOE_LENGTH_SCALE
         breaks = max(0, len(sentences) - 1) * (_PER_BREAK + self.sentence_pause - 0.25)
+        return said + breaks
+
+    def reserve_seconds(self, text: str) -> float:
+        """An upper bound of the phrase's length, from its phonemes, without synthesising it (about 1 ms).
+
+        Laid out in slots this long, the phrases of a session can be placed on the timeline before
+        they exist; what a phrase leaves of its slot is silence after it.
+        """
         scale = _RESERVE_SCALE if self.voice_id == "en_US-joe-medium" else _RESERVE_SCALE * _OTHER_VOICE_SCALE
-        return scale * (said + breaks) + _RESERVE_PAD
+        return scale * self.expect_seconds(text) + _RESERVE_PAD
 
 
 @functools.cache
