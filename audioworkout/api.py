@@ -185,38 +185,48 @@ def cold_session(
 ) -> tuple[Plan, Script] | None:
     """The session as a cold stream lays it out, its phrases in slots (`ReservedDurations`), or None if it should not.
 
-    A slot is the phrase's upper-bound length, about 0.4 s longer than the phrase on average: laid
-    out in slots, the file build's plan runs about 3 % long (115 s in an hour). So the plan is fitted
-    as the file build's is, on estimates, for a target that much shorter (`_fit_shorter`: the same at
-    every level, so the levels keep their order), and laid out in slots it lands on the length asked
-    for: the same growth, a step less here and there (90-99 % of the work for back-pain). Where that
-    misses, the plan is fitted on the slots themselves. Either
-    must keep every coaching rule, at least `COLD_WORK_SHARE` of the file build's work (of the plan
-    shown, or of the plan its speech will likely correct it to where that works less: `as_spoken`),
-    and not work less than the easier level does; otherwise None: the stream makes its phrases first, as a build
-    does. `on_draft` is shown the file build's plan in slots as soon as it exists (its phrases are
-    the stream's, bar a few: the speech can start on them).
+    A slot is the phrase's upper-bound length, about 0.35 s longer than the phrase on average: laid
+    out in slots, the file build's plan mostly runs long (about 3 %, 115 s in an hour). The ways
+    tried, in order: the file build's plan itself, where it lands on its length in slots anyway; the
+    plan fitted as the file build's is, on estimates, for a target shortened by what the slots add
+    (`_fit_shorter`: the same at every level, so the levels keep their order), the same growth with a
+    step less here and there; the plan fitted on the slots themselves; the plan the file build's
+    speech will likely correct it to (`as_spoken`: a short session's may land in slots where the plan
+    shown does not). The first that keeps every coaching rule and the file build's parts
+    (`session_parts`), works at least `COLD_WORK_SHARE` of the file build's work (of the plan shown,
+    or of `as_spoken`'s where that works less) and not less than the easier level, is played;
+    otherwise None: the stream makes its first phrases first (`_made_first`). `on_draft` is shown
+    the file build's plan in slots as soon as it exists (its phrases are the stream's, bar a few:
+    the speech can start on them).
     """
     shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
     slots = ReservedDurations(speaker, chimes, unmade)
     draft = lay_out(shown, slots)
     if on_draft is not None:
         on_draft(draft)
-    candidates: list[Callable[[], tuple[Plan, Script, dict[str, Plan]]]] = []
-    if shown.exact:
-        candidates.append(lambda: (shown, draft, {}))
-    else:
+    likely: Plan | None = None
+
+    def as_spoken_in_slots() -> tuple[Plan, Script, dict[str, Plan]] | None:
+        nonlocal likely
+        likely = likely or as_spoken(routine, level, shown, speaker, chimes)
+        return None if likely == shown else (likely, lay_out(likely, slots), {})  # the same: tried first
+
+    candidates: list[Callable[[], tuple[Plan, Script, dict[str, Plan]] | None]] = [lambda: (shown, draft, {})]
+    if not shown.exact:  # the file build's own plan first: where it lands on its length in slots, it plays as is
         candidates += [
             lambda: _fit_shorter(routine, level, shown, slots),
             lambda: _fit_in_slots(routine, level, shown, slots),
+            as_spoken_in_slots,  # last: its fit costs as much as the first, and it seldom lands in slots
         ]
     easier = LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
-    likely: Plan | None = None
     for candidate in candidates:
         try:
-            plan, script, fitted = candidate()  # fitted: the easier levels' plans fitted on the way
+            found = candidate()
         except UsageError:  # no session of this length in slots (the shortest): try the next, or make it first
             continue
+        if found is None:
+            continue
+        plan, script, fitted = found  # fitted: the easier levels' plans fitted on the way
         below = fitted.get(easier) if easier else None
         inverted = below is not None and plan.work_seconds() < below.work_seconds() - coaching.STEP_SHORT
         short = plan.work_seconds() < COLD_WORK_SHARE * shown.work_seconds()
@@ -225,10 +235,22 @@ def cold_session(
                 likely = as_spoken(routine, level, shown, speaker, chimes)
             short = plan.work_seconds() < COLD_WORK_SHARE * likely.work_seconds()
         off = not plan.exact and abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds)
-        if not (inverted or short or off or review(plan, script)):
+        reshaped = session_parts(plan) not in (session_parts(shown), likely and session_parts(likely))
+        if not (inverted or short or off or reshaped or review(plan, script)):
             return plan, script
     log.info("%s: not streamed cold (in slots it would break a coaching rule)", routine.id)
     return None
+
+
+def session_parts(plan: Plan) -> list[tuple[str, int]]:
+    """The parts a listener hears announced, in order: each section with exercises, round by round.
+
+    A cold stream keeps the file build's: a step less here and there goes unnoticed, but not a
+    warm-up, a cool-down or a round less (seven-minute circuit, 20 minutes intermediate, fitted in
+    slots: two rounds of the circuit, with neither the warm-up nor the cool-down the file build has;
+    back-pain, 8 minutes intermediate: no strength part).
+    """
+    return [(s.name, s.round) for s in plan.sections if s.exercises]
 
 
 def _fit_shorter(

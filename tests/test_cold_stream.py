@@ -541,12 +541,16 @@ def test_cold_streams_keep_the_plan_shown_and_every_coaching_rule(name, tmp_path
             cold += 1
             plan, script = laid
             assert review.review(plan, script) == [], (minutes, level)
+            assert api.session_parts(plan) == api.session_parts(shown[0]), (minutes, level)
             shown_work, work = shown[0].work_seconds(), plan.work_seconds()
             spoken_work = api.as_spoken(routine, level, shown[0], speaker).work_seconds()
             assert api.COLD_WORK_SHARE * min(shown_work, spoken_work) <= work <= 1.1 * shown_work, (minutes, level)
             sessions[level] = (plan, script)
         assert review.review_levels(sessions) == [], minutes
-    assert asked >= 6 and cold >= 0.9 * asked, (cold, asked)  # measured: 94-100 %
+    # Measured (2026-12-07): back-pain 32 of 34, desk-break 17 of 18, seven-minute circuit 21 of 24 (its
+    # plans in slots at 20 and 35 minutes had a round more or less than the file build's, and no
+    # warm-up and cool-down or one round fewer: made first in part instead).
+    assert asked >= 6 and cold >= 0.85 * asked, (cold, asked)
 
 
 def test_a_cold_plan_that_cannot_be_fitted_in_slots_is_not_explained(tmp_path, monkeypatch):
@@ -629,14 +633,12 @@ def test_as_spoken_is_the_plan_a_file_build_corrects_to(tmp_path, monkeypatch, m
     assert (guessed.work_seconds() < shown.work_seconds()) == less
 
 
-@pytest.mark.parametrize(
-    ("name", "minutes", "level"), [("back-pain", 8, "intermediate"), ("desk-break", 12, "beginner")]
-)
-def test_a_short_cold_stream_is_weighed_against_the_plan_its_file_build_would_play(tmp_path, name, minutes, level):
-    """With the Piper voice, these sessions' file builds run long on their real speech and work less
-    than the plan shown (back-pain 8 intermediate: 257 s, not 265 s). Laid out in slots they keep
-    every rule but work 89 % of the plan shown: weighed against that, they were made first (13.5 s to
-    the first frame); weighed against the plan their file build would play, they stream cold (1.2 s)."""
+def test_a_short_cold_stream_is_weighed_against_the_plan_its_file_build_would_play(tmp_path):
+    """With the Piper voice, back-pain 15 minutes beginner's file build runs long on its real speech
+    and works less than the plan shown (466 s, not 474 s). Laid out in slots, its plan keeps every
+    rule and every part but works 89 % of the plan shown: weighed against that, it was made first;
+    weighed against the plan its file build would play (90 %), it streams cold (1.2 s)."""
+    name, minutes, level = "back-pain", 15, "beginner"
     speaker = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "empty"))
     routine = api.load_routine(name)
     shown, _ = api.plan_session(routine, minutes, level)
@@ -647,5 +649,44 @@ def test_a_short_cold_stream_is_weighed_against_the_plan_its_file_build_would_pl
     assert plan.work_seconds() < api.COLD_WORK_SHARE * shown.work_seconds()
     assert api.COLD_WORK_SHARE * spoken.work_seconds() <= plan.work_seconds()
     assert review.review(plan, script) == [] and abs(script.total_seconds - 60 * minutes) <= tolerance(60 * minutes)
+    assert api.session_parts(plan) == api.session_parts(shown)
     on_expected = api.lay_out(spoken, api.ExpectedDurations(speaker)).total_seconds
     assert abs(on_expected - 60 * minutes) <= tolerance(60 * minutes)
+
+
+@pytest.mark.parametrize(
+    ("name", "minutes", "level"), [("seven-minute-circuit", 20, "intermediate"), ("back-pain", 8, "intermediate")]
+)
+def test_a_cold_stream_keeps_every_part_of_the_file_builds_session(tmp_path, name, minutes, level):
+    """Fitted in slots, the seven-minute circuit at 20 minutes came out as two rounds of the circuit
+    with no warm-up and no cool-down (the file build: warm-up, one round, cool-down), and back-pain at
+    8 minutes without its strength part; every coaching rule held, so both streamed cold. A stream
+    keeps the file build's parts or is made first in part."""
+    speaker = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "empty"))
+    routine = api.load_routine(name)
+    shown, _ = api.plan_session(routine, minutes, level)
+    slots = api.ReservedDurations(speaker)
+    fitted = []
+    for candidate in (api._fit_shorter, api._fit_in_slots):
+        try:
+            fitted.append(candidate(routine, level, shown, slots)[0])
+        except UsageError:  # no such plan in slots (the circuit's shortening at 20 minutes)
+            continue
+    assert any(api.session_parts(plan) != api.session_parts(shown) for plan in fitted)
+    laid = api.cold_session(routine, minutes, level, speaker)
+    assert laid is None or api.session_parts(laid[0]) == api.session_parts(shown)
+    if name == "seven-minute-circuit":  # the plan its file build's speech will likely correct it to lands in slots
+        assert [part for part, _ in api.session_parts(shown)] == ["Warm-up", "Circuit", "Cool-down"]
+        assert laid is not None and laid[0] == api.as_spoken(routine, level, shown, speaker)
+
+
+def test_a_file_builds_plan_that_lands_in_slots_streams_cold_as_it_is(tmp_path):
+    """Seven-minute circuit, 45 minutes intermediate, Piper's slots: the file build's own plan lands
+    on its length in slots, so the cold stream plays it, every step of it (it played a plan fitted
+    shorter for the slots, 1.7 s of fitting for a different session; now 0.45 s)."""
+    speaker = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "empty"))
+    routine = api.load_routine("seven-minute-circuit")
+    shown, _ = api.plan_session(routine, 45, "intermediate")
+    laid = api.cold_session(routine, 45, "intermediate", speaker)
+    assert laid is not None and laid[0] == shown
+    assert abs(laid[1].total_seconds - 45 * 60) <= tolerance(45 * 60)

@@ -484,8 +484,9 @@ def test_a_cold_stream_of_another_level_reuses_the_easier_fits_in_slots(tmp_path
 
     monkeypatch.setattr(plan, "_fit", counted)
     first = api.cold_session(routine, 60, "intermediate", speaker)
-    assert first is not None and [lv for _, lv in searched] == ["beginner", "intermediate"] * 2
-    aim = searched[2][0]
+    pairs = len(searched) // 2  # the file build's plan, then one or two shortenings for the slots
+    assert first is not None and pairs in (2, 3) and [lv for _, lv in searched] == ["beginner", "intermediate"] * pairs
+    aim = searched[2][0]  # the first shortening: the same at every level
     assert aim < 3600  # fitted shorter, for the slots
     searched.clear()
     second = api.cold_session(routine, 60, "advanced", speaker)

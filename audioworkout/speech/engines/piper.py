@@ -24,15 +24,29 @@ _ESPEAK_LOCK = threading.Lock()  # espeak-ng (Piper's phonemiser) keeps global s
 
 # A phrase's length before it is synthesised, from its phonemes (what Piper will say), for a stream
 # that starts playing while its later phrases are still being made (`reserve_seconds`). Least squares
-# on 212 phrases of joe at pace 1.0: an onset, seconds per phoneme, per word gap, per comma and per
-# sentence break (Piper's chunk edges plus the inserted pause). Residuals ran from -0.93 s to +0.59 s.
-_ONSET, _PER_PHONEME, _PER_GAP, _PER_COMMA, _PER_BREAK = 0.2015, 0.0573, -0.0189, 0.2837, 0.3255
-# The bound adds 4 % and 0.35 s: no measured phrase ran past it by more than 0.09 s, which the
-# silence the script keeps after every phrase (script.GAP, 0.3 s) still holds.
-_RESERVE_SCALE, _RESERVE_PAD = 1.06, 0.15
+# on the 1118 distinct phrases of the bundled routines, each synthesised twice by joe at pace 1.0
+# (2026-12-07): seconds per phoneme symbol (each of espeak's that occurs 100 times or more; stress and
+# length marks included; the rarer ones share one figure), per word gap, per comma, per sentence
+# break (Piper's chunk edges plus the inserted pause) and an onset. Residuals: 0.13 s standard
+# deviation; one flat figure per phoneme had 0.18 s, and its bound let 96 of the 2236 syntheses past
+# it, one by 0.29 s (faded out at its slot's end). Piper itself varies: the same phrase twice, 0.08 s.
+_PHONEME_SECONDS = {
+    "a": 0.0524, "b": 0.0431, "d": 0.0351, "e": 0.0676, "f": 0.0519, "h": 0.0036, "i": 0.0851, "j": 0.0122,
+    "k": 0.0429, "l": 0.0318, "m": 0.0279, "n": 0.0365, "o": 0.0432, "p": 0.0364, "s": 0.0816, "t": 0.0237,
+    "u": 0.0938, "v": 0.0532, "w": 0.0487, "z": 0.0941, "æ": 0.0933, "ð": 0.0603, "ŋ": 0.0474, "ɐ": 0.0794,
+    "ɑ": 0.0824, "ɔ": 0.0698, "ə": 0.0507, "ɚ": 0.0903, "ɛ": 0.0830, "ɜ": 0.0560, "ɡ": 0.0441, "ɪ": 0.0560,
+    "ɹ": 0.0417, "ɾ": 0.0045, "ʃ": 0.0480, "ʊ": 0.0501, "ʌ": 0.0524, "ʒ": 0.0756, "ʲ": 0.0387, "ˈ": 0.0873,
+    "ˌ": 0.0512, "ː": 0.0121, "θ": 0.0669, "ᵻ": 0.0562,
+}  # fmt: skip
+_OTHER_PHONEME, _PER_GAP, _PER_COMMA, _ONSET, _PER_BREAK = 0.0158, 0.0009, 0.2316, 0.1490, 0.3474
+# The bound adds 5 % and 0.16 s: fitted on four fifths of the phrases and checked on the fifth (five
+# ways, five shuffles), no synthesis ran past it by more than 0.09 s, which the silence the script
+# keeps after every phrase (script.GAP, 0.3 s) still holds. Slots are as long as before on average
+# (0.35 s over the phrase).
+_RESERVE_SCALE, _RESERVE_PAD = 1.05, 0.16
 _OTHER_VOICE_SCALE = 1.15  # a voice the fit was not made on: a wider bound
-_JOE_LENGTH_SCALE = 1.0
-_TRIM_AFTER_SECONDS = 3.0  # a sentence this long freed ~120 MB of activations; shorter ones little, often  # joe's own inference length_scale, which the fit was made at
+_JOE_LENGTH_SCALE = 1.0  # joe's own inference length_scale, which the fit was made at
+_TRIM_AFTER_SECONDS = 3.0  # a sentence this long freed ~120 MB of activations; shorter ones little, often
 
 
 def _file_fingerprint(path: Path) -> str:
@@ -172,11 +186,15 @@ class PiperEngine:
         which a cold stream weighs its own plan against (`api.ExpectedDurations`).
         """
         sentences = self._phonemiser().phonemize(text)
-        flat = [p for sentence in sentences for p in sentence]
-        gaps = flat.count(" ")
-        commas = sum(flat.count(p) for p in ",;:")
-        sounds = len(flat) - gaps - sum(flat.count(p) for p in ",;:.!?")
-        said = _ONSET + sounds * _PER_PHONEME + gaps * _PER_GAP + commas * _PER_COMMA
+        said = _ONSET
+        for sentence in sentences:
+            for symbol in sentence:
+                if symbol == " ":
+                    said += _PER_GAP
+                elif symbol in ",;:":
+                    said += _PER_COMMA
+                elif symbol not in ".!?":
+                    said += _PHONEME_SECONDS.get(symbol, _OTHER_PHONEME)
         said *= self._length_scale / self.pace / _JOE_LENGTH_SCALE
         breaks = max(0, len(sentences) - 1) * (_PER_BREAK + self.sentence_pause - 0.25)
         return said + breaks
