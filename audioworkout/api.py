@@ -407,7 +407,12 @@ def plan_session(
         if made and abs(kept.target_seconds - script.total_seconds) <= tolerance(kept.target_seconds):
             return kept, script
     for _ in range(4):
-        plan = fit(routine, minutes, level, layout_with(durations))
+        try:
+            plan = fit(routine, minutes, level, layout_with(durations))
+        except UsageError as exc:  # a length in the range shown before, out of reach as this voice speaks: say why
+            head, sep, rest = str(exc).partition("; ")
+            why = "as this voice speaks it (its talk runs longer than estimated: a faster pace may make it)"
+            raise UsageError(f"{head} {why}{sep}{rest}") from None
         if not _speak_missing(lay_out(plan, durations), speaker, durations, progress):
             if store is not None:
                 store.put(plan, minutes, voice)

@@ -311,6 +311,21 @@ def test_bad_build_options_are_one_line(cli, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
+def test_a_length_the_voice_cannot_make_says_why_in_one_line(tmp_path):
+    """`build back-pain -m 5 --pace 0.85`, the real voice: 5 minutes is planned on estimates, but
+    spoken this slowly the talk leaves no session that lands on 5 minutes. The one line says so and
+    why (the range it names is the one shown before the speech existed), and nothing is written."""
+    env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "audioworkout", "build", "back-pain", "-m", "5", "--pace", "0.85"]
+    proc = subprocess.run([*command, "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot make 5 minutes at beginner level as this voice speaks it" in lines[0]
+    assert "faster pace" in lines[0]
+    assert not any((tmp_path / "out").glob("*.mp3"))
+
+
 def test_offline_gtts_fails_fast_and_writes_nothing(tmp_path):
     env = dict(
         os.environ,
