@@ -151,17 +151,8 @@ def as_spoken(routine: Routine, level: str, shown: Plan, speaker, chimes: ChimeB
     if shown.exact:
         return shown
     durations = ExpectedDurations(speaker, chimes)
-    target, plan, delta = shown.target_seconds, shown, 0
-    for _ in range(8):
-        off = target - lay_out(plan, durations).total_seconds
-        step = round(off / REST_STEP)
-        if abs(off) <= tolerance(target) / 2 or step == 0:
-            break
-        corrected = with_rest_steps(shown, delta + step)
-        if corrected.exercises == plan.exercises:
-            break  # the rests cannot move further
-        delta, plan = delta + step, corrected
-    if abs(target - lay_out(plan, durations).total_seconds) <= tolerance(target):
+    plan, script = _rests_moved(shown, durations)
+    if abs(plan.target_seconds - script.total_seconds) <= tolerance(plan.target_seconds):
         return plan
     try:
         return fit(routine, shown.minutes, level, layout_with(durations), explain=False)
@@ -204,12 +195,16 @@ def cold_session(
     draft = lay_out(shown, slots)
     if on_draft is not None:
         on_draft(draft)
-    likely: Plan | None = None
+    likely: Plan | None = None  # as_spoken's, made only when asked for (a fit, for a short session)
+
+    def spoken() -> Plan:
+        nonlocal likely
+        if likely is None:
+            likely = as_spoken(routine, level, shown, speaker, chimes)
+        return likely
 
     def as_spoken_in_slots() -> tuple[Plan, Script, dict[str, Plan]] | None:
-        nonlocal likely
-        likely = likely or as_spoken(routine, level, shown, speaker, chimes)
-        return None if likely == shown else (likely, lay_out(likely, slots), {})  # the same: tried first
+        return None if spoken() == shown else (spoken(), lay_out(spoken(), slots), {})  # the same: tried first
 
     candidates: list[Callable[[], tuple[Plan, Script, dict[str, Plan]] | None]] = [lambda: (shown, draft, {})]
     if not shown.exact:  # the file build's own plan first: where it lands on its length in slots, it plays as is
@@ -231,9 +226,7 @@ def cold_session(
         inverted = below is not None and plan.work_seconds() < below.work_seconds() - coaching.STEP_SHORT
         short = plan.work_seconds() < COLD_WORK_SHARE * shown.work_seconds()
         if short:  # the file build's own speech may make it work less too (a short session): weighed against that
-            if likely is None:
-                likely = as_spoken(routine, level, shown, speaker, chimes)
-            short = plan.work_seconds() < COLD_WORK_SHARE * likely.work_seconds()
+            short = plan.work_seconds() < COLD_WORK_SHARE * spoken().work_seconds()
         off = not plan.exact and abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds)
         reshaped = session_parts(plan) not in (session_parts(shown), likely and session_parts(likely))
         if not (inverted or short or off or reshaped or review(plan, script)):
@@ -266,7 +259,7 @@ def _fit_shorter(
     target = shown.target_seconds
     estimates = PhraseDurations(None, slots.chimes)
     store = plan_store(slots.speaker)
-    base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, 0, store) if level in LEVELS else shown
+    base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, store) if level in LEVELS else shown
     aim = target - (lay_out(base, slots).total_seconds - lay_out(base, estimates).total_seconds)
     kept = not slots.chimes.overrides  # chimes from the user's files are timed from the files: not remembered
     for _ in range(2):
@@ -369,30 +362,12 @@ def plan_session(
     durations = PhraseDurations(speaker, chimes)
     store = plan_store(speaker)
 
-    def fit_on_estimates(pad_delta: int = 0) -> Plan:
-        return _fit_on_estimates(routine, minutes, level, chimes, pad_delta, store, keep=synthesise)
-
-    plan = exact_plan(routine, level) if exact else fit_on_estimates()
-    delta = 0
-    script = lay_out(plan, durations)
-    for _ in range(8):
-        if speaker is None or not synthesise:
-            return plan, script
-        if _speak_missing(script, speaker, durations, progress):
-            script = lay_out(plan, durations)
-            continue
-        off = plan.target_seconds - script.total_seconds
-        if exact or abs(off) <= tolerance(plan.target_seconds) / 2:
-            return plan, script
-        step = round(off / REST_STEP)
-        if step == 0:
-            break
-        corrected = fit_on_estimates(delta + step)
-        if corrected.exercises == plan.exercises:
-            break  # the rests cannot move further
-        delta += step
-        plan = corrected
-        script = lay_out(plan, durations)
+    plan = (
+        exact_plan(routine, level) if exact else _fit_on_estimates(routine, minutes, level, chimes, store, synthesise)
+    )
+    if speaker is None or not synthesise:
+        return plan, lay_out(plan, durations)
+    plan, script = _rests_moved(plan, durations, lambda script: _speak_missing(script, speaker, durations, progress))
     if exact or abs(plan.target_seconds - script.total_seconds) <= tolerance(plan.target_seconds):
         return plan, script
     # Real speech far from the estimates: the plan fitted on the real lengths themselves, kept for
@@ -420,6 +395,33 @@ def plan_session(
     return plan, lay_out(plan, durations)
 
 
+def _rests_moved(
+    plan: Plan, durations: PhraseDurations, speak: Callable[[Script], bool] = lambda script: False
+) -> tuple[Plan, Script]:
+    """The plan with its rests moved in whole 5 s steps (`with_rest_steps`, within their room) until,
+    laid out on `durations`, it lands within half its tolerance, or they can move no further: a file
+    build's correction for its real speech, and `as_spoken`'s on the lengths the engine expects.
+    An exact plan is not moved. `speak` makes the phrases a layout lacks first (True when it made
+    some: the layout is taken again), so each step is judged on real lengths only.
+    """
+    fitted, delta = plan, 0
+    script = lay_out(plan, durations)
+    for _ in range(8):
+        if speak(script):
+            script = lay_out(plan, durations)
+            continue
+        off = plan.target_seconds - script.total_seconds
+        step = round(off / REST_STEP)
+        if plan.exact or abs(off) <= tolerance(plan.target_seconds) / 2 or step == 0:
+            break
+        corrected = with_rest_steps(fitted, delta + step)
+        if corrected.exercises == plan.exercises:
+            break  # the rests cannot move further
+        delta, plan = delta + step, corrected
+        script = lay_out(plan, durations)
+    return plan, script
+
+
 _FITS: OrderedDict[tuple[str, float, str], Plan] = OrderedDict()
 _FITS_KEPT = 32  # plans are small; a server keeps the sessions its listeners just looked at
 _FITS_LOCK = threading.Lock()
@@ -430,21 +432,20 @@ def _fit_on_estimates(
     minutes: float,
     level: str,
     chimes: ChimeBank | None,
-    pad_delta: int,
     store: PlanStore | None = None,
     keep: bool = True,
 ) -> Plan:
-    """`fit` on estimated phrase lengths, with `pad_delta` more 5 s steps of rest: a pure function of its inputs.
+    """`fit` on estimated phrase lengths: a pure function of its inputs.
 
     The search lays the session out hundreds of times (about a second for an hour), so its plan is
     remembered in this process (a server that showed a plan at /plan.json starts its stream without
     fitting it again) and, given a `store`, read from and (with `keep`: not in a dry run, which
-    writes nothing) kept on disk for the next process. A correction for real
-    speech (`pad_delta`) moves the rests of the plan already fitted. Chimes from the user's files
-    are timed from the files, which may change, so those fits are not remembered.
+    writes nothing) kept on disk for the next process. (A correction for real speech moves the
+    rests of the plan already fitted: `_rests_moved`.) Chimes from the user's files are timed from
+    the files, which may change, so those fits are not remembered.
     """
     if chimes is not None and chimes.overrides:
-        return with_rest_steps(fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes))), pad_delta)
+        return fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)))
     key = (repr(routine), float(minutes), level)
     with _FITS_LOCK:
         plan = _FITS.get(key)
@@ -467,7 +468,7 @@ def _fit_on_estimates(
         # Fitted in this process by a look that writes nothing (a stream's check of its cache, a cold
         # stream's plan): kept now, or every new process would fit it again.
         store.put(plan, minutes)
-    return with_rest_steps(plan, pad_delta) if pad_delta else plan
+    return plan
 
 
 _STORED: set[tuple[str, str, float, str]] = set()  # (store folder, *fit key) known to be in a plan store

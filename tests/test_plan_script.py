@@ -337,8 +337,8 @@ def test_a_fit_is_remembered_in_the_process_and_only_for_the_same_inputs(monkeyp
     other = api.plan_session(routine, 45, "advanced")[1]
     assert other.to_json() != first.to_json()
     renamed = dataclasses.replace(routine, title="Something else")
-    assert api._fit_on_estimates(renamed, 45, "intermediate", None, 0) is not api._fit_on_estimates(
-        routine, 45, "intermediate", None, 0
+    assert api._fit_on_estimates(renamed, 45, "intermediate", None) is not api._fit_on_estimates(
+        routine, 45, "intermediate", None
     )
 
 
