@@ -9,6 +9,7 @@ result = api.build(routine, minutes=20, level="beginner")   # the MP3 and its si
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import threading
@@ -39,6 +40,7 @@ from .plan import (
     minutes_range,
     supported_range,
     tolerance,
+    trimmed,
     with_rest_steps,
 )
 from .plan_store import PlanStore
@@ -165,6 +167,52 @@ def as_spoken(routine: Routine, level: str, shown: Plan, speaker, chimes: ChimeB
 COLD_WORK_SHARE = 0.9
 
 
+class _ColdChecks:
+    """What a session played before its speech exists must keep, beside its length and the coaching
+    rules (`review`): the file build's parts (`session_parts`), at least `COLD_WORK_SHARE` of its
+    work (of the plan shown, or of `as_spoken`'s where that works less), and no less work than the
+    easier level's stream (`_stream_work`: levels keep their order in streams as in file builds).
+    The dear answers (`as_spoken`, the easier stream) are found once, when first asked for."""
+
+    def __init__(
+        self,
+        routine: Routine,
+        minutes: float | None,
+        level: str,
+        speaker,
+        chimes: ChimeBank | None,
+        unmade: Collection[str],
+        shown: Plan,
+    ):
+        self.routine, self.minutes, self.level, self.speaker, self.chimes = routine, minutes, level, speaker, chimes
+        self.unmade, self.shown = unmade, shown
+        self.likely: Plan | None = None
+        self._easier_work: float | None = None
+
+    def spoken(self) -> Plan:
+        if self.likely is None:
+            self.likely = as_spoken(self.routine, self.level, self.shown, self.speaker, self.chimes)
+        return self.likely
+
+    def keep(self, plan: Plan, script: Script) -> bool:
+        shown = self.shown
+        short = plan.work_seconds() < COLD_WORK_SHARE * shown.work_seconds()
+        if short:  # the file build's own speech may make it work less too (a short session): weighed against that
+            short = plan.work_seconds() < COLD_WORK_SHARE * self.spoken().work_seconds()
+        off = not plan.exact and abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds)
+        parts = session_parts(plan)
+        reshaped = parts != session_parts(shown) and not (self.likely and parts == session_parts(self.likely))
+        return not (short or off or reshaped or review(plan, script) or self._below_easier(plan))
+
+    def _below_easier(self, plan: Plan) -> bool:
+        easier = _easier(self.level)
+        if easier is None:
+            return False
+        if self._easier_work is None:
+            self._easier_work = _stream_work(self.routine, self.minutes, easier, self.speaker, self.chimes, self.unmade)
+        return plan.work_seconds() < self._easier_work - coaching.STEP_SHORT  # amounts move in 5 s steps
+
+
 def cold_session(
     routine: Routine,
     minutes: float | None,
@@ -179,13 +227,14 @@ def cold_session(
     A slot is the phrase's upper-bound length, about 0.35 s longer than the phrase on average: laid
     out in slots, the file build's plan mostly runs long (about 3 %, 115 s in an hour). The ways
     tried, in order: the file build's plan itself, where it lands on its length in slots anyway; the
-    plan fitted as the file build's is, on estimates, for a target shortened by what the slots add
-    (`_fit_shorter`: the same at every level, so the levels keep their order), the same growth with a
-    step less here and there; the plan fitted on the slots themselves; the plan the file build's
-    speech will likely correct it to (`as_spoken`: a short session's may land in slots where the plan
-    shown does not). The first that keeps every coaching rule and the file build's parts
-    (`session_parts`), works at least `COLD_WORK_SHARE` of the file build's work (of the plan shown,
-    or of `as_spoken`'s where that works less) and not less than the easier level, is played;
+    same plan with the growth `fit` added last given back until it lands (`_trimmed`: its parts,
+    rounds and core exercises kept); the plan fitted as the file build's is, on estimates, for a target
+    shortened by what the slots add (`_fit_shorter`), the same growth with a step less here and
+    there; the plan fitted on the slots themselves; the plan the file build's speech will likely
+    correct it to (`as_spoken`: a short session's may land in slots where the plan shown does not).
+    The first that keeps every coaching rule and the file build's parts (`session_parts`), works at
+    least `COLD_WORK_SHARE` of the file build's work (of the plan shown, or of `as_spoken`'s where
+    that works less) and not less than the easier level's stream (`_stream_work`), is played;
     otherwise None: the stream makes its first phrases first (`_made_first`). `on_draft` is shown
     the file build's plan in slots as soon as it exists (its phrases are the stream's, bar a few:
     the speech can start on them).
@@ -195,42 +244,27 @@ def cold_session(
     draft = lay_out(shown, slots)
     if on_draft is not None:
         on_draft(draft)
-    likely: Plan | None = None  # as_spoken's, made only when asked for (a fit, for a short session)
+    checks = _ColdChecks(routine, minutes, level, speaker, chimes, unmade, shown)
 
-    def spoken() -> Plan:
-        nonlocal likely
-        if likely is None:
-            likely = as_spoken(routine, level, shown, speaker, chimes)
-        return likely
+    def as_spoken_in_slots() -> tuple[Plan, Script] | None:
+        likely = checks.spoken()
+        return None if likely == shown else (likely, lay_out(likely, slots))  # the same: tried first
 
-    def as_spoken_in_slots() -> tuple[Plan, Script, dict[str, Plan]] | None:
-        return None if spoken() == shown else (spoken(), lay_out(spoken(), slots), {})  # the same: tried first
-
-    candidates: list[Callable[[], tuple[Plan, Script, dict[str, Plan]] | None]] = [lambda: (shown, draft, {})]
+    candidates: list[Callable[[], tuple[Plan, Script] | None]] = [lambda: (shown, draft)]
     if not shown.exact:  # the file build's own plan first: where it lands on its length in slots, it plays as is
         candidates += [
+            lambda: _trimmed(routine, level, shown, draft, slots),
             lambda: _fit_shorter(routine, level, shown, slots),
             lambda: _fit_in_slots(routine, level, shown, slots),
             as_spoken_in_slots,  # last: its fit costs as much as the first, and it seldom lands in slots
         ]
-    easier = LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
     for candidate in candidates:
         try:
             found = candidate()
         except UsageError:  # no session of this length in slots (the shortest): try the next, or make it first
             continue
-        if found is None:
-            continue
-        plan, script, fitted = found  # fitted: the easier levels' plans fitted on the way
-        below = fitted.get(easier) if easier else None
-        inverted = below is not None and plan.work_seconds() < below.work_seconds() - coaching.STEP_SHORT
-        short = plan.work_seconds() < COLD_WORK_SHARE * shown.work_seconds()
-        if short:  # the file build's own speech may make it work less too (a short session): weighed against that
-            short = plan.work_seconds() < COLD_WORK_SHARE * spoken().work_seconds()
-        off = not plan.exact and abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds)
-        reshaped = session_parts(plan) not in (session_parts(shown), likely and session_parts(likely))
-        if not (inverted or short or off or reshaped or review(plan, script)):
-            return plan, script
+        if found is not None and checks.keep(*found):
+            return found
     log.info("%s: not streamed cold (in slots it would break a coaching rule)", routine.id)
     return None
 
@@ -246,9 +280,7 @@ def session_parts(plan: Plan) -> list[tuple[str, int]]:
     return [(s.name, s.round) for s in plan.sections if s.exercises]
 
 
-def _fit_shorter(
-    routine: Routine, level: str, shown: Plan, slots: ReservedDurations
-) -> tuple[Plan, Script, dict[str, Plan]]:
+def _fit_shorter(routine: Routine, level: str, shown: Plan, slots: ReservedDurations) -> tuple[Plan, Script]:
     """The file build's fit for a target shortened by what the slots add, laid out in slots.
 
     The shortening is the same at every level: what the slots add to the easiest level's plan (fitted
@@ -273,16 +305,50 @@ def _fit_shorter(
         if abs(off) <= tolerance(target):
             break
         aim -= off
-    return plan, script, fitted
+    return plan, script
 
 
-def _fit_in_slots(
-    routine: Routine, level: str, shown: Plan, slots: ReservedDurations
-) -> tuple[Plan, Script, dict[str, Plan]]:
+def _trimmed(
+    routine: Routine, level: str, shown: Plan, draft: Script, slots: ReservedDurations
+) -> tuple[Plan, Script] | None:
+    """The file build's plan with its last growth given back until it lands in slots (`plan.trimmed`).
+
+    It keeps the file build's parts, rounds and core exercises (an optional extra may go), so it is
+    tried before a fit.
+    """
+    if draft.total_seconds <= shown.target_seconds + tolerance(shown.target_seconds):
+        return None  # not long in slots: nothing to give back for
+    plan = trimmed(shown, layout_with(slots), COLD_WORK_SHARE * shown.work_seconds())
+    if plan is None:
+        return None
+    return plan, lay_out(plan, slots)
+
+
+def _stream_work(
+    routine: Routine, minutes: float | None, level: str, speaker, chimes: ChimeBank | None, unmade: Collection[str]
+) -> float:
+    """The work a stream of this session plays: its cold plan's, or, made first in part, `as_spoken`'s
+    (0 where no plan of this length exists at this level, as `fit` finds for its levels too)."""
+    if minutes is not None:
+        try:  # (a fit that asks for no explanation: where there is no plan, that is a search of its own)
+            _fit_on_estimates(routine, minutes, level, chimes, plan_store(speaker), keep=False, explain=False)
+        except UsageError:
+            return 0.0
+    laid = cold_session(routine, minutes, level, speaker, chimes, unmade)
+    if laid is not None:
+        return laid[0].work_seconds()
+    shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
+    return as_spoken(routine, level, shown, speaker, chimes).work_seconds()
+
+
+def _easier(level: str) -> str | None:
+    return LEVELS[LEVELS.index(level) - 1] if level in LEVELS and level != LEVELS[0] else None
+
+
+def _fit_in_slots(routine: Routine, level: str, shown: Plan, slots: ReservedDurations) -> tuple[Plan, Script]:
     """The plan fitted on the slots themselves."""
-    fitted: dict[str, Plan] = {}
-    plan = fit(routine, shown.minutes, level, layout_with(slots), fitted, explain=False)  # cold_session catches
-    return plan, lay_out(plan, slots), fitted
+    plan = fit(routine, shown.minutes, level, layout_with(slots), explain=False)  # cold_session catches
+    return plan, lay_out(plan, slots)
 
 
 def _made_first(
@@ -303,30 +369,52 @@ def _made_first(
     talk, fixed, takes too long a share of it in slots). Its phrases are made in the order they
     sound; after each, the plan is laid out again with those made so far at their real length, and
     it plays as soon as that lands on its length and keeps every rule (back-pain, 10 minutes
-    advanced: after 28 of its 64 phrases). Also the phrases still in slots, as `stream` wants them.
+    advanced: after 28 of its 64 phrases), or as soon as the same plan with a step given back
+    (`plan.trimmed`) does and keeps what a cold stream keeps (`_ColdChecks`): each made phrase
+    frees the little its slot held over it. Also the phrases still in slots, as `stream` wants them.
     """
     shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
-    shown = as_spoken(routine, level, shown, speaker, chimes)  # the plan its speech, once made, lands on
+    checks = _ColdChecks(routine, minutes, level, speaker, chimes, fresh, shown)
+    likely = checks.spoken()  # the plan its speech, once made, lands on
     unmade = set(fresh) | {
-        t for t in lay_out(shown, ReservedDurations(speaker, chimes, fresh)).spoken_texts() if not ahead.made(t)
+        t for t in lay_out(likely, ReservedDurations(speaker, chimes, fresh)).spoken_texts() if not ahead.made(t)
     }
     order = [
         t
-        for t in dict.fromkeys(lay_out(shown, ReservedDurations(speaker, chimes, unmade)).spoken_texts())
+        for t in dict.fromkeys(lay_out(likely, ReservedDurations(speaker, chimes, unmade)).spoken_texts())
         if t in unmade
     ]
     ahead.add(order)
+    target, tol = likely.target_seconds, tolerance(likely.target_seconds)
+    least = COLD_WORK_SHARE * min(shown.work_seconds(), likely.work_seconds())
+    tried_over = math.inf  # how far past its length it ran in slots when a step was last given back
     for made in range(len(order)):
         report("synthesising", made / len(order))  # a listener who left stops it here (the studio)
         if made and not ahead.made_soon(order[made - 1]):
             return None  # the synthesis failed: the stream meets it, making its phrases first
         slotted = order[made:]
-        script = lay_out(shown, ReservedDurations(speaker, chimes, slotted))
-        off = not shown.exact and abs(script.total_seconds - shown.target_seconds) > tolerance(shown.target_seconds)
-        if not off and not review(shown, script):
-            log.info("%s: %d of its %d phrases made before it plays", routine.id, made, len(order))
-            return shown, script, slotted
+        slots = ReservedDurations(speaker, chimes, slotted)
+        script = lay_out(likely, slots)
+        if likely.exact or abs(script.total_seconds - target) <= tol:
+            if not review(likely, script):
+                log.info("%s: %d of its %d phrases made before it plays", routine.id, made, len(order))
+                return likely, script, slotted
+            continue
+        over = script.total_seconds - target - tol
+        if 0 < over <= tried_over - _GIVE_BACK_EVERY:
+            tried_over = over
+            plan = trimmed(likely, layout_with(slots), least)
+            if plan is not None and checks.keep(plan, script := lay_out(plan, slots)):
+                log.info(
+                    "%s: %d of its %d phrases made, a step given back, before it plays", routine.id, made, len(order)
+                )
+                return plan, script, slotted
     return None
+
+
+# Seconds a session made first in part must have come closer to its length in slots (about three
+# phrases made) before a step given back is tried again: each try lays the session out a few times.
+_GIVE_BACK_EVERY = 1.0
 
 
 def can_reserve(speaker) -> bool:
@@ -434,6 +522,7 @@ def _fit_on_estimates(
     chimes: ChimeBank | None,
     store: PlanStore | None = None,
     keep: bool = True,
+    explain: bool = True,
 ) -> Plan:
     """`fit` on estimated phrase lengths: a pure function of its inputs.
 
@@ -445,7 +534,7 @@ def _fit_on_estimates(
     the files, which may change, so those fits are not remembered.
     """
     if chimes is not None and chimes.overrides:
-        return fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)))
+        return fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), explain=explain)
     key = (repr(routine), float(minutes), level)
     with _FITS_LOCK:
         plan = _FITS.get(key)
@@ -458,7 +547,7 @@ def _fit_on_estimates(
             _in_store(store, key)
     if plan is None:
         fitted = _fitted_before(routine, minutes)
-        plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), fitted=fitted)
+        plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), fitted, explain)
         _remember(fitted, routine, minutes)  # the easier levels fitted on the way are kept too
         if store is not None and keep:
             for below, made in fitted.items():

@@ -227,6 +227,11 @@ def plan_from_shape(routine: Routine, level: str, target_seconds: float, shape: 
     A shape is plain numbers (JSON survives it as lists): the rest and round steps, then per section
     its rounds and per item whether it is in, its sets and its amount.
     """
+    structure = _from_shape(routine, level, shape)
+    return None if structure is None else build_plan(routine, level, structure, target_seconds, exact=False)
+
+
+def _from_shape(routine: Routine, level: str, shape: Any) -> _Structure | None:
     structure = _start(routine, level)
     try:
         pad_steps, round_steps, sections = shape
@@ -247,7 +252,7 @@ def plan_from_shape(routine: Routine, level: str, target_seconds: float, shape: 
     except (TypeError, ValueError):
         return None
     structure.pad_steps, structure.round_steps = pad_steps, round_steps
-    return build_plan(routine, level, structure, target_seconds, exact=False)
+    return structure
 
 
 def with_rest_steps(plan: Plan, delta: int) -> Plan:
@@ -717,6 +722,113 @@ def _settle_rests(
             structure.round_steps += 1
     deficit = target - length()
     structure.pad_steps = max(0, min(_pad_capacity(structure, routine, level), round(deficit / coaching.REST_STEP)))
+
+
+_Change = Callable[[], Callable[[], None]]  # makes one change; returns its undo
+
+
+def trimmed(plan: Plan, layout: Callable[[Plan], Script], least_work: float) -> Plan | None:
+    """The plan with growth taken back until it lands on its length laid out with `layout`; None if
+    that would work less than `least_work` or lose a part.
+
+    For a layout that runs longer than the one the plan was fitted on (a cold stream's slots). The
+    session keeps its parts, rounds and core exercises; it gives back what `fit` adds last, in turn:
+    extra rest, amounts beyond the level's own, sets beyond the level's, the optional extras (never
+    a section's last), stretches held again. In each turn the give-back that lands with the most
+    work is taken, else the one that shortens most. Seven-minute circuit, 35 minutes intermediate, runs 66 s long in slots: its
+    warm-up march at the level's own 90 s rather than 120 s lands it, three rounds kept (a fit for
+    the slots plays two).
+    """
+    structure = _from_shape(plan.routine, plan.level, plan.shape) if not plan.exact else None
+    if structure is None:
+        return None
+    target = plan.target_seconds
+    tol = tolerance(target)
+
+    def built() -> Plan:
+        return build_plan(plan.routine, plan.level, structure, target, exact=False)
+
+    best = built()
+    length = layout(best).total_seconds
+    for turn in _give_backs(structure, plan.level):
+        while length > target + tol:
+            tried: list[tuple[_Change, Plan, float]] = []  # each with its length guessed from its clock
+            for give_back in turn():
+                undo = give_back()
+                candidate = built()
+                undo()
+                if candidate.work_seconds() >= least_work:
+                    tried.append((give_back, candidate, length - (_clock(best) - _clock(candidate))))
+            if not tried:
+                break
+            # Laid out only where it may land, most work first; else the one that shortens most.
+            landing = sorted((t for t in tried if t[2] <= target + tol), key=lambda t: -t[1].work_seconds())
+            for chosen in [*landing[:3], min(tried, key=lambda t: t[2])]:
+                length = layout(chosen[1]).total_seconds
+                if abs(length - target) <= tol:
+                    break
+            chosen[0]()
+            best = chosen[1]
+    return best if abs(length - target) <= tol else None
+
+
+def _clock(plan: Plan) -> float:
+    """The seconds of work and rest a plan asks for, its talk aside: about what a give-back shortens it by."""
+    rests = sum(s.rest_before for s in plan.sections)
+    return rests + sum(
+        ex.work_seconds() + ex.rest_before + ex.rest_between_sets * (ex.sets - 1) for ex in plan.exercises
+    )
+
+
+def _give_backs(structure: _Structure, level: str) -> list[Callable[[], list[_Change]]]:
+    """The turns of `trimmed`: each lists the single changes it may make now (each returns its undo)."""
+
+    def change(obj: Any, name: str, value: Any) -> _Change:
+        def apply() -> Callable[[], None]:
+            before = getattr(obj, name)
+            setattr(obj, name, value)
+            return lambda: setattr(obj, name, before)
+
+        return apply
+
+    def included() -> list[tuple[_Section, _Item]]:
+        return [(s, i) for s in structure.sections for i in s.items if i.included]
+
+    def rest() -> list[_Change]:
+        return [
+            change(structure, n, getattr(structure, n) - 1)
+            for n in ("pad_steps", "round_steps")
+            if getattr(structure, n)
+        ]
+
+    def amounts() -> list[_Change]:
+        out = []
+        for _, i in included():
+            smaller = _smaller_amount(i.exercise, i.amount, level)
+            if smaller is not None:
+                out.append(change(i, "amount", smaller))
+        return out
+
+    def sets(stretch: bool) -> Callable[[], list[_Change]]:
+        return lambda: [
+            change(i, "sets", i.sets - 1)
+            for _, i in included()
+            if i.exercise.is_stretch == stretch and i.sets > coaching.planned_sets(i.exercise, level, growth=False)
+        ]
+
+    def extras() -> list[_Change]:  # never a section's last: its part stays
+        return [change(i, "included", False) for s, i in included() if i.extra and sum(j.included for j in s.items) > 1]
+
+    return [rest, amounts, sets(False), extras, sets(True)]
+
+
+def _smaller_amount(ex: Exercise, amount: int, level: str) -> int | None:
+    """The amount one round step below `amount` on the way `fit` lengthens it from the level's own; None at the level's own."""
+    steps = [coaching.round_amount(ex, ex.amounts[level])]
+    while steps[-1] < amount and (bigger := coaching.next_amount(ex, steps[-1], level)) is not None:
+        steps.append(bigger)
+    below = [a for a in steps if a < amount]
+    return below[-1] if below else None
 
 
 def _unreachable(
