@@ -28,7 +28,7 @@ from .audio.sidecars import chapters_json, cue_sheet, plan_html, plan_markdown, 
 from .audio.stream import BinarySink, StreamResult, first_speech_needs, step_back, stream_build, stream_build_file
 from .coaching import REST_STEP
 from .content import LEVELS, Routine, load_routine, routine_names, validate_file  # noqa: F401  (the API re-exports them)
-from .errors import AudioworkoutError, UsageError, printable
+from .errors import AudioworkoutError, UnreachableLength, UsageError, printable
 from .fsutil import atomic_set, file_lock, read_cover, remove_dead_parts, remove_unheld_locks
 from .plan import (
     MAX_MINUTES,
@@ -41,6 +41,7 @@ from .plan import (
     supported_range,
     tolerance,
     trimmed,
+    unreachable,
     with_rest_steps,
 )
 from .plan_store import PlanStore
@@ -450,9 +451,17 @@ def plan_session(
     durations = PhraseDurations(speaker, chimes)
     store = plan_store(speaker)
 
-    plan = (
-        exact_plan(routine, level) if exact else _fit_on_estimates(routine, minutes, level, chimes, store, synthesise)
-    )
+    # Where no plan lands, the lengths named instead must make a plan both on estimates and, as far as
+    # the cache knows it, on this voice's real lengths (the second fit below).
+    layouts = [layout_with(PhraseDurations(None, chimes))] + ([layout_with(durations)] if speaker is not None else [])
+    try:
+        plan = (
+            exact_plan(routine, level)
+            if exact
+            else _fit_on_estimates(routine, minutes, level, chimes, store, synthesise, explain=False)
+        )
+    except UnreachableLength:
+        raise unreachable(routine, minutes, level, layouts) from None
     if speaker is None or not synthesise:
         return plan, lay_out(plan, durations)
     plan, script = _rests_moved(plan, durations, lambda script: _speak_missing(script, speaker, durations, progress))
@@ -471,11 +480,10 @@ def plan_session(
             return kept, script
     for _ in range(4):
         try:
-            plan = fit(routine, minutes, level, layout_with(durations))
-        except UsageError as exc:  # a length in the range shown before, out of reach as this voice speaks: say why
-            head, sep, rest = str(exc).partition("; ")
+            plan = fit(routine, minutes, level, layout_with(durations), explain=False)
+        except UnreachableLength:  # a length in the range shown before, out of reach as this voice speaks: say why
             why = "as this voice speaks it (its talk runs longer than estimated: a faster pace may make it)"
-            raise UsageError(f"{head} {why}{sep}{rest}") from None
+            raise unreachable(routine, minutes, level, layouts, why) from None
         if not _speak_missing(lay_out(plan, durations), speaker, durations, progress):
             if store is not None:
                 store.put(plan, minutes, voice)

@@ -96,5 +96,9 @@ class UsageError(AudioworkoutError):
     exit_code = 2
 
 
+class UnreachableLength(UsageError):
+    """A session length no plan of the routine lands on, at this level (and voice)."""
+
+
 class EngineError(AudioworkoutError):
     """A speech engine or voice that cannot be used (missing file, no network...)."""

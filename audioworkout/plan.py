@@ -14,7 +14,7 @@ stage, with estimated or real speech durations) how long a candidate runs.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import coaching
 from .content import LEVELS, Exercise, Routine, RoutineItem, Section
-from .errors import UsageError
+from .errors import UnreachableLength, UsageError
 
 if TYPE_CHECKING:
     from .script import Script
@@ -833,9 +833,19 @@ def _smaller_amount(ex: Exercise, amount: int, level: str) -> int | None:
 
 def _unreachable(
     routine: Routine, minutes: float, level: str, layout: Callable[[Plan], Script], explain: bool = True
-) -> UsageError:
+) -> UnreachableLength:
     if not explain:
-        return UsageError(f"{routine.id}: cannot make {minutes:g} minutes at {level} level")
+        return UnreachableLength(f"{routine.id}: cannot make {minutes:g} minutes at {level} level")
+    return unreachable(routine, minutes, level, [layout])
+
+
+def unreachable(
+    routine: Routine, minutes: float, level: str, layouts: Sequence[Callable[[Plan], Script]], why: str = ""
+) -> UnreachableLength:
+    """The error for a length no plan lands on: the range the first layout supports, and the nearest
+    lengths that every layout makes (a file build's plan is fitted on estimates, then perhaps again
+    on its voice's real lengths: a length named must survive both). `why` follows the length."""
+    layout = layouts[0]
     low, high = minutes_range(*supported_range(routine, level, layout))
     can = (
         f"this routine supports {low} to {high} minutes at this level"
@@ -846,7 +856,8 @@ def _unreachable(
         near = []
         for other in sorted(range(low, high + 1), key=lambda m: (abs(m - minutes), m))[1:7]:
             try:
-                _fit(routine, other, level, layout, 0.0, explain=False)
+                for each in layouts:
+                    _fit(routine, other, level, each, 0.0, explain=False)
                 near.append(other)
             except UsageError:
                 continue
@@ -854,7 +865,8 @@ def _unreachable(
                 break
         if near:
             can += f"; the nearest that can be made: {' or '.join(str(m) for m in sorted(near))} minutes"
-    return UsageError(f"{routine.id}: cannot make {minutes:g} minutes at {level} level; {can}")
+    why = f" {why}" if why else ""
+    return UnreachableLength(f"{routine.id}: cannot make {minutes:g} minutes at {level} level{why}; {can}")
 
 
 def supported_range(routine: Routine, level: str, layout: Callable[[Plan], Script]) -> tuple[float, float]:
