@@ -222,6 +222,7 @@ def cold_session(
     chimes: ChimeBank | None = None,
     unmade: Collection[str] = (),
     on_draft: Callable[[Script], None] | None = None,
+    checks: _ColdChecks | None = None,
 ) -> tuple[Plan, Script] | None:
     """The session as a cold stream lays it out, its phrases in slots (`ReservedDurations`), or None if it should not.
 
@@ -238,14 +239,17 @@ def cold_session(
     that works less) and not less than the easier level's stream (`_stream_work`), is played;
     otherwise None: the stream makes its first phrases first (`_made_first`). `on_draft` is shown
     the file build's plan in slots as soon as it exists (its phrases are the stream's, bar a few:
-    the speech can start on them).
+    the speech can start on them). `checks` (for the same session), if given, is used and keeps what
+    it finds for `_made_first`.
     """
-    shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
+    if checks is None:
+        shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
+        checks = _ColdChecks(routine, minutes, level, speaker, chimes, unmade, shown)
+    shown = checks.shown
     slots = ReservedDurations(speaker, chimes, unmade)
     draft = lay_out(shown, slots)
     if on_draft is not None:
         on_draft(draft)
-    checks = _ColdChecks(routine, minutes, level, speaker, chimes, unmade, shown)
 
     def as_spoken_in_slots() -> tuple[Plan, Script] | None:
         likely = checks.spoken()
@@ -353,13 +357,8 @@ def _fit_in_slots(routine: Routine, level: str, shown: Plan, slots: ReservedDura
 
 
 def _made_first(
-    routine: Routine,
-    minutes: float | None,
-    level: str,
-    speaker,
-    chimes: ChimeBank,
+    checks: _ColdChecks,
     ahead: _SpeechAhead,
-    fresh: list[str],
     report: Callable[[str, float], None],
 ) -> tuple[Plan, Script, list[str]] | None:
     """The file build's plan (as its speech will likely correct it: `as_spoken`), its first phrases
@@ -373,10 +372,10 @@ def _made_first(
     advanced: after 28 of its 64 phrases), or as soon as the same plan with a step given back
     (`plan.trimmed`) does and keeps what a cold stream keeps (`_ColdChecks`): each made phrase
     frees the little its slot held over it. Also the phrases still in slots, as `stream` wants them.
+    `checks` names the session and keeps `as_spoken`'s plan where `cold_session` found it already.
     """
-    shown, _ = plan_session(routine, minutes, level, speaker, chimes, synthesise=False)
-    checks = _ColdChecks(routine, minutes, level, speaker, chimes, fresh, shown)
-    likely = checks.spoken()  # the plan its speech, once made, lands on
+    routine, speaker, chimes, fresh = checks.routine, checks.speaker, checks.chimes, checks.unmade
+    shown, likely = checks.shown, checks.spoken()  # likely: the plan its speech, once made, lands on
     unmade = set(fresh) | {
         t for t in lay_out(likely, ReservedDurations(speaker, chimes, fresh)).spoken_texts() if not ahead.made(t)
     }
@@ -909,16 +908,18 @@ def stream(
                     if unmade:
                         ahead.add(_level_sample(draft, unmade), first=True)
 
+                shown, _ = plan_session(
+                    session.routine, minutes, session.level, speaker, session.chimes, synthesise=False
+                )
+                checks = _ColdChecks(session.routine, minutes, session.level, speaker, session.chimes, fresh, shown)
                 laid = cold_session(
-                    session.routine, minutes, session.level, speaker, session.chimes, fresh, on_draft=start_sample
+                    session.routine, minutes, session.level, speaker, session.chimes, fresh, start_sample, checks
                 )
                 if laid is not None:
                     plan, script = laid
                     pending = [t for t in dict.fromkeys(script.spoken_texts()) if t in fresh or not ahead.made(t)]
                 else:  # no plan keeps every rule in slots: the file build's, with its first phrases made
-                    first = _made_first(
-                        session.routine, minutes, session.level, speaker, session.chimes, ahead, fresh, report
-                    )
+                    first = _made_first(checks, ahead, report)  # as_spoken's plan, found already, is kept
                     if first is not None:
                         plan, script, slotted = first
                         pending = [t for t in dict.fromkeys(script.spoken_texts()) if t in set(slotted)]
