@@ -296,7 +296,11 @@ def _fit_shorter(routine: Routine, level: str, shown: Plan, slots: ReservedDurat
     target = shown.target_seconds
     estimates = PhraseDurations(None, slots.chimes)
     store = plan_store(slots.speaker)
-    base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, store) if level in LEVELS else shown
+    base = (
+        _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, store, explain=False)
+        if level in LEVELS
+        else shown
+    )
     aim = target - (lay_out(base, slots).total_seconds - lay_out(base, estimates).total_seconds)
     kept = not slots.chimes.overrides  # chimes from the user's files are timed from the files: not remembered
     for _ in range(2):
