@@ -735,9 +735,9 @@ def trimmed(plan: Plan, layout: Callable[[Plan], Script], least_work: float) -> 
     session keeps its parts, rounds and core exercises; it gives back what `fit` adds last, in turn:
     extra rest, amounts beyond the level's own, sets beyond the level's, the optional extras (never
     a section's last), stretches held again. In each turn the give-back that lands with the most
-    work is taken, else the one that shortens most. Seven-minute circuit, 35 minutes intermediate, runs 66 s long in slots: its
-    warm-up march at the level's own 90 s rather than 120 s lands it, three rounds kept (a fit for
-    the slots plays two).
+    work is taken, else the one that shortens most. Seven-minute circuit, 35 minutes intermediate,
+    runs 66 s long in slots: its warm-up march a step shorter lands it, three rounds kept (a fit
+    for the slots plays two).
     """
     structure = _from_shape(plan.routine, plan.level, plan.shape) if not plan.exact else None
     if structure is None:
