@@ -895,7 +895,6 @@ def stream(
     may_be_cold = cold is not False and options.music is None and can_reserve(speaker)
     with _SpeechAhead(speaker) as ahead, interruptible(lambda: report("planning", 0.0)):
         pending: list[str] = []
-        opening_made = False  # made first in part: its opening phrases are made before it plays
         if may_be_cold:
             opening = opening_lines(session.routine)
             fresh = [t for t in opening if not ahead.made(t)]
@@ -927,13 +926,12 @@ def stream(
                     first = _made_first(checks, ahead, report)  # as_spoken's plan, found already, is kept
                     if first is not None:
                         plan, script, slotted = first
-                        opening_made = True
                         pending = [t for t in dict.fromkeys(script.spoken_texts()) if t in set(slotted)]
                 if pending:
                     minutes = plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
         sample: list[str] = []
         if pending:
-            sample = _level_sample(script, pending, opening_made)
+            sample = _level_sample(script, pending)
             pending = sample + [t for t in pending if t not in set(sample)]
             ahead.add(sample, first=True)
             ahead.add(pending)
@@ -1148,28 +1146,22 @@ class _QueuedSpeaker:
 LEVEL_SAMPLE_SECONDS = 4.0
 
 
-def _level_sample(script: Script, pending: list[str], opening_made: bool = False) -> list[str]:
+def _level_sample(script: Script, pending: list[str]) -> list[str]:
     """The phrases a cold stream makes first and sets its level from: the first one said of
     `pending` (those not made yet), then those that make up most of the session's speech (heard most
     often, for longest), up to `LEVEL_SAMPLE_SECONDS` of speech; the made ones among them count
     without being waited for (the draft's sample, made while the plan is fitted). Short cues are
     louder than long explanations, and a session is mostly one or the other, so a level judged from
-    the opening phrases alone missed by up to 1 LU. A stream made first in part (`opening_made`) has
-    its opening phrases made, which its level counts: its first pending phrase, the next of its talk
-    (back-pain 10 minutes advanced: "A bell starts each exercise...", still being made), is not
-    waited for (3.2 s between its tag and its first frame in one run).
+    the opening phrases alone missed by up to 1 LU.
     """
     said: dict[str, float] = {}
     for text in script.spoken_texts():
         said[text] = said.get(text, 0.0) + estimate_duration(text)
-    first = None if opening_made else pending[0]
-    unmade = set(pending)
-    sample = [first] if first is not None else []
-    budget = LEVEL_SAMPLE_SECONDS + (estimate_duration(first) if first is not None else 0.0)
-    seconds = budget - LEVEL_SAMPLE_SECONDS
+    first, unmade = pending[0], set(pending)
+    sample, seconds = [first], estimate_duration(first)
     for text in sorted(said, key=lambda t: -said[t]):
         length = estimate_duration(text)
-        if text == first or seconds + length > budget:
+        if text == first or seconds + length > LEVEL_SAMPLE_SECONDS + estimate_duration(first):
             continue
         if text in unmade:  # one made already (for the draft) counts without a wait
             sample.append(text)

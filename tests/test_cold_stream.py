@@ -282,8 +282,8 @@ def test_a_cold_stream_corrects_its_gain_as_its_phrases_arrive(tmp_path, monkeyp
     level_set_from = {f"Welcome to {routine.title}."}
     level_sample = api._level_sample
 
-    def sample(script, pending, opening_made=False):
-        chosen = level_sample(script, pending, opening_made)
+    def sample(script, pending):
+        chosen = level_sample(script, pending)
         level_set_from.update(chosen)
         return chosen
 
@@ -323,13 +323,6 @@ def test_the_level_sample_counts_the_phrases_made_for_the_draft_without_waiting_
     made = set(whole[1:3])
     part = api._level_sample(script, [t for t in texts if t not in made])
     assert part == [t for t in whole if t not in made]
-    # Made first in part, its opening phrases made: the next of its talk, which may be long and still
-    # being made, is not waited for; the most-said phrases still are, up to the sample's length.
-    later = texts[len(api.opening_lines(routine)) :]
-    assert later[0] in api._level_sample(script, later)
-    opened = api._level_sample(script, later, opening_made=True)
-    assert later[0] not in opened and opened and set(opened) <= set(later)
-    assert sum(estimate_duration(t) for t in opened) <= api.LEVEL_SAMPLE_SECONDS
 
 
 def test_a_phrase_found_unmade_keeps_its_slot_once_made(tmp_path):
