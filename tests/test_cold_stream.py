@@ -479,7 +479,7 @@ def test_a_cold_piper_stream_no_plan_in_slots_keeps_starts_before_its_speech_is_
     8.5 s to the first frame; on the plan shown no share made first landed, and it waited for all
     of them and the fit on their real lengths (13.7 s). Desk-break at 8 minutes beginner landed only
     after 81 of its 83 phrases were made (12.2 s); with a step given back as they are made
-    (`plan.trimmed`), after 11, or, in about half the runs, after 39: its give-back lands within
+    (`plan.trimmed`), after 11, or, in about a third of the runs, after 39: its give-back lands within
     0.2 s of the length's edge, with as little work as a cold stream may lose, so Piper's own
     variation from run to run decides whether it lands before the long safety talk is made."""
     cache = tmp_path / "cache"
