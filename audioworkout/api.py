@@ -296,11 +296,7 @@ def _fit_shorter(routine: Routine, level: str, shown: Plan, slots: ReservedDurat
     target = shown.target_seconds
     estimates = PhraseDurations(None, slots.chimes)
     store = plan_store(slots.speaker)
-    base = (
-        _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, store, explain=False)
-        if level in LEVELS
-        else shown
-    )
+    base = _fit_on_estimates(routine, shown.minutes, LEVELS[0], slots.chimes, store) if level in LEVELS else shown
     aim = target - (lay_out(base, slots).total_seconds - lay_out(base, estimates).total_seconds)
     kept = not slots.chimes.overrides  # chimes from the user's files are timed from the files: not remembered
     for _ in range(2):
@@ -339,8 +335,8 @@ def _stream_work(
     """The work a stream of this session plays: its cold plan's, or, made first in part, `as_spoken`'s
     (0 where no plan of this length exists at this level, as `fit` finds for its levels too)."""
     if minutes is not None:
-        try:  # (a fit that asks for no explanation: where there is no plan, that is a search of its own)
-            _fit_on_estimates(routine, minutes, level, chimes, plan_store(speaker), keep=False, explain=False)
+        try:
+            _fit_on_estimates(routine, minutes, level, chimes, plan_store(speaker), keep=False)
         except UsageError:
             return 0.0
     laid = cold_session(routine, minutes, level, speaker, chimes, unmade)
@@ -461,7 +457,7 @@ def plan_session(
         plan = (
             exact_plan(routine, level)
             if exact
-            else _fit_on_estimates(routine, minutes, level, chimes, store, synthesise, explain=False)
+            else _fit_on_estimates(routine, minutes, level, chimes, store, synthesise)
         )
     except UnreachableLength:
         raise unreachable(routine, minutes, level, layouts) from None
@@ -533,7 +529,6 @@ def _fit_on_estimates(
     chimes: ChimeBank | None,
     store: PlanStore | None = None,
     keep: bool = True,
-    explain: bool = True,
 ) -> Plan:
     """`fit` on estimated phrase lengths: a pure function of its inputs.
 
@@ -542,10 +537,12 @@ def _fit_on_estimates(
     fitting it again) and, given a `store`, read from and (with `keep`: not in a dry run, which
     writes nothing) kept on disk for the next process. (A correction for real speech moves the
     rests of the plan already fitted: `_rests_moved`.) Chimes from the user's files are timed from
-    the files, which may change, so those fits are not remembered.
+    the files, which may change, so those fits are not remembered. Where no plan lands, the
+    UnreachableLength names no lengths that can be made (a search of its own): a caller that shows
+    it words it with `plan.unreachable`, as `plan_session` does; the others catch it.
     """
     if chimes is not None and chimes.overrides:
-        return fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), explain=explain)
+        return fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), explain=False)
     key = (repr(routine), float(minutes), level)
     with _FITS_LOCK:
         plan = _FITS.get(key)
@@ -558,7 +555,7 @@ def _fit_on_estimates(
             _in_store(store, key)
     if plan is None:
         fitted = _fitted_before(routine, minutes)
-        plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), fitted, explain)
+        plan = fit(routine, minutes, level, layout_with(PhraseDurations(None, chimes)), fitted, explain=False)
         _remember(fitted, routine, minutes)  # the easier levels fitted on the way are kept too
         if store is not None and keep:
             for below, made in fitted.items():
