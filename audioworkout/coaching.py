@@ -7,6 +7,7 @@ against the same rules, so a rule lives in one place.
 from __future__ import annotations
 
 import math
+import re
 
 from .content import Exercise, Routine
 from .phrases import length_words
@@ -47,10 +48,20 @@ SPOKEN_COUNTDOWN_FROM = 20
 TIME_LEFT_MARKS = (60, 30)
 # "10 minutes to go in this session".
 MINUTES_LEFT_MARKS = (20, 10, 5)
+# A care point a fixed changeover had no room for is said this soon after "go", the first time the move is
+# done: the risk is named as the move starts, never in the middle of it.
+CARE_SAID_WITHIN = 5.0
 # During a static hold most of the time is quiet holding.
 HOLD_QUIET_SHARE = 0.70
 # Warm-up and cool-down are each roughly 10-20 % of a session; the review allows this band around it.
 SHARE_BAND = (0.07, 0.27)
+
+
+def is_warm_or_cool(section_name: str) -> bool:
+    """The sections SHARE_BAND applies to, by name ("Warm-up", "Cool-down", "Gentle warm-up")."""
+    return bool(re.search(r"warm|cool", section_name, re.I))
+
+
 # The share of a session a planner aims the warm-up and the cool-down at.
 WARM_COOL_SHARE = 0.15
 # How far past its share a section may be before growth goes to the others.

@@ -368,6 +368,38 @@ def _include(i: _Item) -> Step:
     return step
 
 
+def _include_at(i: _Item, amount: int) -> Step:
+    """Include an extra at less than its level's own amount: where the whole of it would overrun."""
+
+    def step() -> Callable[[], None] | None:
+        if i.included:
+            return None
+        before, i.included, i.amount = i.amount, True, amount
+
+        def undo() -> None:
+            i.included, i.amount = False, before
+
+        return undo
+
+    return step
+
+
+def _shorter_amounts(ex: Exercise, level: str, easier: int | None = None) -> list[int]:
+    """Round amounts below the level's own, longest first, down to the easier level's own (a beginner's:
+    the move's least) or what the easier level's session gives it (`easier`), if more: levels keep their order."""
+    own = coaching.round_amount(ex, ex.amounts[level])
+    k = LEVELS.index(level)
+    amount = coaching.round_amount(ex, max(ex.amounts[LEVELS[k - 1]] if k > 0 else ex.limits[0], easier or 0))
+    out = []
+    while amount < own:
+        out.append(amount)
+        if ex.kind in ("timed", "hold"):
+            amount += coaching.STEP_SHORT if amount < coaching.STEP_SWITCH_AT else coaching.STEP_LONG
+        else:
+            amount += 1
+    return sorted(set(out), reverse=True)
+
+
 def _more_sets(i: _Item, limit: int) -> Step:
     def step() -> Callable[[], None] | None:
         if not i.included or i.sets >= limit:
@@ -391,8 +423,12 @@ def _more_rounds(s: _Section, limit: int) -> Step:
 Phase = list[list[Step]]  # per section, the steps to take in order; sections take turns by their share
 
 
-def _ladder(structure: _Structure, level: str) -> list[Phase]:
-    """The growth ladder: phases of per-section steps, each phase grown in balance before the next."""
+def _ladder(structure: _Structure, level: str, least: dict[tuple[str, str], int] | None = None) -> list[Phase]:
+    """The growth ladder: phases of per-section steps, each phase grown in balance before the next.
+
+    `least`: the easier level's amounts per set in this session, which an extra taken shorter keeps to.
+    """
+    least = least or {}
     sections = structure.sections
 
     def per_section(make: Callable[[_Section], list[Step]]) -> Phase:
@@ -417,8 +453,16 @@ def _ladder(structure: _Structure, level: str) -> list[Phase]:
             if i.exercise.is_stretch
         ]
 
-    def extras(s: _Section) -> list[Step]:  # 4. the optional extras
-        return [_include(i) for i in s.items if i.extra] + [
+    def extras(s: _Section) -> list[Step]:  # 4. the optional extras in order, each whole or else as long as fits
+        ordered = [
+            [_include(i)]
+            + [
+                _include_at(i, a)
+                for a in _shorter_amounts(i.exercise, level, least.get((s.section.name, i.exercise.id)))
+            ]
+            for i in s.items
+        ]
+        return [step for i, steps in zip(s.items, ordered, strict=True) if i.extra for step in steps] + [
             _more_sets(i, coaching.planned_sets(i.exercise, level, growth=False)) for i in s.items if i.extra
         ]
 
@@ -533,15 +577,17 @@ def fit(
     if fitted is not None and level in fitted:
         return fitted[level]
     floor = 0.0
+    least: dict[tuple[str, str], int] = {}  # the easier plan's amount per set, by (section, exercise)
     if level in LEVELS and level != LEVELS[0] and MIN_MINUTES <= minutes <= MAX_MINUTES:
         try:
-            easier = fit(
-                routine, minutes, LEVELS[LEVELS.index(level) - 1], layout, fitted, explain=False
-            ).work_seconds()
-            floor = easier - coaching.STEP_SHORT  # amounts move in 5 s steps: equal within one step
+            easier = fit(routine, minutes, LEVELS[LEVELS.index(level) - 1], layout, fitted, explain=False)
+            floor = easier.work_seconds() - coaching.STEP_SHORT  # amounts move in 5 s steps: equal within one step
+            for p in easier.exercises:
+                key = (p.section, p.exercise.id)
+                least[key] = max(least.get(key, 0), p.amount)
         except UsageError:
             floor = 0.0
-    plan = _fit(routine, minutes, level, layout, floor, explain)
+    plan = _fit(routine, minutes, level, layout, floor, explain, least)
     if fitted is not None:
         fitted[level] = plan
     return plan
@@ -554,6 +600,7 @@ def _fit(
     layout: Callable[[Plan], Script],
     floor: float,
     explain: bool = True,
+    least: dict[tuple[str, str], int] | None = None,
 ) -> Plan:
     if level not in LEVELS:
         raise UsageError(f"level: got {level!r}; allowed: {' | '.join(LEVELS)}")
@@ -619,10 +666,10 @@ def _fit(
         grown_from[:] = [(state, now, length())]
         return True
 
-    for index, phase in enumerate(_ladder(structure, level)):
+    for index, phase in enumerate(_ladder(structure, level, least)):
         _grow_balanced(structure, phase, fits, shares, capped=index > 0)
     if length() + coaching.REST_STEP * _pad_capacity(structure, routine, level) < target - tol:
-        for phase in _ladder(structure, level):  # too short in balance: let any section grow
+        for phase in _ladder(structure, level, least):  # too short in balance: let any section grow
             _grow_balanced(structure, phase, fits, shares, capped=False)
 
     if work() < floor:
@@ -640,7 +687,22 @@ def _fit(
     _settle_rests(structure, routine, level, target, length)
     if abs(length() - target) > tol:
         raise _unreachable(routine, minutes, level, layout, explain)
+    # A plan the review would reject is not offered: this length is out of reach at this level instead
+    # (a circuit's whole rounds leave some lengths only a warm-up out of proportion, or less work, can fill).
+    if work() < floor or not _in_shape(structure, shares(), minutes):
+        raise _unreachable(routine, minutes, level, layout, explain)
     return build_plan(routine, level, structure, target, exact=False)
+
+
+def _in_shape(structure: _Structure, shares: list[float], minutes: float) -> bool:
+    """From 10 minutes, with a middle to frame, the warm-up and cool-down each take a share in SHARE_BAND."""
+    present = [k for k, s in enumerate(structure.sections) if any(i.included for i in s.items)]
+    if minutes < coaching.ALL_SECTIONS_FROM_MINUTES or len(present) <= 2:
+        return True
+    low, high = coaching.SHARE_BAND
+    return all(
+        low <= shares[k] <= high for k in present if coaching.is_warm_or_cool(structure.sections[k].section.name)
+    )
 
 
 def _pad_capacity(structure: _Structure, routine: Routine, level: str) -> int:

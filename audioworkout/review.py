@@ -29,6 +29,7 @@ WORK_KINDS = {
     "release",
     "last",
     "switch",
+    "care",  # a care point a fixed changeover had no room for, said just after "go" (script._say_care)
 }
 INTERVAL_TALK_KINDS = {"next", "setup", "instruction", "breathing", "safety_note", "option", "section", "progress"}
 PROGRESS_KINDS = {"next", "round", "set", "progress", "time_left", "halfway", "direction", "section"}
@@ -85,14 +86,21 @@ def round_amounts(plan: Plan, script: Script) -> Iterable[Finding]:
 def talk_before_clock(plan: Plan, script: Script) -> Iterable[Finding]:
     """Setup, how-to, options and safety are said before the start bell: the clock starts at "go".
 
+    A care point a fixed changeover had no room for is said just after "go", the first time only.
+
     Intervals (run and walk) are the exception: their clock never stops, so what comes next is said
     while moving, and a first run's how-to just after its bell.
     """
     spoken = _spoken(script)
     for span in script.work:
         allowed = WORK_KINDS | INTERVAL_TALK_KINDS if span.amount == "interval" else WORK_KINDS
+        first = span.start == _first_work(script, span.title)
         for cue in _within(spoken, span):
-            if cue.kind not in allowed:
+            if cue.kind == "care" and (not first or cue.time > span.start + coaching.CARE_SAID_WITHIN):
+                yield Finding(
+                    cue.time, span.title, f'"{cue.text[:60]}" is said after the move has started', "talk-before-clock"
+                )
+            elif cue.kind not in allowed:
                 yield Finding(
                     cue.time,
                     span.title,
@@ -191,7 +199,7 @@ def shape(plan: Plan, script: Script) -> Iterable[Finding]:
     if plan.minutes >= coaching.ALL_SECTIONS_FROM_MINUTES and len(present) > 2:
         low, high = coaching.SHARE_BAND
         for name in present:
-            if not re.search(r"warm|cool", name, re.I):
+            if not coaching.is_warm_or_cool(name):
                 continue
             share = (
                 sum(
@@ -272,10 +280,10 @@ def wording(plan: Plan, script: Script) -> Iterable[Finding]:
 
 def safety_and_equipment(plan: Plan, script: Script) -> Iterable[Finding]:
     """Every exercise's safety notes are said at its first appearance; the equipment before the first exercise."""
-    said = " ".join(c.text for c in _spoken(script))
+    said = " ".join(c.text for c in _spoken(script)).lower()  # the intro says "For the plank, drop to ..."
     for ex in plan.distinct_exercises():
         for note in ex.safety:
-            if note not in said:
+            if note.lower() not in said:
                 yield Finding(_first_work(script, ex.name), ex.name, f'safety note never said: "{note[:60]}"', "safety")
     first_start = next((c.time for c in script.cues if isinstance(c, ChimeCue) and c.chime == "start"), 0.0)
     for item in plan.equipment():

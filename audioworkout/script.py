@@ -141,7 +141,8 @@ class _Timeline:
         self.free_at = 0.0
         self.pool = Pool(seed)
         self.work: list[Span] = []
-        self.dropped: list[tuple[str, str]] = []  # lines an exact transition had no room for
+        self.care: dict[str, str] = {}  # exercise -> the care point its fixed changeover had no room for
+        self.unsaid_care: list[tuple[str, str]] = []  # (exercise, its care point) said neither before nor in it
 
     def length(self, text: str) -> float:
         return self.durations.duration(text)
@@ -196,11 +197,11 @@ class _Timeline:
 def lay_out(plan: Plan, durations: Durations) -> Script:
     """Turn a plan into timed cues.
 
-    Exact plans are laid out twice: progress cues then know the total, and the safety notes that
-    no fixed transition had room for are said in the intro instead.
+    Exact plans are laid out twice: progress cues then know the total, and the care points that
+    neither a fixed transition nor the first seconds of the move had room for are said in the
+    intro instead, each with the move it belongs to.
     """
-    script, dropped = _lay_out(plan, durations, plan.target_seconds or None, [])
-    notes = [text for text, kind in dropped if kind == "safety_note"]
+    script, notes = _lay_out(plan, durations, plan.target_seconds or None, [])
     if plan.exact or notes:
         script, _ = _lay_out(plan, durations, plan.target_seconds or script.total_seconds, notes)
     return script
@@ -231,15 +232,16 @@ class _Session:
 
 
 def _lay_out(
-    plan: Plan, durations: Durations, total: float | None, early_notes: list[str]
+    plan: Plan, durations: Durations, total: float | None, early_notes: list[tuple[str, str]]
 ) -> tuple[Script, list[tuple[str, str]]]:
+    """The script, and the (exercise, care point) pairs it had no room to say with their moves."""
     routine = plan.routine
     tl = _Timeline(durations, f"{routine.id}|{plan.level}|{plan.target_seconds:g}")
     tl.free_at = LEAD_IN
     session = _Session(plan, total)
     _intro(tl, plan, total)
     if early_notes:
-        tl.say(say("move_notes", notes=" ".join(early_notes)), "safety_note")
+        tl.say(_move_notes(early_notes), "safety_note")
     spans: list[Span] = []
     flat = [(section, planned) for section in plan.sections for planned in section.exercises]
     counts, last_of_kind = _interval_counts([planned for _, planned in flat])
@@ -288,6 +290,8 @@ def _lay_out(
             spans.append(Span(planned.name, start, end, "exercise", section.name, planned.amount_text()))
         title = section.name if section.rounds == 1 else f"{section.name}, round {section.round}"
         spans.append(Span(title, section_start, boundary if boundary is not None else tl.free_at, "section"))
+    for name in tl.care:  # moves whose care point waited for work that never came (a run's, say)
+        tl.unsaid_care.append((name, _care_text(plan, name)))
     tl.section = tl.exercise = None
     tl.chime_set = "bright"
     tl.say(routine.outro, "outro")
@@ -298,7 +302,19 @@ def _lay_out(
     total_seconds = tl.free_at - GAP + TAIL
     spans.sort(key=lambda s: (s.start, s.kind != "section"))
     minutes = round(plan.minutes, 2) if plan.target_seconds else round(total_seconds / 60, 2)
-    return Script(routine.id, routine.title, plan.level, minutes, total_seconds, tl.cues, spans, tl.work), tl.dropped
+    script = Script(routine.id, routine.title, plan.level, minutes, total_seconds, tl.cues, spans, tl.work)
+    return script, tl.unsaid_care
+
+
+def _care_text(plan: Plan, name: str) -> str:
+    return " ".join(next(p.exercise.safety for p in plan.exercises if p.name == name))
+
+
+def _move_notes(notes: list[tuple[str, str]]) -> str:
+    """ "A word on the moves ahead. For the plank, drop to your knees ...": each care point with its move's
+    name, so a listener knows which move it is for (a list of "Take care:" lines did not say)."""
+    said = [say("move_note", name=name.lower(), text=text[:1].lower() + text[1:]) for name, text in notes]
+    return say("move_notes", notes=" ".join(said))
 
 
 def _intro(tl: _Timeline, plan: Plan, total: float | None) -> None:
@@ -442,7 +458,9 @@ def _transition(
             chosen, rest_key = list(lines), None
         while chosen and need(chosen, gap) > gap:
             chosen.remove(max(chosen, key=lambda line: line[2]))
-        tl.dropped += [(text, kind) for text, kind, _ in lines if (text, kind, _) not in chosen]
+        for text, kind, priority in lines:  # the rest of the how-to is left out; the care point waits
+            if kind == "safety_note" and tl.exercise is not None and (text, kind, priority) not in chosen:
+                tl.care[tl.exercise] = text  # said as the work starts, if there is room (_say_care)
     else:
         # The written rest, or the talk's length rounded up; what fitting added to the rest comes on top.
         written, pad = min(rest, base_rest), max(0.0, rest - base_rest)
@@ -640,6 +658,7 @@ def _timed(tl: _Timeline, planned: PlannedExercise, start: float, fillers: list[
         if seconds >= left * 2 and left < seconds:
             fixed.append((end - left, say("to_go", length=length_words(left)), "time_left", None))
     fixed.sort()
+    _say_care(tl, planned, start, fixed)
     for at, text, kind, chime in fixed:
         tl.fill(at, fillers)
         if chime:
@@ -657,6 +676,29 @@ def _timed(tl: _Timeline, planned: PlannedExercise, start: float, fillers: list[
     tl.fill(end, fillers)
     tl.chime("end", at=end)
     return end
+
+
+def _say_care(
+    tl: _Timeline, planned: PlannedExercise, start: float, marks: list[tuple[float, str, str, str | None]]
+) -> None:
+    """The care point a fixed changeover had no room for, said just after "go" of the first set: a coach
+    names the risk as the move starts, not a minute earlier in a list. It goes to the intro instead
+    (`lay_out`) where it would run into the next mark, where a hold would lose its quiet (a stretch
+    or plank is mostly silent holding), or where only one side of a move would hear it."""
+    text = tl.care.pop(planned.name, None)
+    if text is None:
+        return
+    ex = planned.exercise
+    until = marks[0][0] if marks else start + float(planned.amount)
+    fits = tl.free_at + tl.length(text) + GAP <= until - 1.0
+    if ex.kind == "hold":
+        talk = tl.free_at - start + tl.length(text) + GAP + sum(tl.length(mark[1]) + GAP for mark in marks)
+        talk += 3 * (tl.length("3") + GAP) if planned.register == "energetic" else 0.0  # the spoken countdown
+        fits = fits and ex.sides != "each" and talk <= (1 - coaching.HOLD_QUIET_SHARE) * float(planned.amount)
+    if fits:
+        tl.say(text, "care")
+    else:
+        tl.unsaid_care.append((planned.name, " ".join(ex.safety)))
 
 
 def _reps(tl: _Timeline, planned: PlannedExercise, start: float) -> float:
@@ -796,8 +838,8 @@ def _interval(
         for text, kind, _ in _first_lines(plan, planned)[1:]:  # the setup was said before the bell
             if tl.free_at + tl.length(text) + GAP <= keep_free:
                 tl.say(text, kind)
-            else:  # a short interval has no room: safety notes go to the intro ("For the moves ahead")
-                tl.dropped.append((text, kind))
+            elif kind == "safety_note":  # a short interval has no room: its care point goes to the intro
+                tl.unsaid_care.append((planned.name, " ".join(ex.safety)))
     if count is not None and tl.free_at + 4.0 < keep_free:
         what, done, left = count  # done >= 1: the interval before was one of them
         if left == 0:
@@ -865,7 +907,6 @@ def _fit_tail(tl: _Timeline, ahead: list[tuple[str, str, int]], until: float) ->
         if at >= tl.free_at + 2.0 or len(chosen) <= 1:
             if at < tl.free_at:  # an interval too short even to name the next one: the bell alone
                 at, lines = until, []
-            tl.dropped += [(text, kind) for text, kind, _ in ahead if (text, kind) not in lines]
             return at, lines
         chosen.remove(max(chosen, key=lambda line: line[2]))
 

@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from audioworkout import api, coaching
+from audioworkout import api, coaching, review
 from audioworkout.content import load_routine, routine_names
+from audioworkout.errors import UsageError
 from audioworkout.phrases import ENCOURAGEMENT
 from audioworkout.plan import tolerance
 from audioworkout.script import ChimeCue, SpokenCue, lay_out
@@ -186,6 +187,74 @@ def test_the_seven_minute_circuit_as_published():
     assert gaps == [10.0] * 10
     # 7 min 50 s of circuit, and an intro that names the equipment and every move's safety note
     assert 7.8 * 60 <= script.total_seconds <= 11 * 60
+
+
+@pytest.mark.parametrize("level", ["beginner", "advanced"])
+def test_a_circuit_move_hears_its_care_point_with_it_not_in_a_list_before_the_session(level):
+    """The published circuit's 10 s changeovers hold "Next: Push-Ups." and little more. A care point
+    that does not fit there is said just after "go" of the move's first interval, as a coach names the
+    risk when the move starts; it went to the intro before, ten "Take care:" lines in a row (53 s)
+    that named no move. Only where the move's work has no room either (a hold keeps 70 % quiet; a side
+    plank's one side would hear it and not the other) is it said before the session, with the move's
+    name."""
+    routine = load_routine("seven-minute-circuit")
+    plan, script = api.plan_session(routine, None, level)
+    spoken = [c for c in script.cues if isinstance(c, SpokenCue)]
+    first_bell = next(c.time for c in script.cues if isinstance(c, ChimeCue) and c.chime == "start")
+    intro = [c for c in spoken if c.time < first_bell]
+    in_work = {c.exercise: c for c in spoken if c.kind == "care"}
+    before = [c for c in intro if c.kind == "safety_note" and c.exercise is None]  # said before any move
+    for ex in plan.distinct_exercises():
+        note = " ".join(ex.safety)
+        work = next(w for w in script.work if w.title == ex.name)
+        cue = in_work.get(ex.name)
+        if cue is not None:
+            assert cue.text == f"Take care: {note}"
+            assert work.start < cue.time <= work.start + 4.0, (ex.name, cue.time - work.start)
+            assert cue.end <= work.start + work.end - work.start - 3.0
+            assert not any(note.lower() in c.text.lower() for c in intro)
+        elif not any(f"Take care: {note}" == c.text for c in spoken if c.time < work.start):
+            # neither in its changeover nor in its work: named in the intro
+            assert any(f"for the {ex.name.lower()}, {note[:1].lower()}{note[1:]}" in c.text.lower() for c in before)
+            assert ex.kind == "hold", ex.name
+    assert len(in_work) >= 8, sorted(in_work)
+    assert not any("Take care:" in c.text for c in before)
+    assert sum(c.duration for c in before) < 20.0  # was 53 s of "Take care:" lines
+    assert review.review(plan, script) == []
+
+
+def test_an_extra_that_overruns_at_the_levels_amount_comes_in_shorter_but_not_below_the_level_below():
+    """Seven-minute circuit, 12 minutes: one round and a warm-up march. Advanced's own march (2:00)
+    overruns the length, and an extra was taken whole or not at all: with shoulder rolls alone the
+    session fell short, so 12 minutes advanced could not be made. The march now comes in at 1:45,
+    never shorter than the level below gives it, and the levels keep their order."""
+    routine = load_routine("seven-minute-circuit")
+    sessions = {level: api.plan_session(routine, 12, level) for level in ("intermediate", "advanced")}
+
+    def march(level):
+        return next(e for e in sessions[level][0].exercises if e.exercise.id == "marching-in-place")
+
+    own = coaching.round_amount(march("advanced").exercise, march("advanced").exercise.amounts["advanced"])
+    assert march("intermediate").amount <= march("advanced").amount < own
+    for plan, script in sessions.values():
+        assert review.review(plan, script) == []
+    assert review.review_levels(sessions) == []
+
+
+def test_a_length_only_a_lopsided_or_lesser_session_would_fill_is_not_offered():
+    """The circuit's rounds are eight minutes each. At 20 minutes advanced a second round overruns, and
+    one round left the warm-up 28 % of the session; at 25 minutes advanced two rounds worked less than
+    intermediate's two. Neither is offered now: the error names the nearest lengths that can be
+    made, and each of those keeps every rule."""
+    routine = load_routine("seven-minute-circuit")
+    for minutes in (20, 25):
+        with pytest.raises(UsageError, match=r"the nearest that can be made: \d+") as refused:
+            api.plan_session(routine, minutes, "advanced")
+        named = [int(m) for m in re.findall(r"(\d+)", str(refused.value).split("the nearest that can be made:")[1])]
+        assert named, str(refused.value)
+        for length in named:
+            plan, script = api.plan_session(routine, length, "advanced")
+            assert review.review(plan, script) == [], length
 
 
 def test_progress_and_safety_are_spoken():

@@ -43,6 +43,26 @@ def test_talk_while_the_clock_runs_is_flagged(session):
     assert "talk-before-clock" in _rules(plan, script)
 
 
+def test_a_care_point_said_late_in_the_move_or_in_a_later_round_is_flagged():
+    """The circuit says a move's care point just after "go" where its changeover had no room: moved to
+    the middle of the interval, or to the move's second round, it is talk while the clock runs."""
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"), None, "intermediate")
+    assert review.review(plan, script) == []
+    care = [c for c in script.cues if c.kind == "care"]
+    assert care
+    late = copy.deepcopy(script)
+    cue = next(c for c in late.cues if c.kind == "care")
+    cue.time += 8.0
+    assert any(
+        f.rule == "talk-before-clock" and "after the move has started" in f.message for f in review.review(plan, late)
+    )
+    later = copy.deepcopy(script)
+    cue = next(c for c in later.cues if c.kind == "care")
+    again = [w for w in later.work if w.title == cue.exercise][1]  # the same move in round 2
+    cue.time = again.start + 1.0
+    assert any(f.rule == "talk-before-clock" for f in review.review(plan, later))
+
+
 def test_a_hold_full_of_talk_is_flagged(session):
     plan, script = copy.deepcopy(session)
     hold = next(w for w in script.work if w.amount == "hold")
