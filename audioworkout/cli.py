@@ -627,6 +627,8 @@ def _warm_after_stream(routine, minutes, level, settings, options) -> None:
         api.warm_cache(routine, minutes, level, settings, options)
     except KeyboardInterrupt:
         click.echo("Skipped; what was made is kept, the next play makes the rest.", err=True)
+    except UsageError as exc:  # the stream is whole; only a file build of it is out of this voice's reach
+        click.echo(f"Streamed in full, but not kept for a next play: {printable(str(exc))}", err=True)
 
 
 def _quiet_stdout() -> None:
