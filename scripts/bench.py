@@ -418,8 +418,8 @@ def bench_stream(lengths: list[int]) -> None:
 COLD_OTHERS = [("seven-minute-circuit", 45, "intermediate"), ("desk-break", 30, "advanced")]
 
 # The sessions a cold stream with Piper serves by making some of their speech first (no plan laid out
-# in slots kept every rule; 2026-12-07), and the circuit at 35 minutes intermediate, which was one
-# until a step given back (`plan.trimmed`) landed it in slots: `--only made-first`.
+# in slots kept every rule; swept 2026-12-07 after the circuit's care points left its intro), and the
+# circuit at 35 minutes, which was one at both levels until then: `--only made-first`.
 MADE_FIRST = [
     ("back-pain", 5, "beginner"),
     ("back-pain", 8, "intermediate"),
