@@ -46,10 +46,12 @@ class ChimeSet(StrEnum):
 
 
 class Register(StrEnum):
-    """How the coach sounds in a section: calm (stretching, breathing) or energetic (circuits, strength)."""
+    """How the coach sounds in a section: calm (stretching, breathing), energetic (circuits, strength), or
+    warming (a warm-up that builds toward harder work: calm's timing, words that build, not relax)."""
 
     CALM = "calm"
     ENERGETIC = "energetic"
+    WARMING = "warming"
 
 
 class Category(StrEnum):
@@ -590,7 +592,7 @@ def _section(r: Reader, library: ExerciseLibrary) -> Section | None:
     if register is None:
         register = "calm" if chimes == "soft" else "energetic"
     if chimes is None:
-        chimes = "soft" if register == "calm" else "bright"
+        chimes = "bright" if register == "energetic" else "soft"
     rounds = f["rounds"].per_level(LEVELS, *ROUNDS_BOUNDS, default=1, why_low=_WHY_ROUNDS)
     order = f["order"].choice(("fixed", "flexible"), default="fixed")
     flow = f["flow"].choice(FLOWS, default="sets")

@@ -60,6 +60,9 @@ ENGLISH: dict[str, str] = {
     "start_calm_timed": "Moving slowly now.",
     "start_calm_hold": "Settle into the stretch.",
     "start_calm_reps": "Slowly, here we go.",
+    "start_warming_timed": "Start easy, and build it up.",
+    "start_warming_hold": "Settle into it, nice and easy.",
+    "start_warming_reps": "Nice and easy, here we go.",
     "start_breaths": "Follow your breath.",
     # During the work.
     "halfway": "Halfway there.",
@@ -105,6 +108,15 @@ ENCOURAGEMENT: dict[str, tuple[str, ...]] = {
         "Let each breath out relax you a little more.",
         "Stay gentle. No need to push.",
         "Notice how your body feels.",
+    ),
+    # A warm-up before harder work: light to moderate effort that builds (ACSM), never "relax" or "settle".
+    "warming": (
+        "Feel your body warming up.",
+        "Let your breathing deepen a little.",
+        "Easy effort for now. You should still be able to talk.",
+        "Let your joints loosen up as you go.",
+        "Good. Keep it smooth and steady.",
+        "Build it up a little at a time.",
     ),
 }
 

@@ -272,10 +272,23 @@ def wording(plan: Plan, script: Script) -> Iterable[Finding]:
     for cue in spoken:
         if cue.section and cue.kind == "section" and cue.text.count(cue.section) > 1:
             yield Finding(cue.time, cue.section, "section named twice in one breath", "wording")
-    calm = {s.name for s in plan.sections if s.register == "calm"}
+    calm = {s.name for s in plan.sections if s.register != "energetic"}
     for cue in spoken:
         if cue.kind == "countdown" and cue.section in calm:
             yield Finding(cue.time, cue.exercise or cue.section, "spoken countdown in a calm section", "wording")
+
+
+def warm_up_builds(plan: Plan, script: Script) -> Iterable[Finding]:
+    """A warm-up right before energetic work is coached to build (register "warming"), not to relax: "Let
+    each breath out relax you" and "And gently ease off" belong to a cool-down, not to a march before a circuit."""
+    names = list(dict.fromkeys(s.name for s in plan.sections))
+    registers = {s.name: s.register for s in plan.sections}
+    for name, following in zip(names, names[1:], strict=False):
+        if re.search(r"warm", name, re.I) and registers[following] == "energetic" and registers[name] == "calm":
+            start = next((s.start for s in script.spans if s.kind == "section" and s.title.startswith(name)), 0.0)
+            yield Finding(
+                start, name, f"a calm warm-up before {following}: its words relax rather than build", "wording"
+            )
 
 
 def safety_and_equipment(plan: Plan, script: Script) -> Iterable[Finding]:
@@ -346,6 +359,7 @@ RULES: list[Rule] = [
     named_rests,
     fitted_length,
     wording,
+    warm_up_builds,
     safety_and_equipment,
     progress,
     positions,

@@ -687,15 +687,13 @@ def test_a_short_cold_stream_is_weighed_against_the_plan_its_file_build_would_pl
     assert abs(on_expected - 60 * minutes) <= tolerance(60 * minutes)
 
 
-@pytest.mark.parametrize(
-    ("name", "minutes", "level"), [("seven-minute-circuit", 35, "beginner"), ("back-pain", 8, "intermediate")]
-)
+@pytest.mark.parametrize(("name", "minutes", "level"), [("back-pain", 8, "intermediate")])
 def test_a_cold_stream_keeps_every_part_of_the_file_builds_session(tmp_path, name, minutes, level):
-    """Fitted in slots, the seven-minute circuit at 35 minutes beginner comes out with two rounds of
-    the circuit (the file build: three), and back-pain at 8 minutes came out without its strength part;
-    every coaching rule held, so both streamed cold. (At 20 minutes intermediate the circuit came out
-    with neither warm-up nor cool-down, until its care points left its intro and the plan fitted.) A
-    stream keeps the file build's parts or is made first in part: the circuit's with a step given back."""
+    """Fitted in slots, back-pain at 8 minutes intermediate comes out without its strength part, every
+    coaching rule held, so it streamed cold. A stream keeps the file build's parts or is made first in
+    part. (The seven-minute circuit at 20 minutes intermediate came out with neither warm-up nor
+    cool-down; since its care points left its intro, no circuit session's fit in slots changes its
+    parts, swept at every review length and level, and the circuit is no longer a case here.)"""
     speaker = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "empty"))
     routine = api.load_routine(name)
     shown, _ = api.plan_session(routine, minutes, level)
@@ -709,10 +707,6 @@ def test_a_cold_stream_keeps_every_part_of_the_file_builds_session(tmp_path, nam
     assert any(api.session_parts(plan) != api.session_parts(shown) for plan in fitted)
     laid = api.cold_session(routine, minutes, level, speaker)
     assert laid is None or api.session_parts(laid[0]) == api.session_parts(shown)
-    if name == "seven-minute-circuit":  # its own plan with a step given back lands in slots
-        assert [part for part, _ in api.session_parts(shown)] == ["Warm-up"] + ["Circuit"] * 3 + ["Cool-down"]
-        given_back = trimmed(shown, api.layout_with(slots), api.COLD_WORK_SHARE * shown.work_seconds())
-        assert laid is not None and laid[0] == given_back != shown
 
 
 def test_a_file_builds_plan_that_lands_in_slots_streams_cold_as_it_is(tmp_path):
@@ -728,26 +722,26 @@ def test_a_file_builds_plan_that_lands_in_slots_streams_cold_as_it_is(tmp_path):
 
 
 def test_a_cold_stream_gives_back_its_last_growth_and_keeps_its_rounds(tmp_path):
-    """Seven-minute circuit, 35 minutes beginner, Piper's slots: the file build's plan (warm-up, three
-    rounds of the circuit, cool-down) runs 78 s long in slots (36 s past its tolerance), and fitted for the slots it has two
-    rounds, a different workout. With the growth `fit` added last given back (the warm-up march at
-    the level's own 1:00 rather than 1:30, a stretch held at the level's own), it lands in slots and
-    streams cold: every exercise, set and round of the file build's. (The same at 35 minutes
-    intermediate, which was made first in part before, 23 s to its first frame; since the circuit's
-    care points left its intro, that plan lands in slots as it is.)"""
+    """Seven-minute circuit, 35 minutes advanced, Piper's slots: the file build's plan (warm-up, three
+    rounds of the circuit, cool-down) runs 77 s long in slots. With the growth `fit` added last given
+    back (shoulder rolls and the walk in the cool-down shorter), it lands in slots and streams cold:
+    every exercise, set and round of the file build's. (At 35 minutes intermediate, before the
+    circuit's care points left its intro, the plan fitted for the slots had two rounds, a different
+    workout, and the stream was made first in part: 23 s to its first frame.)"""
     speaker = api.make_speaker(SpeechSettings(cache_dir=tmp_path / "empty"))
     routine = api.load_routine("seven-minute-circuit")
-    shown, _ = api.plan_session(routine, 35, "beginner")
+    shown, _ = api.plan_session(routine, 35, "advanced")
     target = 35 * 60
     assert api.lay_out(shown, api.ReservedDurations(speaker)).total_seconds > target + tolerance(target)
-    laid = api.cold_session(routine, 35, "beginner", speaker)
+    laid = api.cold_session(routine, 35, "advanced", speaker)
     assert laid is not None
     plan, script = laid
     assert [s.round for s in plan.sections if s.name == "Circuit"] == [1, 2, 3]
     assert api.session_parts(plan) == api.session_parts(shown)
     assert [(e.name, e.sets) for e in plan.exercises] == [(e.name, e.sets) for e in shown.exercises]
     for was, now in zip(shown.exercises, plan.exercises, strict=True):
-        assert coaching.round_amount(now.exercise, now.exercise.amounts["beginner"]) <= now.amount <= was.amount
+        assert min(was.amount, coaching.round_amount(now.exercise, now.exercise.amounts["advanced"])) <= now.amount
+        assert now.amount <= was.amount
     assert plan.work_seconds() < shown.work_seconds()
     assert abs(script.total_seconds - target) <= tolerance(target) and review.review(plan, script) == []
 
@@ -779,7 +773,7 @@ def test_trimmed_gives_back_only_growth_and_keeps_every_part(name, tmp_path):
             found += 1
             assert abs(layout(plan).total_seconds - target) <= tolerance(target)
             assert api.session_parts(plan) == api.session_parts(shown)
-            assert 0.9 * shown.work_seconds() <= plan.work_seconds() < shown.work_seconds()
+            assert plan != shown and 0.9 * shown.work_seconds() <= plan.work_seconds() <= shown.work_seconds()
             kept = {(e.section, e.name, e.round): e for e in plan.exercises}
             for was in shown.exercises:
                 now = kept.get((was.section, was.name, was.round))

@@ -44,6 +44,9 @@ KEY_WORDS = {
     "start_calm_timed": "moving",
     "start_calm_hold": "stretch",
     "start_calm_reps": "here we go",
+    "start_warming_timed": "build",
+    "start_warming_hold": "settle",
+    "start_warming_reps": "here we go",
     "start_breaths": "breath",
 }
 # Phrases the recogniser mishears today, by exact text: expected to fail until the phrase is replaced

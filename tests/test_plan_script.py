@@ -257,6 +257,20 @@ def test_a_length_only_a_lopsided_or_lesser_session_would_fill_is_not_offered():
             assert review.review(plan, script) == [], length
 
 
+def test_a_warm_up_before_the_circuit_builds_rather_than_relaxes():
+    """A coach warms up for high-intensity work with light effort that builds (ACSM); the circuit's march
+    heard "Moving slowly now", "Let each breath out relax you a little more", "Stay gentle. No need to
+    push." Its warm-up now starts "Start easy, and build it up." and its company is the warming words."""
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"), 15, "advanced")
+    warm = [c for c in script.cues if isinstance(c, SpokenCue) and c.section == "Warm-up"]
+    said = {c.text for c in warm}
+    assert "Start easy, and build it up." in said
+    assert not said & set(ENCOURAGEMENT["calm"]) and not said & {"Moving slowly now.", "Settle into the stretch."}
+    assert said & set(ENCOURAGEMENT["warming"])
+    circuit = {c.text for c in script.cues if isinstance(c, SpokenCue) and c.section == "Circuit"}
+    assert "Ready, and go!" in circuit
+
+
 def test_progress_and_safety_are_spoken():
     plan, script = _session("back-pain", 20)
     said = " ".join(script.spoken_texts())

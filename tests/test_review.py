@@ -63,6 +63,19 @@ def test_a_care_point_said_late_in_the_move_or_in_a_later_round_is_flagged():
     assert any(f.rule == "talk-before-clock" for f in review.review(plan, later))
 
 
+def test_a_calm_warm_up_before_energetic_work_is_flagged():
+    """The circuit's warm-up march was coached like a cool-down ("Moving slowly now", "Let each breath
+    out relax you a little more"); its section now builds (register "warming"). Set back to calm, the
+    review names it."""
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"), 15, "intermediate")
+    assert review.review(plan, script) == []
+    calm = copy.deepcopy(plan)
+    for section in calm.sections:
+        if section.name == "Warm-up":
+            section.register = "calm"
+    assert any("calm warm-up before Circuit" in f.message for f in review.review(calm, script))
+
+
 def test_a_hold_full_of_talk_is_flagged(session):
     plan, script = copy.deepcopy(session)
     hold = next(w for w in script.work if w.amount == "hold")
