@@ -279,15 +279,24 @@ def wording(plan: Plan, script: Script) -> Iterable[Finding]:
 
 
 def warm_up_builds(plan: Plan, script: Script) -> Iterable[Finding]:
-    """A warm-up right before energetic work is coached to build (register "warming"), not to relax: "Let
-    each breath out relax you" and "And gently ease off" belong to a cool-down, not to a march before a circuit."""
-    names = list(dict.fromkeys(s.name for s in plan.sections))
-    registers = {s.name: s.register for s in plan.sections}
-    for name, following in zip(names, names[1:], strict=False):
-        if re.search(r"warm", name, re.I) and registers[following] == "energetic" and registers[name] == "calm":
-            start = next((s.start for s in script.spans if s.kind == "section" and s.title.startswith(name)), 0.0)
+    """A warm-up written to lead into energetic work is coached to build (register "warming"), not to relax:
+    "Let each breath out relax you" and "And gently ease off" belong to a cool-down, not to a march before
+    a circuit. Judged on the routine as written: a gentle warm-up before a stretch stays calm, even in a
+    short session that leaves the stretch out."""
+    written = plan.routine.sections
+    present = {s.name for s in plan.sections}
+    for section, following in zip(written, written[1:], strict=False):
+        if section.name not in present or not re.search(r"warm", section.name, re.I):
+            continue
+        if following.register == "energetic" and section.register == "calm":
+            start = next(
+                (s.start for s in script.spans if s.kind == "section" and s.title.startswith(section.name)), 0.0
+            )
             yield Finding(
-                start, name, f"a calm warm-up before {following}: its words relax rather than build", "wording"
+                start,
+                section.name,
+                f"a calm warm-up before {following.name}: its words relax rather than build",
+                "wording",
             )
 
 

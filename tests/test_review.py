@@ -4,6 +4,7 @@ routines break none of them at any length and level the review sweeps."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 
 import pytest
@@ -70,10 +71,16 @@ def test_a_calm_warm_up_before_energetic_work_is_flagged():
     plan, script = api.plan_session(load_routine("seven-minute-circuit"), 15, "intermediate")
     assert review.review(plan, script) == []
     calm = copy.deepcopy(plan)
-    for section in calm.sections:
-        if section.name == "Warm-up":
-            section.register = "calm"
+    written = tuple(
+        dataclasses.replace(s, register="calm") if s.name == "Warm-up" else s for s in calm.routine.sections
+    )
+    calm.routine = dataclasses.replace(calm.routine, sections=written)
     assert any("calm warm-up before Circuit" in f.message for f in review.review(calm, script))
+    # back-pain's gentle warm-up leads into its stretches: calm is right, even where a short session
+    # leaves the stretches out and the warm-up meets the strength part
+    for minutes in (5, 20):
+        plan, script = api.plan_session(load_routine("back-pain"), minutes, "beginner")
+        assert not [f for f in review.review(plan, script) if "warm-up" in f.message]
 
 
 def test_a_hold_full_of_talk_is_flagged(session):
