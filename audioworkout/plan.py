@@ -389,15 +389,14 @@ def _shorter_amounts(ex: Exercise, level: str, easier: int | None = None) -> lis
     the move's least) or what the easier level's session gives it (`easier`), if more: levels keep their order."""
     own = coaching.round_amount(ex, ex.amounts[level])
     k = LEVELS.index(level)
-    amount = coaching.round_amount(ex, max(ex.amounts[LEVELS[k - 1]] if k > 0 else ex.limits[0], easier or 0))
+    amount: int | None = coaching.round_amount(
+        ex, max(ex.amounts[LEVELS[k - 1]] if k > 0 else ex.limits[0], easier or 0)
+    )
     out = []
-    while amount < own:
+    while amount is not None and amount < own:
         out.append(amount)
-        if ex.kind in ("timed", "hold"):
-            amount += coaching.STEP_SHORT if amount < coaching.STEP_SWITCH_AT else coaching.STEP_LONG
-        else:
-            amount += 1
-    return sorted(set(out), reverse=True)
+        amount = coaching.next_amount(ex, amount, level)  # the steps `fit` lengthens by
+    return out[::-1]
 
 
 def _more_sets(i: _Item, limit: int) -> Step:

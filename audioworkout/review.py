@@ -92,9 +92,12 @@ def talk_before_clock(plan: Plan, script: Script) -> Iterable[Finding]:
     while moving, and a first run's how-to just after its bell.
     """
     spoken = _spoken(script)
+    first_start: dict[str, float] = {}
+    for span in script.work:
+        first_start.setdefault(span.title, span.start)
     for span in script.work:
         allowed = WORK_KINDS | INTERVAL_TALK_KINDS if span.amount == "interval" else WORK_KINDS
-        first = span.start == _first_work(script, span.title)
+        first = span.start == first_start[span.title]
         for cue in _within(spoken, span):
             if cue.kind == "care" and (not first or cue.time > span.start + coaching.CARE_SAID_WITHIN):
                 yield Finding(
