@@ -463,14 +463,73 @@ def plan_session(
         raise unreachable(routine, minutes, level, layouts) from None
     if speaker is None or not synthesise:
         return plan, lay_out(plan, durations)
-    plan, script = _rests_moved(plan, durations, lambda script: _speak_missing(script, speaker, durations, progress))
+    store = None if chimes is not None and chimes.overrides else store  # timed from the user's files, which may change
+    return _as_the_voice_speaks(
+        plan, exact, durations, lambda script: _speak_missing(script, speaker, durations, progress), store, layouts
+    )
+
+
+def likely_session(
+    routine: Routine,
+    minutes: float | None = None,
+    level: str | None = None,
+    speaker=None,
+    chimes: ChimeBank | None = None,
+) -> tuple[Plan, Script, bool]:
+    """The plan and script a file build will most likely make, with nothing synthesised or written
+    (`build --dry-run`); and whether it is sure (every phrase it plays is in the cache).
+
+    The file build's own corrections (`plan_session`) made on the lengths the cache has, and on the
+    engine's guess for the rest (`ExpectedDurations`): where real speech moves the rests, gives a step
+    back or refuses the length, so does the dry run (back-pain, 5 minutes at pace 0.85 printed 5:30
+    where the build refused it).
+    """
+    exact = minutes is None and not routine.fit
+    level = level or routine.level
+    if speaker is None:
+        plan, script = plan_session(routine, minutes, level, None, chimes, synthesise=False)
+        return plan, script, False
+    minutes = routine.minutes if minutes is None else minutes
+    durations = ExpectedDurations(speaker, chimes)
+    layouts = [layout_with(PhraseDurations(None, chimes)), layout_with(durations)]
+    try:
+        plan = exact_plan(routine, level) if exact else _fit_on_estimates(routine, minutes, level, chimes, None, False)
+    except UnreachableLength:
+        raise unreachable(routine, minutes, level, layouts) from None
+    store = plan_store(speaker)
+    plan, script = _as_the_voice_speaks(
+        plan,
+        exact,
+        durations,
+        lambda script: False,
+        None if chimes is not None and chimes.overrides else store,
+        layouts,
+        False,
+    )
+    return plan, script, all(durations.known(t) is not None for t in script.spoken_texts())
+
+
+def _as_the_voice_speaks(
+    plan: Plan,
+    exact: bool,
+    durations: PhraseDurations,
+    speak: Callable[[Script], bool],
+    store: PlanStore | None,
+    layouts: list[Callable[[Plan], Script]] | None,
+    keep: bool = True,
+) -> tuple[Plan, Script]:
+    """The plan fitted on estimates, corrected for the voice's lengths (`durations`): its rests moved
+    in 5 s steps; else the plan kept for this voice, or fitted on its lengths (and kept, with `keep`);
+    else a step given back (`_given_back`); else the length is refused (the lengths that can be made
+    named as `layouts` make them; without them, no search for them). `speak` makes the phrases a
+    layout lacks (True if it made some), so each decision is taken on real lengths."""
+    routine, minutes, level = plan.routine, plan.minutes, plan.level
+    plan, script = _rests_moved(plan, durations, speak)
     if exact or abs(plan.target_seconds - script.total_seconds) <= tolerance(plan.target_seconds):
         return plan, script
     # Real speech far from the estimates: the plan fitted on the real lengths themselves, kept for
     # this voice in the plan store (the search costs as much as the first: up to a second an hour).
-    if chimes is not None and chimes.overrides:  # timed from the user's files, which may change
-        store = None
-    voice = f"spoken by {speaker.engine.cache_key()}"
+    voice = f"spoken by {durations.speaker.engine.cache_key()}" if store is not None else ""
     kept = store.get(routine, minutes, level, voice) if store is not None else None
     if kept is not None:
         script = lay_out(kept, durations)
@@ -480,14 +539,54 @@ def plan_session(
     for _ in range(4):
         try:
             plan = fit(routine, minutes, level, layout_with(durations), explain=False)
-        except UnreachableLength:  # a length in the range shown before, out of reach as this voice speaks: say why
+        except UnreachableLength:  # a length in the range shown before, out of reach as this voice speaks
+            given_back = _given_back(plan, durations, speak)
+            if given_back is not None:
+                if store is not None and keep:
+                    store.put(given_back[0], minutes, voice)
+                return given_back
+            if layouts is None:
+                raise
             why = "as this voice speaks it (its talk runs longer than estimated: a faster pace may make it)"
             raise unreachable(routine, minutes, level, layouts, why) from None
-        if not _speak_missing(lay_out(plan, durations), speaker, durations, progress):
-            if store is not None:
+        if not speak(lay_out(plan, durations)):
+            if store is not None and keep:
                 store.put(plan, minutes, voice)
             break
     return plan, lay_out(plan, durations)
+
+
+def _given_back(plan: Plan, durations: PhraseDurations, speak: Callable[[Script], bool]) -> tuple[Plan, Script] | None:
+    """The plan with a step of its growth given back until it lands on the voice's real lengths
+    (`plan.trimmed`), as a cold stream gives one back in its slots; None if none lands and keeps
+    every coaching rule, its parts and the easier level's work.
+
+    Where real speech runs long and no fit on it lands either (seven-minute circuit, 12 minutes
+    advanced: 735.0 s against 734.4 s allowed), the stream played the plan with its warm-up march a
+    step shorter; the file build of the same command refused the length. Now both play.
+    """
+    least = COLD_WORK_SHARE * plan.work_seconds()
+    easier = _easier(plan.level)
+    if easier is not None:  # levels keep their order: not less work than the easier level's build on these lengths
+        try:
+            base = _fit_on_estimates(plan.routine, plan.minutes, easier, durations.chimes, None, False)
+            below, _ = _as_the_voice_speaks(base, False, durations, lambda script: False, None, None)
+            least = max(least, below.work_seconds() - coaching.STEP_SHORT)
+        except UnreachableLength:
+            pass
+    for _ in range(4):
+        given = trimmed(plan, layout_with(durations), least, shorter_extras=True)
+        if given is None:
+            return None
+        script = lay_out(given, durations)
+        if speak(script):
+            continue  # new phrases (a rest of another length): judged again on their real lengths
+        lands = abs(script.total_seconds - given.target_seconds) <= tolerance(given.target_seconds)
+        if lands and session_parts(given) == session_parts(plan) and not review(given, script):
+            log.info("%s: a step given back to land as this voice speaks it", plan.routine.id)
+            return given, script
+        return None
+    return None
 
 
 def _rests_moved(
@@ -1190,7 +1289,11 @@ class _Session:
         report: Callable[[str, float], None],
         synthesise: bool = True,
     ) -> tuple[Plan, Script, float]:
-        """The plan and its script (progress as "synthesising"), and the minutes the track is named by."""
+        """The plan and its script (progress as "synthesising"), and the minutes the track is named by;
+        without `synthesise` (a dry run), the ones the build will most likely make (`likely_session`)."""
+        if not synthesise:
+            plan, script, _ = likely_session(self.routine, minutes, self.level, self.speaker, self.chimes)
+            return plan, script, plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
         plan, script = plan_session(
             self.routine,
             minutes,

@@ -788,15 +788,20 @@ def _settle_rests(
 _Change = Callable[[], Callable[[], None]]  # makes one change; returns its undo
 
 
-def trimmed(plan: Plan, layout: Callable[[Plan], Script], least_work: float) -> Plan | None:
+def trimmed(
+    plan: Plan, layout: Callable[[Plan], Script], least_work: float, shorter_extras: bool = False
+) -> Plan | None:
     """The plan with growth taken back until it lands on its length laid out with `layout`; None if
     that would work less than `least_work` or lose a part.
 
     For a layout that runs longer than the one the plan was fitted on (a cold stream's slots). The
     session keeps its parts, rounds and core exercises; it gives back what `fit` adds last, in turn:
     extra rest, amounts beyond the level's own, sets beyond the level's, the optional extras (never
-    a section's last), stretches held again. In each turn the give-back that lands with the most
-    work is taken, else the one that shortens most. Seven-minute circuit, 35 minutes intermediate,
+    a section's last), stretches held again; last, with `shorter_extras`, an extra already taken
+    shorter than its level's own, a step shorter still (a file build's last resort: a circuit's only
+    warm-up move, where its talk ran long; a cold stream has other plans to try first, with more
+    warm-up). In each turn the give-back that lands with the most work is taken, else the one that
+    shortens most. Seven-minute circuit, 35 minutes intermediate,
     runs 66 s long in slots: its warm-up march a step shorter lands it, three rounds kept (a fit
     for the slots plays two).
     """
@@ -811,7 +816,7 @@ def trimmed(plan: Plan, layout: Callable[[Plan], Script], least_work: float) -> 
 
     best = built()
     length = layout(best).total_seconds
-    for turn in _give_backs(structure, plan.level):
+    for turn in _give_backs(structure, plan.level)[: None if shorter_extras else -1]:
         while length > target + tol:
             tried: list[tuple[_Change, Plan, float]] = []  # each with its length guessed from its clock
             for give_back in turn():
@@ -880,7 +885,16 @@ def _give_backs(structure: _Structure, level: str) -> list[Callable[[], list[_Ch
     def extras() -> list[_Change]:  # never a section's last: its part stays
         return [change(i, "included", False) for s, i in included() if i.extra and sum(j.included for j in s.items) > 1]
 
-    return [rest, amounts, sets(False), extras, sets(True)]
+    def shorter_extras() -> list[_Change]:  # last: an extra already taken shorter than its level's, shorter still
+        out = []
+        for _, i in included():
+            if i.extra and _smaller_amount(i.exercise, i.amount, level) is None:
+                smaller = next((a for a in _shorter_amounts(i.exercise, level) if a < i.amount), None)
+                if smaller is not None:
+                    out.append(change(i, "amount", smaller))
+        return out
+
+    return [rest, amounts, sets(False), extras, sets(True), shorter_extras]
 
 
 def _smaller_amount(ex: Exercise, amount: int, level: str) -> int | None:

@@ -325,6 +325,10 @@ def test_a_length_the_voice_cannot_make_says_why_in_one_line(tmp_path):
     assert len(lines) == 1 and "cannot make 5 minutes at beginner level as this voice speaks it" in lines[0]
     assert "faster pace" in lines[0]
     assert not any((tmp_path / "out").glob("*.mp3"))
+    # The dry run, its phrases now in the cache, makes the build's own corrections and says the same
+    # (it printed a 5:30 plan before: the plan on estimates, not as this voice speaks it).
+    dry = subprocess.run([*command, "--dry-run"], env=env, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 2 and dry.stderr.strip() == proc.stderr.strip() and not dry.stdout
     # The lengths it names instead make a plan on estimates and as this voice speaks (it named 6,
     # which fails on estimates before any speech); the nearer one builds.
     named = re.search(r"the nearest that can be made: (\d+)(?: or (\d+))? minutes", lines[0])

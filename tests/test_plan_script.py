@@ -12,7 +12,7 @@ from audioworkout.content import load_routine, routine_names
 from audioworkout.errors import UsageError
 from audioworkout.phrases import ENCOURAGEMENT
 from audioworkout.plan import tolerance
-from audioworkout.script import ChimeCue, SpokenCue, lay_out
+from audioworkout.script import ChimeCue, SpokenCue, lay_out, opening_lines
 
 
 def _check_script(script):
@@ -576,3 +576,54 @@ def test_a_cold_stream_of_another_level_reuses_the_easier_fits_in_slots(tmp_path
     second = api.cold_session(routine, 25, "advanced", speaker)
     assert second is not None and searched == [(1500, "advanced"), (aim, "advanced")]
     assert second[0].work_seconds() >= first[0].work_seconds() - coaching.STEP_SHORT
+
+
+class _IntroRunsLong(api.PhraseDurations):
+    """Estimated lengths, with the session's first line `extra` seconds longer: a voice whose fixed
+    opening talk runs long, which the rests of a circuit (its changeovers are fixed) cannot make up."""
+
+    def __init__(self, routine, extra: float):
+        super().__init__(None, None)
+        self.first, self.extra = opening_lines(routine)[0], extra
+
+    def duration(self, text: str) -> float:
+        return super().duration(text) + (self.extra if text == self.first else 0.0)
+
+
+def test_a_length_no_fit_on_the_voice_lands_on_gives_a_step_back(monkeypatch):
+    """Seven-minute circuit, 12 minutes advanced, as Piper spoke it: 735.0 s against 734.4 s allowed,
+    and no fit on those lengths landed, so the file build refused the length its own cold stream
+    played with the warm-up march a step shorter. Now the file build gives the same step back
+    (`plan.trimmed`, as the stream does in its slots): the march 1:45 -> 1:30, every part, round and
+    core exercise kept, the coaching rules kept, not less work than intermediate's on the same lengths."""
+    routine = load_routine("seven-minute-circuit")
+    durations = _IntroRunsLong(routine, 5.0)
+    shown = api._fit_on_estimates(routine, 12, "advanced", None, None, False)
+    moved, long = api._rests_moved(shown, durations)
+    assert long.total_seconds > 720 + tolerance(720), "the premise: the voice runs past the tolerance"
+
+    def no_fit(*args, **kwargs):  # the real voice's case: no fit on its lengths lands
+        raise api.UnreachableLength("no fit")
+
+    monkeypatch.setattr(api, "fit", no_fit)
+    plan, script = api._as_the_voice_speaks(shown, False, durations, lambda script: False, None, None)
+    assert abs(script.total_seconds - 720) <= tolerance(720)
+    march = {ex.exercise.name: ex.amount for ex in plan.exercises}["Marching in Place"]
+    assert march == {ex.exercise.name: ex.amount for ex in moved.exercises}["Marching in Place"] - 15
+    assert api.session_parts(plan) == api.session_parts(shown)
+    assert [ex.exercise.id for ex in plan.exercises if ex.section != "Warm-up"] == [
+        ex.exercise.id for ex in shown.exercises if ex.section != "Warm-up"
+    ]
+    assert not review.review(plan, script)
+    easier, _ = api._as_the_voice_speaks(
+        api._fit_on_estimates(routine, 12, "intermediate", None, None, False),
+        False,
+        durations,
+        lambda s: False,
+        None,
+        None,
+    )
+    assert plan.work_seconds() >= easier.work_seconds() - coaching.STEP_SHORT
+    # Where a step back cannot land either, the length is still refused.
+    with pytest.raises(api.UnreachableLength):
+        api._as_the_voice_speaks(shown, False, _IntroRunsLong(routine, 30.0), lambda script: False, None, None)
