@@ -456,8 +456,8 @@ def _transition(
         if rest_key and need(chosen, gap) > gap:
             lines = [(say(rest_key, length=length_words(gap), **rest_fields), "rest", 9)] + chosen
             chosen, rest_key = list(lines), None
-        while chosen and need(chosen, gap) > gap:
-            chosen.remove(max(chosen, key=lambda line: line[2]))
+        while chosen and need(chosen, gap) > gap:  # the least important first; of equals, the last said
+            chosen.remove(max(reversed(chosen), key=lambda line: line[2]))
         for text, kind, priority in lines:  # the rest of the how-to is left out; the care point waits
             if kind == "safety_note" and tl.exercise is not None and (text, kind, priority) not in chosen:
                 tl.care[tl.exercise] = text  # said as the work starts, if there is room (_say_care)
@@ -491,7 +491,8 @@ def _first_lines(plan: Plan, planned: PlannedExercise) -> list[tuple[str, str, i
     """What is said before an exercise's first set: what, how, options, care; (text, kind, priority)."""
     ex = planned.exercise
     lines: list[tuple[str, str, int]] = [(ex.setup, "setup", 2)]
-    lines += [(cue, "instruction", 3) for cue in ex.cues]
+    # The first cue is the move itself; a later one (lowering back down) means little without it.
+    lines += [(cue, "instruction", 3 if k == 0 else 4) for k, cue in enumerate(ex.cues)]
     if ex.breathing:
         lines.append((ex.breathing, "breathing", 6))
     option = coaching.option_for(ex, plan.level)
