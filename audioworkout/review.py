@@ -359,6 +359,17 @@ def options(plan: Plan, script: Script) -> Iterable[Finding]:
             yield Finding(_first_work(script, ex.name), ex.name, f"the {choice} option is not offered", "options")
 
 
+def move_before_its_steps(plan: Plan, script: Script) -> Iterable[Finding]:
+    """A how-to cut short keeps the move itself: a later step ("lower back down") is never said without the first."""
+    said = {(c.exercise, c.text) for c in _spoken(script) if c.kind == "instruction"}
+    for ex in plan.exercises:
+        cues = ex.exercise.cues
+        if ex.first and cues and (ex.name, cues[0]) not in said:
+            later = [c for c in cues[1:] if (ex.name, c) in said]
+            if later:
+                yield Finding(_first_work(script, ex.name), ex.name, f'"{later[0]}" said without "{cues[0]}"', "how-to")
+
+
 RULES: list[Rule] = [
     round_amounts,
     talk_before_clock,
@@ -376,6 +387,7 @@ RULES: list[Rule] = [
     progress,
     positions,
     options,
+    move_before_its_steps,
 ]
 
 
