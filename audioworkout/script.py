@@ -458,6 +458,11 @@ def _transition(
             chosen, rest_key = list(lines), None
         while chosen and need(chosen, gap) > gap:  # the least important first; of equals, the last said
             chosen.remove(max(reversed(chosen), key=lambda line: line[2]))
+        for line in lines:  # the move itself, where it fits though its set-up did not
+            if line not in chosen and line[1] == "instruction" and line[2] <= FIRST_CUE:
+                with_it = [kept for kept in lines if kept in chosen or kept == line]
+                if need(with_it, gap) <= gap:
+                    chosen = with_it
         for text, kind, priority in lines:  # the rest of the how-to is left out; the care point waits
             if kind == "safety_note" and tl.exercise is not None and (text, kind, priority) not in chosen:
                 tl.care[tl.exercise] = text  # said as the work starts, if there is room (_say_care)
@@ -487,19 +492,25 @@ def _rest_fillers(tl: _Timeline, register: str) -> list[tuple[str, str]]:
     return [(tl.pool.pick(REST_FILLERS if k % 2 == 0 else ENCOURAGEMENT[register]), "encourage") for k in range(8)]
 
 
+FIRST_CUE = 3  # the priority of a move's first cue in a changeover (lower: said first, left out last)
+
+
 def _first_lines(plan: Plan, planned: PlannedExercise) -> list[tuple[str, str, int]]:
     """What is said before an exercise's first set: what, how, options, care; (text, kind, priority)."""
     ex = planned.exercise
     lines: list[tuple[str, str, int]] = [(ex.setup, "setup", 2)]
     # The first cue is the move itself; a later one (lowering back down) means little without it.
-    lines += [(cue, "instruction", 3 if k == 0 else 4) for k, cue in enumerate(ex.cues)]
+    lines += [(cue, "instruction", FIRST_CUE if k == 0 else FIRST_CUE + 1) for k, cue in enumerate(ex.cues)]
     if ex.breathing:
         lines.append((ex.breathing, "breathing", 6))
     option = coaching.option_for(ex, plan.level)
     if option:
         lines.append((say(option, text=getattr(ex, option)), "option", 5))
     if ex.safety:
-        lines.append((say("safety_note", text=" ".join(ex.safety)), "safety_note", 1))
+        # A timed move's care point left out of a short changeover is said just after "go" (_say_care):
+        # the move itself ranks above it. Elsewhere (a hold's quiet, one side of two) it ranks first.
+        waits = ex.kind == "timed" and ex.sides != "each"
+        lines.append((say("safety_note", text=" ".join(ex.safety)), "safety_note", 5 if waits else 1))
     return lines
 
 

@@ -627,3 +627,30 @@ def test_a_length_no_fit_on_the_voice_lands_on_gives_a_step_back(monkeypatch):
     # Where a step back cannot land either, the length is still refused.
     with pytest.raises(api.UnreachableLength):
         api._as_the_voice_speaks(shown, False, _IntroRunsLong(routine, 30.0), lambda script: False, None, None)
+
+
+@pytest.mark.parametrize(("minutes", "level"), [(None, "beginner"), (15, "advanced"), (45, "intermediate")])
+def test_a_circuit_changeover_says_how_the_move_is_done_and_its_care_follows_go(minutes, level):
+    """The circuit's changeovers are short (the published ten seconds), and they said the care point
+    first: moves 2 to 9 of the published circuit, and every one at 15 minutes advanced, were named and
+    nothing more ("Next: Chair Step Taps.") with the care after "go". A listener cannot do a move only
+    named, and a care point left out of the changeover is said anyway, just after "go". Now the move's
+    set-up and the move itself come first; where the set-up does not fit, the move alone ("Tap one foot
+    onto the seat, then bring it back down.")."""
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"), minutes, level)
+    spoken = [c for c in script.cues if isinstance(c, SpokenCue)]
+    timed = [
+        ex
+        for ex in plan.exercises
+        if ex.circuit and ex.first and ex.exercise.kind == "timed" and ex.exercise.sides != "each" and ex.number > 1
+    ]
+    taught = 0
+    for ex in timed:
+        bell = next(w.start for w in script.work if w.title == ex.name)
+        before = {c.text for c in spoken if c.exercise == ex.name and c.time < bell}
+        taught += ex.exercise.setup in before or ex.exercise.cues[0] in before
+        care = [c.time - bell for c in spoken if c.exercise == ex.name and c.kind in ("care", "safety_note")]
+        assert care and (care[0] < 0 or care[0] <= coaching.CARE_SAID_WITHIN), ex.name
+    assert len(timed) >= 8
+    assert taught >= (6 if plan.exact else len(timed)), f"{taught} of {len(timed)} moves taught"
+    assert not review.review(plan, script)
