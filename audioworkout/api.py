@@ -444,29 +444,20 @@ def plan_session(
     script). With `synthesise=False` nothing is synthesised or written: cached lengths where
     present, estimates for the rest. (A cold stream lays its session out in slots: `cold_session`.)
     """
-    exact = minutes is None and not routine.fit
-    minutes = routine.minutes if minutes is None else minutes
     level = level or routine.level
     durations = PhraseDurations(speaker, chimes)
-    store = plan_store(speaker)
-
     # Where no plan lands, the lengths named instead must make a plan both on estimates and, as far as
     # the cache knows it, on this voice's real lengths (the second fit below).
     layouts = [layout_with(PhraseDurations(None, chimes))] + ([layout_with(durations)] if speaker is not None else [])
-    try:
-        plan = (
-            exact_plan(routine, level)
-            if exact
-            else _fit_on_estimates(routine, minutes, level, chimes, store, synthesise)
-        )
-    except UnreachableLength:
-        raise unreachable(routine, minutes, level, layouts) from None
+    store = plan_store(speaker)
+    plan = _on_estimates(routine, minutes, level, chimes, store, synthesise, layouts)
     if speaker is None or not synthesise:
         return plan, lay_out(plan, durations)
-    store = None if chimes is not None and chimes.overrides else store  # timed from the user's files, which may change
-    return _as_the_voice_speaks(
-        plan, exact, durations, lambda script: _speak_missing(script, speaker, durations, progress), store, layouts
-    )
+
+    def speak(script: Script) -> bool:
+        return _speak_missing(script, speaker, durations, progress)
+
+    return _as_the_voice_speaks(plan, durations, speak, store, layouts)
 
 
 def likely_session(
@@ -475,43 +466,46 @@ def likely_session(
     level: str | None = None,
     speaker=None,
     chimes: ChimeBank | None = None,
-) -> tuple[Plan, Script, bool]:
+) -> tuple[Plan, Script]:
     """The plan and script a file build will most likely make, with nothing synthesised or written
-    (`build --dry-run`); and whether it is sure (every phrase it plays is in the cache).
+    (`build --dry-run`).
 
     The file build's own corrections (`plan_session`) made on the lengths the cache has, and on the
     engine's guess for the rest (`ExpectedDurations`): where real speech moves the rests, gives a step
     back or refuses the length, so does the dry run (back-pain, 5 minutes at pace 0.85 printed 5:30
     where the build refused it).
     """
-    exact = minutes is None and not routine.fit
-    level = level or routine.level
     if speaker is None:
-        plan, script = plan_session(routine, minutes, level, None, chimes, synthesise=False)
-        return plan, script, False
-    minutes = routine.minutes if minutes is None else minutes
+        return plan_session(routine, minutes, level, None, chimes, synthesise=False)
+    level = level or routine.level
     durations = ExpectedDurations(speaker, chimes)
     layouts = [layout_with(PhraseDurations(None, chimes)), layout_with(durations)]
+    store = plan_store(speaker)
+    plan = _on_estimates(routine, minutes, level, chimes, store, False, layouts)
+    return _as_the_voice_speaks(plan, durations, lambda script: False, store, layouts, keep=False)
+
+
+def _on_estimates(
+    routine: Routine,
+    minutes: float | None,
+    level: str,
+    chimes: ChimeBank | None,
+    store: PlanStore | None,
+    keep: bool,
+    layouts: list[Callable[[Plan], Script]],
+) -> Plan:
+    """The routine as written (no minutes, not fitted) or fitted on estimates (`_fit_on_estimates`,
+    kept in `store` with `keep`); where no plan lands, the error naming the lengths `layouts` make."""
+    exact = minutes is None and not routine.fit
+    minutes = routine.minutes if minutes is None else minutes
     try:
-        plan = exact_plan(routine, level) if exact else _fit_on_estimates(routine, minutes, level, chimes, None, False)
+        return exact_plan(routine, level) if exact else _fit_on_estimates(routine, minutes, level, chimes, store, keep)
     except UnreachableLength:
         raise unreachable(routine, minutes, level, layouts) from None
-    store = plan_store(speaker)
-    plan, script = _as_the_voice_speaks(
-        plan,
-        exact,
-        durations,
-        lambda script: False,
-        None if chimes is not None and chimes.overrides else store,
-        layouts,
-        False,
-    )
-    return plan, script, all(durations.known(t) is not None for t in script.spoken_texts())
 
 
 def _as_the_voice_speaks(
     plan: Plan,
-    exact: bool,
     durations: PhraseDurations,
     speak: Callable[[Script], bool],
     store: PlanStore | None,
@@ -522,13 +516,16 @@ def _as_the_voice_speaks(
     in 5 s steps; else the plan kept for this voice, or fitted on its lengths (and kept, with `keep`);
     else a step given back (`_given_back`); else the length is refused (the lengths that can be made
     named as `layouts` make them; without them, no search for them). `speak` makes the phrases a
-    layout lacks (True if it made some), so each decision is taken on real lengths."""
+    layout lacks (True if it made some), so each decision is taken on real lengths. A plan as written
+    is only laid out."""
     routine, minutes, level = plan.routine, plan.minutes, plan.level
     plan, script = _rests_moved(plan, durations, speak)
-    if exact or abs(plan.target_seconds - script.total_seconds) <= tolerance(plan.target_seconds):
+    if plan.exact or abs(plan.target_seconds - script.total_seconds) <= tolerance(plan.target_seconds):
         return plan, script
     # Real speech far from the estimates: the plan fitted on the real lengths themselves, kept for
     # this voice in the plan store (the search costs as much as the first: up to a second an hour).
+    if durations.chimes.overrides:  # timed from the user's files, which may change
+        store = None
     voice = f"spoken by {durations.speaker.engine.cache_key()}" if store is not None else ""
     kept = store.get(routine, minutes, level, voice) if store is not None else None
     if kept is not None:
@@ -570,7 +567,7 @@ def _given_back(plan: Plan, durations: PhraseDurations, speak: Callable[[Script]
     if easier is not None:  # levels keep their order: not less work than the easier level's build on these lengths
         try:
             base = _fit_on_estimates(plan.routine, plan.minutes, easier, durations.chimes, None, False)
-            below, _ = _as_the_voice_speaks(base, False, durations, lambda script: False, None, None)
+            below, _ = _as_the_voice_speaks(base, durations, lambda script: False, None, None)
             least = max(least, below.work_seconds() - coaching.STEP_SHORT)
         except UnreachableLength:
             pass
@@ -1291,18 +1288,17 @@ class _Session:
     ) -> tuple[Plan, Script, float]:
         """The plan and its script (progress as "synthesising"), and the minutes the track is named by;
         without `synthesise` (a dry run), the ones the build will most likely make (`likely_session`)."""
-        if not synthesise:
-            plan, script, _ = likely_session(self.routine, minutes, self.level, self.speaker, self.chimes)
-            return plan, script, plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
-        plan, script = plan_session(
-            self.routine,
-            minutes,
-            self.level,
-            self.speaker,
-            self.chimes,
-            progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
-            synthesise=synthesise,
-        )
+        if synthesise:
+            plan, script = plan_session(
+                self.routine,
+                minutes,
+                self.level,
+                self.speaker,
+                self.chimes,
+                progress=lambda done, total, *_: report("synthesising", done / max(total, 1)),
+            )
+        else:
+            plan, script = likely_session(self.routine, minutes, self.level, self.speaker, self.chimes)
         return plan, script, plan.minutes if plan.target_seconds else round(script.total_seconds / 60)
 
     def tags(self, minutes: float, script: Script, options: BuildOptions) -> TrackTags:

@@ -797,10 +797,10 @@ def trimmed(
     For a layout that runs longer than the one the plan was fitted on (a cold stream's slots). The
     session keeps its parts, rounds and core exercises; it gives back what `fit` adds last, in turn:
     extra rest, amounts beyond the level's own, sets beyond the level's, the optional extras (never
-    a section's last), stretches held again; last, with `shorter_extras`, an extra already taken
-    shorter than its level's own, a step shorter still (a file build's last resort: a circuit's only
-    warm-up move, where its talk ran long; a cold stream has other plans to try first, with more
-    warm-up). In each turn the give-back that lands with the most work is taken, else the one that
+    a section's last), stretches held again; last, with `shorter_extras`, an extra not above its
+    level's own amount a step shorter, as `fit` takes one shorter where the whole would overrun (a
+    file build's last resort: a circuit's only warm-up move, where its talk ran long; a cold stream
+    has other plans to try first, with more warm-up). In each turn the give-back that lands with the most work is taken, else the one that
     shortens most. Seven-minute circuit, 35 minutes intermediate,
     runs 66 s long in slots: its warm-up march a step shorter lands it, three rounds kept (a fit
     for the slots plays two).
@@ -885,7 +885,7 @@ def _give_backs(structure: _Structure, level: str) -> list[Callable[[], list[_Ch
     def extras() -> list[_Change]:  # never a section's last: its part stays
         return [change(i, "included", False) for s, i in included() if i.extra and sum(j.included for j in s.items) > 1]
 
-    def shorter_extras() -> list[_Change]:  # last: an extra already taken shorter than its level's, shorter still
+    def shorter_extras() -> list[_Change]:  # last: an extra not above its level's own amount, a step shorter
         out = []
         for _, i in included():
             if i.extra and _smaller_amount(i.exercise, i.amount, level) is None:

@@ -606,7 +606,7 @@ def test_a_length_no_fit_on_the_voice_lands_on_gives_a_step_back(monkeypatch):
         raise api.UnreachableLength("no fit")
 
     monkeypatch.setattr(api, "fit", no_fit)
-    plan, script = api._as_the_voice_speaks(shown, False, durations, lambda script: False, None, None)
+    plan, script = api._as_the_voice_speaks(shown, durations, lambda script: False, None, None)
     assert abs(script.total_seconds - 720) <= tolerance(720)
     march = {ex.exercise.name: ex.amount for ex in plan.exercises}["Marching in Place"]
     assert march == {ex.exercise.name: ex.amount for ex in moved.exercises}["Marching in Place"] - 15
@@ -617,7 +617,6 @@ def test_a_length_no_fit_on_the_voice_lands_on_gives_a_step_back(monkeypatch):
     assert not review.review(plan, script)
     easier, _ = api._as_the_voice_speaks(
         api._fit_on_estimates(routine, 12, "intermediate", None, None, False),
-        False,
         durations,
         lambda s: False,
         None,
@@ -626,7 +625,7 @@ def test_a_length_no_fit_on_the_voice_lands_on_gives_a_step_back(monkeypatch):
     assert plan.work_seconds() >= easier.work_seconds() - coaching.STEP_SHORT
     # Where a step back cannot land either, the length is still refused.
     with pytest.raises(api.UnreachableLength):
-        api._as_the_voice_speaks(shown, False, _IntroRunsLong(routine, 30.0), lambda script: False, None, None)
+        api._as_the_voice_speaks(shown, _IntroRunsLong(routine, 30.0), lambda script: False, None, None)
 
 
 @pytest.mark.parametrize(("minutes", "level"), [(None, "beginner"), (15, "advanced"), (45, "intermediate")])
