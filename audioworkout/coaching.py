@@ -33,6 +33,8 @@ MAX_AMOUNT_STEPS = 4
 ALL_SECTIONS_FROM_MINUTES = 10
 # A listener wonders whether the track has stopped after about 15 s of silence.
 MAX_SILENCE = 14.0
+# A word of encouragement heard again within a minute sounds like a recording, not a coach.
+FRESH_WORDS = 60.0
 # Walking or running, your own steps and breath fill the quiet: a word every half minute keeps company without nagging.
 MAX_INTERVAL_SILENCE = 30.0
 # An interval long enough to want "halfway through this run"; past a few minutes, "1 minute to go" too.

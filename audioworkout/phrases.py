@@ -91,6 +91,8 @@ ENGLISH: dict[str, str] = {
     "tip": "A tip before you go: {text}",
 }
 
+# Said while the work clock runs, by register. Pools of about ten: a long warm-up march hears a word every
+# 13 s or so, and a line comes back only after most of its pool (`Pool`), so well over a minute apart.
 ENCOURAGEMENT: dict[str, tuple[str, ...]] = {
     "energetic": (
         "Good work, keep it going.",
@@ -100,6 +102,10 @@ ENCOURAGEMENT: dict[str, tuple[str, ...]] = {
         "Keep breathing, keep moving.",
         "Stay tall and keep it controlled.",
         "That's the way.",
+        "Breathe out as you work.",
+        "Keep the quality high, not just the speed.",
+        "Push on, you can do this.",
+        "Find your rhythm and hold it.",
     ),
     "calm": (
         "Let your breathing stay slow and easy.",
@@ -108,6 +114,11 @@ ENCOURAGEMENT: dict[str, tuple[str, ...]] = {
         "Let each breath out relax you a little more.",
         "Stay gentle. No need to push.",
         "Notice how your body feels.",
+        "Breathe out slowly, and let the tension go.",
+        "Relax your hands and your face.",
+        "Take your time. There is no rush.",
+        "Keep everything soft and easy.",
+        "Let every breath be slow and full.",
     ),
     # A warm-up before harder work: light to moderate effort that builds (ACSM), never "relax" or "settle".
     "warming": (
@@ -117,6 +128,11 @@ ENCOURAGEMENT: dict[str, tuple[str, ...]] = {
         "Let your joints loosen up as you go.",
         "Good. Keep it smooth and steady.",
         "Build it up a little at a time.",
+        "Let the movement grow a little bigger.",
+        "Breathe in through your nose, and out through your mouth.",
+        "Stay light and loose as you move.",
+        "Warm muscles move more freely. Keep going.",
+        "Gradually pick up the pace.",
     ),
 }
 
@@ -131,12 +147,16 @@ INTERVAL_COMPANY: tuple[str, ...] = (
     "Just keep going at your own pace.",
 )
 
-# Said in the quiet of a rest so it is not dead air: practical, calm, never a repeat of the last one.
+# Said in the quiet of a rest so it is not dead air: practical, calm, and about resting, never "keep moving".
 REST_FILLERS: tuple[str, ...] = (
     "Shake out your arms and legs.",
     "Take a slow breath in, and let it go.",
     "Have a sip of water if you need one.",
     "Let your heart rate settle.",
+    "Good work on that one.",
+    "Well done. Use this rest to recover.",
+    "Roll your shoulders and let them drop.",
+    "Breathe deeply and get ready for the next one.",
 )
 
 
@@ -165,19 +185,24 @@ def join_words(items: list[str]) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _choices(options: tuple[str, ...], last: str | None) -> tuple[str, ...]:
-    """The options but the last one said (all of them if that leaves none); a plan search asks ~200,000 times."""
-    return tuple(o for o in options if o != last) or options
+def _choices(options: tuple[str, ...], recent: tuple[str, ...]) -> tuple[str, ...]:
+    """The options not said lately (all of them if that leaves none); a plan search asks thousands of times."""
+    return tuple(o for o in options if o not in recent) or options
 
 
 class Pool:
-    """Seeded choices from a phrase pool that never give the same phrase twice in a row."""
+    """Seeded choices from phrase pools. A line is not said again until most of its pool has been said since:
+    a listener hears "Feel your body warming up" twice in half a minute as a machine, not a coach."""
 
     def __init__(self, seed: str):
         self._random = random.Random(seed)
-        self._last: str | None = None
+        self._said: dict[tuple[str, ...], tuple[str, ...]] = {}  # pool -> its lines said lately, oldest first
 
     def pick(self, options: tuple[str, ...]) -> str:
-        choices = _choices(tuple(options), self._last)
-        self._last = self._random.choice(choices)
-        return self._last
+        """One line of `options`, leaving out the ones said lately; `said` records it once it is said."""
+        return self._random.choice(_choices(options, self._said.get(options, ())))
+
+    def said(self, options: tuple[str, ...], text: str) -> None:
+        # Two thirds of the pool stay out of the next pick: no line twice within a minute, yet a real choice.
+        keep = max(1, 2 * len(options) // 3)
+        self._said[options] = ((*self._said.get(options, ()), text))[-keep:]

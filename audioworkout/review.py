@@ -7,11 +7,13 @@ order the README explains them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import coaching
+from .phrases import ENCOURAGEMENT
 from .plan import Plan, PlannedExercise, tolerance
 from .script import ChimeCue, Script, Span, SpokenCue, clock
 
@@ -36,6 +38,7 @@ PROGRESS_KINDS = {"next", "round", "set", "progress", "time_left", "halfway", "d
 REPEATABLE_KINDS = {"pace", "breath", "countdown", "last"}
 PROGRESS_EVERY = 300.0
 PROGRESS_SLACK = 5.0
+WORK_WORDS = {text for pool in ENCOURAGEMENT.values() for text in pool}  # said while working
 COACH_AMOUNT_KINDS = {"rest", "next", "set", "round", "time_left", "progress"}
 
 
@@ -267,11 +270,27 @@ def fitted_length(plan: Plan, script: Script) -> Iterable[Finding]:
 
 
 def wording(plan: Plan, script: Script) -> Iterable[Finding]:
-    """Nothing said twice in a row, no section named twice, calm sections without spoken countdowns."""
+    """Nothing said twice in a row, no encouragement again within a minute nor a word for the work ("keep it
+    going") in a rest, no section named twice, calm sections without spoken countdowns."""
     spoken = _spoken(script)
     for a, b in zip(spoken, spoken[1:], strict=False):
         if a.text == b.text and a.kind not in REPEATABLE_KINDS:
             yield Finding(b.time, b.exercise or "script", f'"{b.text[:60]}" said twice in a row', "wording")
+    last_said: dict[str, float] = {}
+    for cue in spoken:
+        if (
+            cue.kind == "encourage"
+            and cue.text in WORK_WORDS
+            and not any(w.start <= cue.time <= w.end for w in script.work)
+        ):
+            yield Finding(cue.time, cue.exercise or "script", f'"{cue.text[:60]}" said in a rest', "wording")
+        if cue.kind == "encourage":
+            if cue.time - last_said.get(cue.text, -math.inf) < coaching.FRESH_WORDS:
+                since = cue.time - last_said[cue.text]
+                yield Finding(
+                    cue.time, cue.exercise or "script", f'"{cue.text[:60]}" again after {since:.0f} s', "wording"
+                )
+            last_said[cue.text] = cue.time
     for cue in spoken:
         if cue.section and cue.kind == "section" and cue.text.count(cue.section) > 1:
             yield Finding(cue.time, cue.section, "section named twice in one breath", "wording")

@@ -181,17 +181,54 @@ class _Timeline:
     def talk_time(self, lines: list[tuple[str, str]]) -> float:
         return sum(self.length(text) + GAP for text, _ in lines)
 
-    def fill(self, until: float, fillers: list[tuple[str, str]], longest: float = coaching.MAX_SILENCE) -> None:
+    def fill(self, until: float, fillers: _Fillers, longest: float = coaching.MAX_SILENCE) -> None:
         """Keep the stretch from now to `until` free of silences longer than `longest`, with short fillers."""
         while until - self.free_at > longest and fillers:
-            text, kind = fillers[0]
+            text, kind = fillers.peek()
             span = until - self.free_at
             pieces = math.ceil(span / (longest - 1.0))
             at = self.free_at + span / pieces - self.length(text) / 2 - GAP
             if at + self.length(text) + GAP > until - 0.5:
                 return
-            fillers.pop(0)
+            fillers.take()
             self.say(text, kind, at=max(at, self.free_at))
+
+
+_Filler = tuple[str | tuple[str, ...], str]  # a fixed line, or a pool to pick one from; and its kind
+
+
+class _Fillers:
+    """The lines that may fill one quiet stretch, in order: a fixed line, or a pool to pick one from. A pool's
+    line is picked when it is first needed, so the pick knows what was said just before it; `again` gives
+    the other side of a move the same words, so both sides have the same quiet."""
+
+    def __init__(self, pool: Pool, lines: list[_Filler]):
+        self._pool = pool
+        self._lines = lines
+        self._picked: dict[int, str] = {}
+        self._next = 0
+
+    def __bool__(self) -> bool:
+        return self._next < len(self._lines)
+
+    def peek(self) -> tuple[str, str]:
+        source, kind = self._lines[self._next]
+        if isinstance(source, str):
+            return source, kind
+        if self._next not in self._picked:
+            self._picked[self._next] = self._pool.pick(source)
+        return self._picked[self._next], kind
+
+    def take(self) -> None:
+        source = self._lines[self._next][0]
+        if not isinstance(source, str):
+            self._pool.said(source, self._picked[self._next])
+        self._next += 1
+
+    def again(self) -> _Fillers:
+        same = _Fillers(self._pool, self._lines)
+        same._picked = self._picked
+        return same
 
 
 def lay_out(plan: Plan, durations: Durations) -> Script:
@@ -433,7 +470,7 @@ def _transition(
     exact: bool,
     rest_key: str | None,
     rest_fields: dict[str, object],
-    fillers: list[tuple[str, str]],
+    fillers: _Fillers,
     base_rest: float | None = None,
     count_in: bool = True,
 ) -> float:
@@ -488,8 +525,9 @@ def _transition(
     return start
 
 
-def _rest_fillers(tl: _Timeline, register: str) -> list[tuple[str, str]]:
-    return [(tl.pool.pick(REST_FILLERS if k % 2 == 0 else ENCOURAGEMENT[register]), "encourage") for k in range(8)]
+def _rest_fillers(tl: _Timeline) -> _Fillers:
+    """Words for a rest: about resting, whatever the register (not the work's "keep it going")."""
+    return _Fillers(tl.pool, [(REST_FILLERS, "encourage")] * 8)
 
 
 FIRST_CUE = 3  # the priority of a move's first cue in a changeover (lower: said first, left out last)
@@ -576,7 +614,7 @@ def _exercise(
         fixed and not section_rest,
         rest_key,
         rest_fields,
-        _rest_fillers(tl, planned.register),
+        _rest_fillers(tl),
         base_rest=written,
     )
 
@@ -604,11 +642,11 @@ def _sets(tl: _Timeline, plan: Plan, planned: PlannedExercise, start: float) -> 
                         plan.exact,
                         "set_next",
                         {"set": set_no, "sets": planned.sets},
-                        _rest_fillers(tl, planned.register),
+                        _rest_fillers(tl),
                     )
                 else:
                     start = _switch(tl, planned, side or ex.side_labels[0], again=side_no == 0)
-            _work(tl, planned, start, list(fillers))
+            _work(tl, planned, start, fillers.again())
 
 
 def _switch(tl: _Timeline, planned: PlannedExercise, side: str, again: bool) -> float:
@@ -627,7 +665,7 @@ def _switch(tl: _Timeline, planned: PlannedExercise, side: str, again: bool) -> 
 # --------------------------------------------------------------------------- work
 
 
-def _work(tl: _Timeline, planned: PlannedExercise, start: float, fillers: list[tuple[str, str]]) -> None:
+def _work(tl: _Timeline, planned: PlannedExercise, start: float, fillers: _Fillers) -> None:
     """One set (or one side) of work, from the start bell just placed to its end bell."""
     ex = planned.exercise
     if ex.kind in ("timed", "hold"):
@@ -647,15 +685,15 @@ def _start_word(planned: PlannedExercise) -> str:
     return say(f"start_{planned.register}_{kind}")
 
 
-def _work_fillers(tl: _Timeline, planned: PlannedExercise, first: bool) -> list[tuple[str, str]]:
+def _work_fillers(tl: _Timeline, planned: PlannedExercise, first: bool) -> _Fillers:
     """Form points first (the first set in order, later sets from the second), then calm encouragement."""
     forms = list(planned.exercise.form)
-    out = [(text, "form") for text in (forms if first else forms[1:] + forms[:1])]
-    out += [(tl.pool.pick(ENCOURAGEMENT[planned.register]), "encourage") for _ in range(24)]
-    return out
+    lines: list[_Filler] = [(text, "form") for text in (forms if first else forms[1:] + forms[:1])]
+    lines += [(ENCOURAGEMENT[planned.register], "encourage")] * 24
+    return _Fillers(tl.pool, lines)
 
 
-def _timed(tl: _Timeline, planned: PlannedExercise, start: float, fillers: list[tuple[str, str]]) -> float:
+def _timed(tl: _Timeline, planned: PlannedExercise, start: float, fillers: _Fillers) -> float:
     ex = planned.exercise
     seconds = float(planned.amount)
     end = start + seconds
@@ -923,17 +961,16 @@ def _fit_tail(tl: _Timeline, ahead: list[tuple[str, str, int]], until: float) ->
         chosen.remove(max(chosen, key=lambda line: line[2]))
 
 
-def _interval_fillers(tl: _Timeline, planned: PlannedExercise) -> list[tuple[str, str]]:
-    """Form points in turn with words of company, enough for the longest run."""
-    forms = list(planned.exercise.form) or [tl.pool.pick(INTERVAL_COMPANY)]
-    count = int(planned.amount / coaching.MAX_INTERVAL_SILENCE) + 4
-    out = []
-    for k in range(count):
-        if k % 2 == 0:
-            out.append((forms[(k // 2 + planned.round - 1) % len(forms)], "form"))
+def _interval_fillers(tl: _Timeline, planned: PlannedExercise) -> _Fillers:
+    """Form points in turn with words of company, enough for the longest run; company alone without form points."""
+    forms = planned.exercise.form
+    lines: list[_Filler] = []
+    for k in range(int(planned.amount / coaching.MAX_INTERVAL_SILENCE) + 4):
+        if k % 2 == 0 and forms:
+            lines.append((forms[(k // 2 + planned.round - 1) % len(forms)], "form"))
         else:
-            out.append((tl.pool.pick(INTERVAL_COMPANY), "encourage"))
-    return out
+            lines.append((INTERVAL_COMPANY, "encourage"))
+    return _Fillers(tl.pool, lines)
 
 
 def print_text(script: Script) -> Iterable[str]:

@@ -247,6 +247,38 @@ def test_the_published_circuit_says_how_each_move_is_done_before_its_bell(tmp_pa
     assert taught >= 2, taught  # joe: 3 of the 8 (push-ups, step taps, dips); before, none
 
 
+def test_words_of_encouragement_vary_and_are_heard(tmp_path):
+    """The circuit at 15 minutes advanced, built with the real voice: its warm-up march hears a word about
+    every 13 s. No word comes back within a minute (before, a pool of six picked at random said "Let your
+    joints loosen up as you go." twice in 29 s), each is heard where the cue sheet puts it, and any said
+    outside the work is a word for a rest."""
+    from audioworkout import coaching
+    from audioworkout.phrases import REST_FILLERS
+
+    result = subprocess.run(
+        [sys.executable, "-m", "audioworkout", "build", "seven-minute-circuit", "-m", "15", "-l", "advanced"]
+        + ["-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    stem = tmp_path / "seven-minute-circuit-15min-advanced"
+    sheet = json.loads(stem.with_suffix(".json").read_text())
+    samples, rate = decode_mp3(stem.with_suffix(".mp3"))
+    heard = {"samples": samples, "rate": rate}
+    words = [c for c in sheet["cues"] if c["kind"] == "encourage"]
+    assert len(words) >= 8
+    last: dict[str, float] = {}
+    for cue in words:
+        assert cue["time"] - last.get(cue["text"], -1e9) >= coaching.FRESH_WORDS, cue
+        last[cue["text"]] = cue["time"]
+        assert _db(_window(heard, cue["time"], cue["time"] + cue["duration"])) > -40, cue
+        working = any(w["start"] <= cue["time"] <= w["end"] for w in sheet["work"])
+        assert working or cue["text"] in REST_FILLERS, cue
+    assert len(last) >= 8  # eight different words, not three in turn
+
+
 def test_sidecars_match_the_audio(built):
     stem = built["stem"]
     sheet = built["sheet"]

@@ -10,7 +10,7 @@ import pytest
 from audioworkout import api, coaching, review
 from audioworkout.content import load_routine, routine_names
 from audioworkout.errors import UsageError
-from audioworkout.phrases import ENCOURAGEMENT
+from audioworkout.phrases import ENCOURAGEMENT, Pool
 from audioworkout.plan import tolerance
 from audioworkout.script import ChimeCue, SpokenCue, lay_out, opening_lines
 
@@ -291,6 +291,19 @@ def test_same_request_same_script_and_different_tracks_sound_different():
     encouragement = [t for t in a if t in pools]
     assert encouragement
     assert a != c
+
+
+def test_a_pool_line_is_not_said_again_until_most_of_its_pool_has_been():
+    pool = Pool("seed")
+    options = ENCOURAGEMENT["warming"]
+    keep = 2 * len(options) // 3  # the lines said last, left out of each pick
+    said = []
+    for _ in range(60):
+        said.append(pool.pick(options))
+        pool.said(options, said[-1])
+    assert all(said[k] not in said[max(0, k - keep) : k] for k in range(1, len(said)))
+    assert set(said) == set(options)
+    assert len(set(zip(said, said[1:], strict=False))) > len(options)  # not one fixed cycle
 
 
 def test_unreachable_length_is_refused_with_the_range(cli):

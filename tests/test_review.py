@@ -167,6 +167,21 @@ def test_repeats_and_countdowns_in_calm_sections_are_flagged(session):
     assert any("countdown in a calm section" in f.message for f in findings)
 
 
+def test_an_encouragement_said_again_within_a_minute_is_flagged(session):
+    plan, script = copy.deepcopy(session)
+    first = next(c for c in script.cues if isinstance(c, SpokenCue) and c.kind == "encourage")
+    echo = dataclasses.replace(first, time=first.time + 45)
+    script.cues.append(echo)
+    messages = [f.message for f in review.review(plan, script) if f.rule == "wording"]
+    assert messages == [f'"{first.text}" again after 45 s']
+    echo.time = first.time + 75  # past the minute: a coach may say it again
+    assert not [f for f in review.review(plan, script) if "again after" in f.message]
+    rest = next(c for c in script.cues if isinstance(c, SpokenCue) and c.kind == "rest")
+    echo.time, echo.text = rest.end + 1, "Good work, keep it going."  # a word for the work, in the rest
+    messages = [f.message for f in review.review(plan, script) if f.rule == "wording"]
+    assert messages == ['"Good work, keep it going." said in a rest']
+
+
 def test_unsaid_safety_notes_and_equipment_are_flagged(session):
     plan, script = copy.deepcopy(session)
     script.cues = [c for c in script.cues if c.kind not in ("safety_note", "equipment")]
