@@ -137,6 +137,11 @@ class Exercise:
     def is_stretch(self) -> bool:
         return self.stretch_hold is not None
 
+    @property
+    def care(self) -> str:
+        """Its safety notes as the one care point the coach says ("Take care: ...")."""
+        return " ".join(self.safety)
+
     def for_level(self, level: str) -> Exercise:
         """This exercise as done at `level`: its variant there (a progression or regression), else itself."""
         overrides = self.variants.get(level)

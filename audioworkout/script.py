@@ -344,7 +344,7 @@ def _lay_out(
 
 
 def _care_text(plan: Plan, name: str) -> str:
-    return " ".join(next(p.exercise.safety for p in plan.exercises if p.name == name))
+    return next(p.exercise.care for p in plan.exercises if p.name == name)
 
 
 def _move_notes(notes: list[tuple[str, str]]) -> str:
@@ -548,7 +548,7 @@ def _first_lines(plan: Plan, planned: PlannedExercise) -> list[tuple[str, str, i
         # A timed move's care point left out of a short changeover is said just after "go" (_say_care):
         # the move itself ranks above it. Elsewhere (a hold's quiet, one side of two) it ranks first.
         waits = ex.kind == "timed" and ex.sides != "each"
-        lines.append((say("safety_note", text=" ".join(ex.safety)), "safety_note", 5 if waits else 1))
+        lines.append((say("safety_note", text=ex.care), "safety_note", 5 if waits else 1))
     return lines
 
 
@@ -748,7 +748,7 @@ def _say_care(
     if fits:
         tl.say(text, "care")
     else:
-        tl.unsaid_care.append((planned.name, " ".join(ex.safety)))
+        tl.unsaid_care.append((planned.name, ex.care))
 
 
 def _reps(tl: _Timeline, planned: PlannedExercise, start: float) -> float:
@@ -889,7 +889,7 @@ def _interval(
             if tl.free_at + tl.length(text) + GAP <= keep_free:
                 tl.say(text, kind)
             elif kind == "safety_note":  # a short interval has no room: its care point goes to the intro
-                tl.unsaid_care.append((planned.name, " ".join(ex.safety)))
+                tl.unsaid_care.append((planned.name, ex.care))
     if count is not None and tl.free_at + 4.0 < keep_free:
         what, done, left = count  # done >= 1: the interval before was one of them
         if left == 0:
