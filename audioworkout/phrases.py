@@ -36,6 +36,7 @@ ENGLISH: dict[str, str] = {
     "rest_round": "Rest for {length}. Round {round} is next.",
     # Transitions: a rest named with its length, the next exercise, then how to do it (before the clock).
     "rest": "Rest for {length}.",
+    "rest_moving": "Walk for {length}.",  # a warm-up keeps moving between its moves
     "next_first": "Exercise {number} of {total}: {name}. {amount}.",
     "next_last": "Last exercise, number {number} of {total}: {name}. {amount}.",
     "next_again": "Next: {name} again. {amount}.",
@@ -135,6 +136,15 @@ ENCOURAGEMENT: dict[str, tuple[str, ...]] = {
         "Gradually pick up the pace.",
     ),
 }
+
+# Said in a warm-up's changeover, walking gently in place: nothing about recovering or letting the heart rate settle.
+MOVING_REST_FILLERS: tuple[str, ...] = (
+    "Keep your feet moving, in place or around the room.",
+    "Shake out your arms as you walk.",
+    "Roll your shoulders as you go.",
+    "Take a slow breath in, and let it go.",
+    "Stay light on your feet.",
+)
 
 # Said now and then through a long interval: company while walking or running, never a how-to.
 INTERVAL_COMPANY: tuple[str, ...] = (

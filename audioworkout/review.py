@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import coaching
-from .phrases import ENCOURAGEMENT
+from .phrases import ENCOURAGEMENT, say
 from .plan import Plan, PlannedExercise, tolerance
 from .script import ChimeCue, Script, Span, SpokenCue, clock
 
@@ -304,7 +304,14 @@ def warm_up_builds(plan: Plan, script: Script) -> Iterable[Finding]:
     """A warm-up written to lead into energetic work is coached to build (register "warming"), not to relax:
     "Let each breath out relax you" and "And gently ease off" belong to a cool-down, not to a march before
     a circuit. Judged on the routine as written: a gentle warm-up before a stretch stays calm, even in a
-    short session that leaves the stretch out."""
+    short session that leaves the stretch out. Such a warm-up walks its changeovers between standing
+    moves ("Walk for 30 seconds."), never stands still and cools."""
+    warming = {s.name for s in plan.sections if s.register == "warming"}
+    standing = {ex.name for ex in plan.exercises if ex.exercise.position in ("standing", "any")}
+    walk = say("rest_moving", length="|").split("|")[0]
+    for cue in _spoken(script):
+        if cue.kind == "rest" and cue.section in warming and cue.exercise in standing and not cue.text.startswith(walk):
+            yield Finding(cue.time, cue.exercise, f'"{cue.text}" stands still in a warm-up', "wording")
     written = plan.routine.sections
     present = {s.name for s in plan.sections}
     for section, following in zip(written, written[1:], strict=False):

@@ -17,7 +17,16 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from . import coaching
-from .phrases import ENCOURAGEMENT, INTERVAL_COMPANY, REST_FILLERS, Pool, join_words, length_words, say
+from .phrases import (
+    ENCOURAGEMENT,
+    INTERVAL_COMPANY,
+    MOVING_REST_FILLERS,
+    REST_FILLERS,
+    Pool,
+    join_words,
+    length_words,
+    say,
+)
 from .plan import Plan, PlannedExercise, PlannedSection
 
 GAP = 0.3  # silence after every spoken phrase or chime, so nothing runs together
@@ -525,9 +534,9 @@ def _transition(
     return start
 
 
-def _rest_fillers(tl: _Timeline) -> _Fillers:
+def _rest_fillers(tl: _Timeline, pool: tuple[str, ...] = REST_FILLERS) -> _Fillers:
     """Words for a rest: about resting, whatever the register (not the work's "keep it going")."""
-    return _Fillers(tl.pool, [(REST_FILLERS, "encourage")] * 8)
+    return _Fillers(tl.pool, [(pool, "encourage")] * 8)
 
 
 FIRST_CUE = 3  # the priority of a move's first cue in a changeover (lower: said first, left out last)
@@ -600,6 +609,8 @@ def _exercise(
     if after_work:
         rest = round_rest if section_rest else planned.rest_before
         rest_key, rest_fields = ("rest_round", {"round": planned.round}) if section_rest else ("rest", {})
+        if rest_key == "rest" and _keeps_moving(tl, planned):
+            rest_key = "rest_moving"
         if section_rest and lines[0][1] == "progress":
             lines.pop(0)  # the round's rest line says enough
     else:
@@ -614,8 +625,18 @@ def _exercise(
         fixed and not section_rest,
         rest_key,
         rest_fields,
-        _rest_fillers(tl),
+        _rest_fillers(tl, MOVING_REST_FILLERS if rest_key == "rest_moving" else REST_FILLERS),
         base_rest=written,
+    )
+
+
+def _keeps_moving(tl: _Timeline, planned: PlannedExercise) -> bool:
+    """A warm-up's changeover between standing moves is walked, not stood still: ACSM's warm-up is 5 to 10
+    minutes of continuous light to moderate activity, and half a minute standing still lets it cool."""
+    return (
+        planned.register == "warming"
+        and tl.work[-1].section == planned.section
+        and planned.exercise.position in ("standing", "any")
     )
 
 

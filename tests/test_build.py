@@ -279,6 +279,33 @@ def test_words_of_encouragement_vary_and_are_heard(tmp_path):
     assert len(last) >= 8  # eight different words, not three in turn
 
 
+def test_the_warm_up_walks_its_changeovers(tmp_path):
+    """The circuit at 15 minutes beginner, built with the real voice: between the warm-up's march and its
+    shoulder rolls the coach says to walk, for the changeover's true length, end bell to start bell
+    (before: "Rest for 40 seconds." standing still in the middle of a warm-up)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "audioworkout", "build", "seven-minute-circuit", "-m", "15", "-l", "beginner"]
+        + ["-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    stem = tmp_path / "seven-minute-circuit-15min-beginner"
+    cues = json.loads(stem.with_suffix(".json").read_text())["cues"]
+    samples, rate = decode_mp3(stem.with_suffix(".mp3"))
+    heard = {"samples": samples, "rate": rate}
+    rests = [(i, c) for i, c in enumerate(cues) if c["kind"] == "rest" and c["section"] == "Warm-up"]
+    assert rests
+    for i, cue in rests:
+        end = next(c["time"] for c in reversed(cues[:i]) if c.get("chime") == "end")
+        start = next(c["time"] for c in cues[i:] if c.get("chime") == "start")
+        assert cue["text"] == f"Walk for {round(start - end)} seconds.", cue
+        assert _db(_window(heard, cue["time"], cue["time"] + cue["duration"])) > -40, cue
+        for bell in (end, start):  # the bells themselves, heard where the sheet puts them
+            assert _db(_window(heard, bell, bell + 0.2)) > -40, bell
+
+
 def test_sidecars_match_the_audio(built):
     stem = built["stem"]
     sheet = built["sheet"]

@@ -306,6 +306,27 @@ def test_a_pool_line_is_not_said_again_until_most_of_its_pool_has_been():
     assert len(set(zip(said, said[1:], strict=False))) > len(options)  # not one fixed cycle
 
 
+def test_a_warm_up_walks_its_changeovers_and_names_their_true_length():
+    """Between the circuit's standing warm-up moves the listener walks, hearing walking words; the
+    rests of the cool-down, after the hard work, stay rests."""
+    from audioworkout.phrases import MOVING_REST_FILLERS, REST_FILLERS
+
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"), 20, "beginner")
+    cues = script.cues
+    for i, cue in enumerate(cues):
+        if not (isinstance(cue, SpokenCue) and cue.kind == "rest"):
+            continue
+        end = next(c for c in reversed(cues[:i]) if isinstance(c, ChimeCue) and c.chime == "end")
+        start = next(c for c in cues[i:] if isinstance(c, ChimeCue) and c.chime == "start")
+        words = [c.text for c in cues if isinstance(c, SpokenCue) and end.time < c.time < start.time]
+        fillers = [w for w in words if w in MOVING_REST_FILLERS + REST_FILLERS]
+        if cue.section == "Warm-up":
+            assert cue.text == f"Walk for {round(start.time - end.time)} seconds."
+            assert all(w in MOVING_REST_FILLERS for w in fillers)
+        else:
+            assert cue.text.startswith("Rest for") and all(w in REST_FILLERS for w in fillers)
+
+
 def test_unreachable_length_is_refused_with_the_range(cli):
     result = cli("script", "desk-break", "--minutes", 60, "--estimate")
     assert result.exit_code == 2

@@ -83,6 +83,18 @@ def test_a_calm_warm_up_before_energetic_work_is_flagged():
         assert not [f for f in review.review(plan, script) if "warm-up" in f.message]
 
 
+def test_a_warm_up_that_stands_still_between_moves_is_flagged():
+    """The circuit's warm-up walks its changeovers ("Walk for 30 seconds."); said as a rest, the review
+    names it. The cool-down's rests stay rests."""
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"), 20, "intermediate")
+    walks = [c for c in script.cues if isinstance(c, SpokenCue) and c.kind == "rest" and c.section == "Warm-up"]
+    assert len(walks) == 2 and all(c.text.startswith("Walk for") for c in walks)
+    assert review.review(plan, script) == []
+    walks[0].text = walks[0].text.replace("Walk for", "Rest for")
+    messages = [f.message for f in review.review(plan, script)]
+    assert messages == [f'"{walks[0].text}" stands still in a warm-up']
+
+
 def test_a_hold_full_of_talk_is_flagged(session):
     plan, script = copy.deepcopy(session)
     hold = next(w for w in script.work if w.amount == "hold")
