@@ -127,6 +127,7 @@ class Exercise:
     direction_change: bool = False  # timed moves that reverse halfway ("Change direction")
     intermediate_option: str = "none"  # which option intermediate hears: easier | harder | none
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # level -> validated field overrides
+    brief: str = ""  # the move in a few words, said where a changeover has no room for the set-up
     noun: str = ""  # an interval's name as counted ("run": "two more runs"); only effort intervals have one
 
     @property
@@ -223,6 +224,7 @@ PRIORITY_BOUNDS = (1, 3)
 MINUTES_BOUNDS = (5, 60)
 PHASE_SECONDS_BOUNDS = (0.5, 30)  # one spoken phase of a rep or breath
 STRETCH_BOUNDS = (5, 120)  # seconds of one static stretch hold
+BRIEF_MAX = 50  # characters: a brief is said between "Next: ..." and the count-in of a 10 s changeover
 EXERCISE_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _ID_RULE = (
     "expected an exercise id: lowercase letters, digits and hyphens, at most 64 characters "
@@ -253,6 +255,7 @@ _LIST_FIELDS = ("form", "safety", "equipment")
 _VARIANT_KEYS = (
     "name",
     "setup",
+    "brief",
     "cues",
     "form",
     "tempo",
@@ -326,7 +329,12 @@ def _described(f: Fields, kind: str | None, keys: tuple[str, ...]) -> dict[str, 
         if key not in f:
             continue
         r = f[key]
-        if key in _TEXT_FIELDS:
+        if key == "brief":
+            out[key] = r.text()
+            if out[key] is not None and len(out[key]) > BRIEF_MAX:
+                r.fail(f"a brief is said in a 10 s changeover: at most {BRIEF_MAX} characters, not {len(out[key])}")
+                out[key] = None
+        elif key in _TEXT_FIELDS:
             out[key] = r.text()
         elif key == "cues":
             out[key] = r.texts(minimum=1)
@@ -463,6 +471,7 @@ def _exercise(r: Reader, exercise_id: str) -> Exercise | None:
         intermediate_option=option or "none",
         variants=variants,
         noun=described.get("noun", ""),
+        brief=described.get("brief", ""),
     )
 
 

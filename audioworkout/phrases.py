@@ -47,6 +47,7 @@ ENGLISH: dict[str, str] = {
     "harder": "To make it harder: {text}",
     "safety_note": "Take care: {text}",
     "first_side": "Start with your {side}.",
+    "first_side_short": "{side} first.",
     "switch": "Other side: {side}.",
     "ten_seconds": "10 seconds.",
     "get_set": "Get into position.",

@@ -396,6 +396,21 @@ def move_before_its_steps(plan: Plan, script: Script) -> Iterable[Finding]:
                 yield Finding(_first_work(script, ex.name), ex.name, f'"{later[0]}" said without "{cues[0]}"', "how-to")
 
 
+def taught(plan: Plan, script: Script) -> Iterable[Finding]:
+    """A move is taught before its first bell: its set-up and the move or, in a short changeover, its brief
+    (unless a hold's care point takes the changeover: a hold's quiet has no room for it after "go")."""
+    said = {(c.exercise, c.text) for c in _spoken(script) if c.kind in ("setup", "instruction", "brief")}
+    cared = {c.exercise for c in _spoken(script) if c.kind == "safety_note"}
+    for ex in plan.exercises:
+        move = ex.exercise
+        if not ex.first or ex.interval or (move.kind == "hold" and ex.name in cared):
+            continue
+        if not ({(ex.name, move.setup), (ex.name, move.cues[0])} <= said or (ex.name, move.brief) in said):
+            yield Finding(
+                _first_work(script, ex.name), ex.name, "neither its set-up and move nor its brief said", "taught"
+            )
+
+
 RULES: list[Rule] = [
     round_amounts,
     talk_before_clock,
@@ -414,6 +429,7 @@ RULES: list[Rule] = [
     positions,
     options,
     move_before_its_steps,
+    taught,
 ]
 
 

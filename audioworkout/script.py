@@ -482,11 +482,14 @@ def _transition(
     fillers: _Fillers,
     base_rest: float | None = None,
     count_in: bool = True,
+    brief: str = "",
 ) -> float:
     """Rest and talk between the last end bell (at `since`) and the next start bell; returns the start time.
 
     `lines` are (text, kind, priority) in speaking order; in exact mode the transition keeps its
-    written length and the least important lines that do not fit are left out.
+    written length and the least important lines that do not fit are left out. Where the set-up or
+    the move is left out, the move's `brief` ("Forearms and knees down, body straight.") is said in
+    place of what is left of them, if it fits.
     """
     lead = COUNT_IN if (register == "energetic" and count_in) else CALM_LEAD
     base_rest = rest if base_rest is None else base_rest
@@ -509,6 +512,16 @@ def _transition(
                 with_it = [kept for kept in lines if kept in chosen or kept == line]
                 if need(with_it, gap) <= gap:
                     chosen = with_it
+        set_up = any(kind == "setup" for _, kind, _ in chosen)
+        move = any(kind == "instruction" and priority == FIRST_CUE for _, kind, priority in chosen)
+        if brief and not (set_up and move):
+            # A set-up alone leaves out the move, a step alone where to be: the brief says both, in a few
+            # words, before a hold's care point, which the intro says instead (_say_care, lay_out).
+            told = [line for line in chosen if line[1] not in ("setup", "instruction")]
+            after = next((k + 1 for k, line in enumerate(told) if line[1] == "next"), 0)
+            with_brief = told[:after] + [(brief, "brief", FIRST_CUE)] + told[after:]
+            if need(with_brief, gap) <= gap:
+                chosen = with_brief
         for text, kind, priority in lines:  # the rest of the how-to is left out; the care point waits
             if kind == "safety_note" and tl.exercise is not None and (text, kind, priority) not in chosen:
                 tl.care[tl.exercise] = text  # said as the work starts, if there is room (_say_care)
@@ -600,8 +613,10 @@ def _exercise(
     progress = session.progress_line(tl.free_at)
     if progress:
         lines.insert(0, (progress[0], progress[1], 7))
-    if ex.sides == "each":
-        lines.append((say("first_side", side=ex.side_labels[0]), "side", 0))
+    if ex.sides == "each":  # a short changeover says it in fewer words, leaving room for the move
+        short = planned.first and fixed
+        side = ex.side_labels[0].capitalize() if short else ex.side_labels[0]
+        lines.append((say("first_side_short" if short else "first_side", side=side), "side", 0))
     section_rest = is_round_start and after_work
     rest = 0.0
     rest_key: str | None = None
@@ -627,6 +642,7 @@ def _exercise(
         rest_fields,
         _rest_fillers(tl, MOVING_REST_FILLERS if rest_key == "rest_moving" else REST_FILLERS),
         base_rest=written,
+        brief=ex.brief if planned.first and fixed else "",
     )
 
 

@@ -327,6 +327,16 @@ def test_a_warm_up_walks_its_changeovers_and_names_their_true_length():
             assert cue.text.startswith("Rest for") and all(w in REST_FILLERS for w in fillers)
 
 
+def test_a_short_changeover_names_the_first_side_in_fewer_words():
+    """In the published circuit's ten seconds, "Right side first." leaves room for the side plank's brief;
+    the second round, with nothing new to teach, keeps "Start with your right side."."""
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"), None, "intermediate")
+    said = [(c.text, c.kind) for c in script.cues if isinstance(c, SpokenCue) and c.exercise == "Side Plank"]
+    sides = [text for text, kind in said if kind == "side"]
+    assert sides == ["Right side first.", "Start with your right side."]
+    assert ("Forearm down, lift your hips.", "brief") in said
+
+
 def test_unreachable_length_is_refused_with_the_range(cli):
     result = cli("script", "desk-break", "--minutes", 60, "--estimate")
     assert result.exit_code == 2

@@ -95,6 +95,20 @@ def test_a_warm_up_that_stands_still_between_moves_is_flagged():
     assert messages == [f'"{walks[0].text}" stands still in a warm-up']
 
 
+def test_a_move_named_in_a_changeover_but_never_taught_is_flagged():
+    """The published circuit's ten-second changeovers say each move's brief where its set-up does not fit
+    ("Next: Kneeling Plank. Forearms and knees down, body straight."); without it, the review names it."""
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"), None, "beginner")
+    assert review.review(plan, script) == []
+    briefs = [c for c in script.cues if isinstance(c, SpokenCue) and c.kind == "brief"]
+    assert len(briefs) == 11  # moves 2 to 12
+    plank = next(c for c in briefs if c.exercise == "Kneeling Plank")
+    assert plank.text == "Forearms and knees down, body straight."
+    script.cues.remove(plank)
+    findings = review.review(plan, script)
+    assert [(f.subject, f.rule) for f in findings] == [("Kneeling Plank", "taught")]
+
+
 def test_a_hold_full_of_talk_is_flagged(session):
     plan, script = copy.deepcopy(session)
     hold = next(w for w in script.work if w.amount == "hold")

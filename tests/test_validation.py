@@ -293,6 +293,12 @@ sections:
         ("equipment: {mat: yes}\n", "equipment", "a list of texts"),
         ("position: upside-down\n", "position", "standing | seated | kneeling | lying | any"),
         ("category: yoga\n", "category", "strength | cardio | mobility | stretch | breathing"),
+        (
+            "brief: " + "Forearms down, knees down, body straight, breathe!!" + "\n",
+            "brief",
+            "at most 50 characters, not 51",
+        ),
+        ("variants: {advanced: {name: X, brief: ''}}\n", "variants.advanced.brief", "non-empty text"),
     ],
 )
 def test_bad_new_exercise_fields(tmp_path, extra, field, detail):
