@@ -207,6 +207,21 @@ def test_speech_where_the_sheet_says_and_silence_elsewhere(built):
         assert _db(_window(built, start, end)) < -60, (start, end)
 
 
+def _circuit_built(tmp_path, *options: str) -> tuple[dict, dict]:
+    """The circuit built with the real voice through the CLI, as a user runs it: its cue sheet, and its
+    MP3 decoded (`_window`'s samples and rate)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "audioworkout", "build", "seven-minute-circuit", *options, "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    (mp3,) = tmp_path.glob("seven-minute-circuit-*.mp3")
+    samples, rate = decode_mp3(mp3)
+    return json.loads(mp3.with_suffix(".json").read_text()), {"samples": samples, "rate": rate}
+
+
 def test_the_published_circuit_says_how_each_move_is_done_before_its_bell(tmp_path):
     """The published seven-minute circuit, built with the real voice: its ten-second changeovers named
     the next move and nothing more ("Next: Chair Step Taps."). Now each of moves 2 to 12 is taught
@@ -215,17 +230,8 @@ def test_the_published_circuit_says_how_each_move_is_done_before_its_bell(tmp_pa
     follows "go" within five seconds."""
     from audioworkout import coaching
 
-    result = subprocess.run(
-        [sys.executable, "-m", "audioworkout", "build", "seven-minute-circuit", "-o", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    (stem,) = [p.with_suffix("") for p in tmp_path.glob("seven-minute-circuit-*min-beginner.mp3")]
-    cues = json.loads(stem.with_suffix(".json").read_text())["cues"]
-    samples, rate = decode_mp3(stem.with_suffix(".mp3"))
-    heard = {"samples": samples, "rate": rate}
+    sheet, heard = _circuit_built(tmp_path)
+    cues = sheet["cues"]
     routine = api.load_routine("seven-minute-circuit")
     taught = []
     for ex in api.exact_plan(routine, "beginner").exercises:
@@ -257,18 +263,7 @@ def test_words_of_encouragement_vary_and_are_heard(tmp_path):
     from audioworkout import coaching
     from audioworkout.phrases import REST_FILLERS
 
-    result = subprocess.run(
-        [sys.executable, "-m", "audioworkout", "build", "seven-minute-circuit", "-m", "15", "-l", "advanced"]
-        + ["-o", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    stem = tmp_path / "seven-minute-circuit-15min-advanced"
-    sheet = json.loads(stem.with_suffix(".json").read_text())
-    samples, rate = decode_mp3(stem.with_suffix(".mp3"))
-    heard = {"samples": samples, "rate": rate}
+    sheet, heard = _circuit_built(tmp_path, "-m", "15", "-l", "advanced")
     words = [c for c in sheet["cues"] if c["kind"] == "encourage"]
     assert len(words) >= 8
     last: dict[str, float] = {}
@@ -285,18 +280,8 @@ def test_the_warm_up_walks_its_changeovers(tmp_path):
     """The circuit at 15 minutes beginner, built with the real voice: between the warm-up's march and its
     shoulder rolls the coach says to walk, for the changeover's true length, end bell to start bell
     (before: "Rest for 40 seconds." standing still in the middle of a warm-up)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "audioworkout", "build", "seven-minute-circuit", "-m", "15", "-l", "beginner"]
-        + ["-o", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    stem = tmp_path / "seven-minute-circuit-15min-beginner"
-    cues = json.loads(stem.with_suffix(".json").read_text())["cues"]
-    samples, rate = decode_mp3(stem.with_suffix(".mp3"))
-    heard = {"samples": samples, "rate": rate}
+    sheet, heard = _circuit_built(tmp_path, "-m", "15", "-l", "beginner")
+    cues = sheet["cues"]
     rests = [(i, c) for i, c in enumerate(cues) if c["kind"] == "rest" and c["section"] == "Warm-up"]
     assert rests
     for i, cue in rests:
