@@ -515,8 +515,7 @@ def _transition(
         set_up = any(kind == "setup" for _, kind, _ in chosen)
         move = any(kind == "instruction" and priority == FIRST_CUE for _, kind, priority in chosen)
         if brief and not (set_up and move):
-            # A set-up alone leaves out the move, a step alone where to be: the brief says both, in a few
-            # words, before a hold's care point, which the intro says instead (_say_care, lay_out).
+            # A set-up alone leaves out the move, a step alone where to be: the brief says both, in a few words.
             told = [line for line in chosen if line[1] not in ("setup", "instruction")]
             after = next((k + 1 for k, line in enumerate(told) if line[1] == "next"), 0)
             with_brief = told[:after] + [(brief, "brief", FIRST_CUE)] + told[after:]
