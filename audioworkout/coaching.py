@@ -133,12 +133,10 @@ def amount_text(ex: Exercise, amount: int, sets: int) -> str:
         text += " each side"
     elif ex.sides == "alternating":
         text += " each side, alternating"
-    if sets > 1:
-        text += (
-            ", twice on each side"
-            if ex.is_stretch and sets == 2
-            else (f", {sets} times on each side" if ex.is_stretch else f", {sets} sets")
-        )
+    if sets > 1 and ex.is_stretch:  # a stretch is held again, on each side if it has sides
+        text += (", twice" if sets == 2 else f", {sets} times") + (" on each side" if ex.sides == "each" else "")
+    elif sets > 1:
+        text += f", {sets} sets"
     return text
 
 

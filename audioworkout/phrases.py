@@ -54,6 +54,7 @@ ENGLISH: dict[str, str] = {
     "set_next": "Rest for {length}. Set {set} of {sets} is next.",
     "set_again": "Set {set} of {sets}.",
     "stretch_again": "Once more on each side.",
+    "hold_again": "Once more.",
     "reminder": "Remember: {text}",
     # The start of the work clock, by register and kind; short words said inside a phrase so they carry.
     "start_energetic_timed": "Ready, and go!",

@@ -681,17 +681,21 @@ def _sets(tl: _Timeline, plan: Plan, planned: PlannedExercise, start: float) -> 
                         _rest_fillers(tl),
                     )
                 else:
-                    start = _switch(tl, planned, side or ex.side_labels[0], again=side_no == 0)
+                    start = _switch(tl, planned, side, again=side_no == 0)
             _work(tl, planned, start, fillers.again())
 
 
-def _switch(tl: _Timeline, planned: PlannedExercise, side: str, again: bool) -> float:
-    """Change sides (or hold again): a switch chime, the side named once, then the start bell."""
+def _switch(tl: _Timeline, planned: PlannedExercise, side: str | None, again: bool) -> float:
+    """Change sides (or hold again): a switch chime, the side named once, then the start bell. A stretch
+    done with both sides at once (a chest opener) is held again with no side named."""
     switch = tl.cues[-1]
     tl.chime("switch")
-    text = say("switch", side=side)
-    if again:
-        text = f"{say('stretch_again')} {text}"
+    if side is None:
+        text = say("hold_again")
+    else:
+        text = say("switch", side=side)
+        if again:
+            text = f"{say('stretch_again')} {text}"
     tl.say(text, "switch")
     start = switch.time + max(planned.switch_sides, math.ceil(tl.free_at - switch.time + 0.5))
     tl.chime("start", at=start)

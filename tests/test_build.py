@@ -207,17 +207,17 @@ def test_speech_where_the_sheet_says_and_silence_elsewhere(built):
         assert _db(_window(built, start, end)) < -60, (start, end)
 
 
-def _circuit_built(tmp_path, *options: str) -> tuple[dict, dict]:
-    """The circuit built with the real voice through the CLI, as a user runs it: its cue sheet, and its
+def _cli_built(tmp_path, routine: str, *options: str) -> tuple[dict, dict]:
+    """A routine built with the real voice through the CLI, as a user runs it: its cue sheet, and its
     MP3 decoded (`_window`'s samples and rate)."""
     result = subprocess.run(
-        [sys.executable, "-m", "audioworkout", "build", "seven-minute-circuit", *options, "-o", str(tmp_path)],
+        [sys.executable, "-m", "audioworkout", "build", routine, *options, "-o", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    (mp3,) = tmp_path.glob("seven-minute-circuit-*.mp3")
+    (mp3,) = tmp_path.glob(f"{routine}-*.mp3")
     samples, rate = decode_mp3(mp3)
     return json.loads(mp3.with_suffix(".json").read_text()), {"samples": samples, "rate": rate}
 
@@ -230,7 +230,7 @@ def test_the_published_circuit_says_how_each_move_is_done_before_its_bell(tmp_pa
     follows "go" within five seconds."""
     from audioworkout import coaching
 
-    sheet, heard = _circuit_built(tmp_path)
+    sheet, heard = _cli_built(tmp_path, "seven-minute-circuit")
     cues = sheet["cues"]
     routine = api.load_routine("seven-minute-circuit")
     taught = []
@@ -263,7 +263,7 @@ def test_words_of_encouragement_vary_and_are_heard(tmp_path):
     from audioworkout import coaching
     from audioworkout.phrases import REST_FILLERS
 
-    sheet, heard = _circuit_built(tmp_path, "-m", "15", "-l", "advanced")
+    sheet, heard = _cli_built(tmp_path, "seven-minute-circuit", "-m", "15", "-l", "advanced")
     words = [c for c in sheet["cues"] if c["kind"] == "encourage"]
     assert len(words) >= 8
     last: dict[str, float] = {}
@@ -280,7 +280,7 @@ def test_the_warm_up_walks_its_changeovers(tmp_path):
     """The circuit at 15 minutes beginner, built with the real voice: between the warm-up's march and its
     shoulder rolls the coach says to walk, for the changeover's true length, end bell to start bell
     (before: "Rest for 40 seconds." standing still in the middle of a warm-up)."""
-    sheet, heard = _circuit_built(tmp_path, "-m", "15", "-l", "beginner")
+    sheet, heard = _cli_built(tmp_path, "seven-minute-circuit", "-m", "15", "-l", "beginner")
     cues = sheet["cues"]
     rests = [(i, c) for i, c in enumerate(cues) if c["kind"] == "rest" and c["section"] == "Warm-up"]
     assert rests
@@ -291,6 +291,25 @@ def test_the_warm_up_walks_its_changeovers(tmp_path):
         assert _db(_window(heard, cue["time"], cue["time"] + cue["duration"])) > -40, cue
         for bell in (end, start):  # the bells themselves, heard where the sheet puts them
             assert _db(_window(heard, bell, bell + 0.2)) > -40, bell
+
+
+def test_a_stretch_for_both_sides_at_once_is_held_again_without_a_side(tmp_path):
+    """The desk break as built by default, with the real voice: its chest opener (both arms at once) was
+    announced "20 seconds, twice on each side" and held again after "Once more on each side. Other side:
+    right side.". Now its holds are counted as they are ("3 times"), each hold after the first starts on
+    "Once more." after the switch chime, heard there, and no side is ever named for it."""
+    sheet, heard = _cli_built(tmp_path, "desk-break")
+    cues = [c for c in sheet["cues"] if c.get("exercise") == "Standing Chest Opener"]
+    holds = [w for w in sheet["work"] if w["exercise"] == "Standing Chest Opener"]
+    (announced,) = [c["text"] for c in cues if c["kind"] == "next"]
+    times = {2: "twice", 3: "3 times"}[len(holds)]
+    assert announced.endswith(f"seconds, {times}.") and "side" not in announced
+    assert not [c for c in cues if "side" in c.get("text", "").lower() and c["kind"] in ("switch", "side")]
+    again = [c for c in cues if c["kind"] == "switch"]
+    assert [c["text"] for c in again] == ["Once more."] * (len(holds) - 1)
+    for cue, hold in zip(again, holds[1:], strict=True):
+        assert holds[0]["end"] < cue["time"] < hold["start"]
+        assert _db(_window(heard, cue["time"], cue["time"] + cue["duration"])) > -40, cue
 
 
 def test_sidecars_match_the_audio(built):

@@ -337,6 +337,24 @@ def test_a_short_changeover_names_the_first_side_in_fewer_words():
     assert ("Forearm down, lift your hips.", "brief") in said
 
 
+def test_a_stretch_held_again_names_sides_only_when_it_has_them():
+    """A chest opener (both arms at once) held again is "20 seconds, 3 times" and "Once more."; a quad
+    stretch held twice on each side says so, and names the side it switches to."""
+    plan, script = api.plan_session(load_routine("desk-break"), None, "beginner")
+    said = [c.text for c in script.cues if isinstance(c, SpokenCue) and c.exercise == "Standing Chest Opener"]
+    assert [t for t in said if t.endswith("Standing Chest Opener. 20 seconds, 3 times.")]
+    assert said.count("Once more.") == 2 and not [t for t in said if "side" in t]
+    plan, script = api.plan_session(load_routine("seven-minute-circuit"), 25, "beginner")
+    quad = next(p for p in plan.exercises if p.name == "Standing Quad Stretch")
+    assert quad.sets == 2 and quad.amount_text() == "20 seconds each side, twice on each side"
+    switches = [c.text for c in script.cues if c.kind == "switch" and c.exercise == quad.name]
+    assert switches == [
+        "Other side: left leg.",
+        "Once more on each side. Other side: right leg.",
+        "Other side: left leg.",
+    ]
+
+
 def test_unreachable_length_is_refused_with_the_range(cli):
     result = cli("script", "desk-break", "--minutes", 60, "--estimate")
     assert result.exit_code == 2
