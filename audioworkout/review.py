@@ -271,7 +271,7 @@ def fitted_length(plan: Plan, script: Script) -> Iterable[Finding]:
 
 def wording(plan: Plan, script: Script) -> Iterable[Finding]:
     """Nothing said twice in a row, no encouragement again within a minute nor a word for the work ("keep it
-    going") in a rest, no section named twice, calm sections without spoken countdowns."""
+    going") in a rest, no section named twice, calm sections and static stretches without spoken countdowns."""
     spoken = _spoken(script)
     for a, b in zip(spoken, spoken[1:], strict=False):
         if a.text == b.text and a.kind not in REPEATABLE_KINDS:
@@ -295,9 +295,12 @@ def wording(plan: Plan, script: Script) -> Iterable[Finding]:
         if cue.section and cue.kind == "section" and cue.text.count(cue.section) > 1:
             yield Finding(cue.time, cue.section, "section named twice in one breath", "wording")
     calm = {s.name for s in plan.sections if s.register != "energetic"}
+    stretches = {ex.name for ex in plan.exercises if ex.exercise.is_stretch}
     for cue in spoken:
         if cue.kind == "countdown" and cue.section in calm:
             yield Finding(cue.time, cue.exercise or cue.section, "spoken countdown in a calm section", "wording")
+        elif cue.kind == "countdown" and cue.exercise in stretches:
+            yield Finding(cue.time, cue.exercise, "spoken countdown in a static stretch", "wording")
 
 
 def warm_up_builds(plan: Plan, script: Script) -> Iterable[Finding]:

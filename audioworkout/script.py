@@ -722,14 +722,20 @@ def _start_word(planned: PlannedExercise) -> str:
     if ex.kind == "breaths":
         return say("start_breaths")
     kind = "hold" if ex.kind == "hold" else ("reps" if ex.kind == "reps" else "timed")
-    return say(f"start_{planned.register}_{kind}")
+    return say(f"start_{_work_register(planned)}_{kind}")
+
+
+def _work_register(planned: PlannedExercise) -> str:
+    """How the work is coached: as its section is, but a static stretch is eased into and out of, never
+    counted down like an interval, even among energetic moves (the desk break's chest opener)."""
+    return "calm" if planned.exercise.is_stretch else planned.register
 
 
 def _work_fillers(tl: _Timeline, planned: PlannedExercise, first: bool) -> _Fillers:
     """Form points first (the first set in order, later sets from the second), then calm encouragement."""
     forms = list(planned.exercise.form)
     lines: list[_Filler] = [(text, "form") for text in (forms if first else forms[1:] + forms[:1])]
-    lines += [(ENCOURAGEMENT[planned.register], "encourage")] * 24
+    lines += [(ENCOURAGEMENT[_work_register(planned)], "encourage")] * 24
     return _Fillers(tl.pool, lines)
 
 
@@ -737,7 +743,7 @@ def _timed(tl: _Timeline, planned: PlannedExercise, start: float, fillers: _Fill
     ex = planned.exercise
     seconds = float(planned.amount)
     end = start + seconds
-    energetic = planned.register == "energetic"
+    energetic = _work_register(planned) == "energetic"
     tl.say(_start_word(planned), "start")
     fixed: list[tuple[float, str, str, str | None]] = []  # (time, text, kind, chime)
     if ex.direction_change:

@@ -310,6 +310,12 @@ def test_a_stretch_for_both_sides_at_once_is_held_again_without_a_side(tmp_path)
     for cue, hold in zip(again, holds[1:], strict=True):
         assert holds[0]["end"] < cue["time"] < hold["start"]
         assert _db(_window(heard, cue["time"], cue["time"] + cue["duration"])) > -40, cue
+    # in its energetic section, still eased out of: "And slowly release." before each end bell, no 3-2-1
+    release = [c for c in cues if c["kind"] == "release"]
+    assert len(release) == len(holds) and not [c for c in cues if c["kind"] == "countdown"]
+    for cue, hold in zip(release, holds, strict=True):
+        assert hold["start"] < cue["time"] < hold["end"]
+        assert _db(_window(heard, cue["time"], cue["time"] + cue["duration"])) > -40, cue
 
 
 def test_sidecars_match_the_audio(built):

@@ -344,6 +344,8 @@ def test_a_stretch_held_again_names_sides_only_when_it_has_them():
     said = [c.text for c in script.cues if isinstance(c, SpokenCue) and c.exercise == "Standing Chest Opener"]
     assert [t for t in said if t.endswith("Standing Chest Opener. 20 seconds, 3 times.")]
     assert said.count("Once more.") == 2 and not [t for t in said if "side" in t]
+    # a stretch among energetic moves is eased out of, not counted down
+    assert said.count("And slowly release.") == 3 and not {"3", "2", "1"} & set(said)
     plan, script = api.plan_session(load_routine("seven-minute-circuit"), 25, "beginner")
     quad = next(p for p in plan.exercises if p.name == "Standing Quad Stretch")
     assert quad.sets == 2 and quad.amount_text() == "20 seconds each side, twice on each side"

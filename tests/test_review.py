@@ -191,6 +191,10 @@ def test_repeats_and_countdowns_in_calm_sections_are_flagged(session):
     findings = [f for f in review.review(plan, script) if f.rule == "wording"]
     assert any("twice in a row" in f.message for f in findings)
     assert any("countdown in a calm section" in f.message for f in findings)
+    plan, script = api.plan_session(load_routine("desk-break"), 8, "beginner")
+    opener = next(w for w in script.work if w.title == "Standing Chest Opener")  # in the energetic part
+    script.cues.append(SpokenCue(time=opener.end - 1, duration=0.4, kind="countdown", text="1", exercise=opener.title))
+    assert [f.message for f in review.review(plan, script)] == ["spoken countdown in a static stretch"]
 
 
 def test_an_encouragement_said_again_within_a_minute_is_flagged(session):
