@@ -33,6 +33,12 @@ COLD_LOUDNESS_TOLERANCE = 0.3  # LU: the issue's, as for a file build (see test_
 DELAY = 576 + 529  # a stream has no Info frame: the decoder plays LAME's and its own delay first
 
 
+def _cold_review(plan, script) -> list:
+    """The coaching rules a cold stream keeps in its slots: all but `api.COLD_EXEMPT` (a brief's slot does not
+    fit a ten-second changeover before the brief is made)."""
+    return [f for f in review.review(plan, script) if f.rule not in api.COLD_EXEMPT]
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
 
@@ -562,7 +568,7 @@ def test_cold_streams_keep_the_plan_shown_and_every_coaching_rule(name, tmp_path
                 continue
             cold += 1
             plan, script = laid
-            assert review.review(plan, script) == [], (minutes, level)
+            assert _cold_review(plan, script) == [], (minutes, level)
             assert api.session_parts(plan) == api.session_parts(shown[0]), (minutes, level)
             shown_work, work = shown[0].work_seconds(), plan.work_seconds()
             spoken_work = api.as_spoken(routine, level, shown[0], speaker).work_seconds()
@@ -681,7 +687,7 @@ def test_a_short_cold_stream_is_weighed_against_the_plan_its_file_build_would_pl
     plan, script = laid
     assert plan.work_seconds() < api.COLD_WORK_SHARE * shown.work_seconds()
     assert api.COLD_WORK_SHARE * spoken.work_seconds() <= plan.work_seconds()
-    assert review.review(plan, script) == [] and abs(script.total_seconds - 60 * minutes) <= tolerance(60 * minutes)
+    assert _cold_review(plan, script) == [] and abs(script.total_seconds - 60 * minutes) <= tolerance(60 * minutes)
     assert api.session_parts(plan) == api.session_parts(shown)
     on_expected = api.lay_out(spoken, api.ExpectedDurations(speaker)).total_seconds
     assert abs(on_expected - 60 * minutes) <= tolerance(60 * minutes)
@@ -743,7 +749,7 @@ def test_a_cold_stream_gives_back_its_last_growth_and_keeps_its_rounds(tmp_path)
         assert min(was.amount, coaching.round_amount(now.exercise, now.exercise.amounts["advanced"])) <= now.amount
         assert now.amount <= was.amount
     assert plan.work_seconds() < shown.work_seconds()
-    assert abs(script.total_seconds - target) <= tolerance(target) and review.review(plan, script) == []
+    assert abs(script.total_seconds - target) <= tolerance(target) and _cold_review(plan, script) == []
 
 
 @pytest.mark.parametrize("name", routine_names())
