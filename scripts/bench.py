@@ -418,15 +418,17 @@ def bench_stream(lengths: list[int]) -> None:
 COLD_OTHERS = [("seven-minute-circuit", 45, "intermediate"), ("desk-break", 30, "advanced")]
 
 # The sessions a cold stream with Piper serves by making some of their speech first (no plan laid out
-# in slots kept every rule; swept 2026-12-07 after the circuit's care points left its intro), and the
-# circuit at 35 minutes, which was one at both levels until then: `--only made-first`.
+# in slots kept every rule; swept again at stop 34, after a stretch held again lost its "other side"),
+# desk-break 5 advanced and 8 beginner, which were two of them until then, and the circuit at 35
+# minutes, which was one at both levels before stop 32: `--only made-first`.
 MADE_FIRST = [
     ("back-pain", 5, "beginner"),
     ("back-pain", 8, "intermediate"),
     ("back-pain", 10, "advanced"),
+    ("desk-break", 30, "advanced"),
+    ("seven-minute-circuit", 12, "advanced"),
     ("desk-break", 5, "advanced"),
     ("desk-break", 8, "beginner"),
-    ("seven-minute-circuit", 12, "advanced"),
     ("seven-minute-circuit", 35, "advanced"),
     ("seven-minute-circuit", 35, "intermediate"),
 ]
