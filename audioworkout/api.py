@@ -173,6 +173,11 @@ COLD_WORK_SHARE = 0.9
 COLD_EXEMPT = {"taught"}
 
 
+def _cold_findings(plan: Plan, script: Script) -> list[Finding]:
+    """The coaching rules a session laid out in slots breaks, but those `COLD_EXEMPT`."""
+    return [f for f in review(plan, script) if f.rule not in COLD_EXEMPT]
+
+
 class _ColdChecks:
     """What a session played before its speech exists must keep, beside its length and the coaching
     rules (`review`): the file build's parts (`session_parts`), at least `COLD_WORK_SHARE` of its
@@ -208,8 +213,7 @@ class _ColdChecks:
         off = not plan.exact and abs(script.total_seconds - plan.target_seconds) > tolerance(plan.target_seconds)
         parts = session_parts(plan)
         reshaped = parts != session_parts(shown) and not (self.likely and parts == session_parts(self.likely))
-        broken = [f for f in review(plan, script) if f.rule not in COLD_EXEMPT]
-        return not (short or off or reshaped or broken or self._below_easier(plan))
+        return not (short or off or reshaped or _cold_findings(plan, script) or self._below_easier(plan))
 
     def _below_easier(self, plan: Plan) -> bool:
         easier = _easier(self.level)
@@ -402,7 +406,7 @@ def _made_first(
         slots = ReservedDurations(speaker, chimes, slotted)
         script = lay_out(likely, slots)
         if likely.exact or abs(script.total_seconds - target) <= tol:
-            if not review(likely, script):
+            if not _cold_findings(likely, script):
                 log.info("%s: %d of its %d phrases made before it plays", routine.id, made, len(order))
                 return likely, script, slotted
             continue
