@@ -268,6 +268,8 @@ def show(routine):
                 f"(beginner/intermediate/advanced), priority {item.priority}"
             )
             click.echo(f"    setup: {ex.setup}")
+            if ex.brief:  # said where a changeover has no room for the set-up
+                click.echo(f"    brief: {ex.brief}")
 
 
 @main.command()

@@ -172,3 +172,6 @@ def test_list_and_show(cli):
     result = cli("show", "back-pain")
     assert result.exit_code == 0
     assert "Bridges" in result.output and "setup:" in result.output
+    assert "brief:" not in result.output  # back-pain's moves need none: its changeovers have room
+    result = cli("show", "seven-minute-circuit")
+    assert "    brief: Forearms and toes down, body straight." in result.output.splitlines()
