@@ -33,6 +33,8 @@ MAX_AMOUNT_STEPS = 4
 ALL_SECTIONS_FROM_MINUTES = 10
 # A listener wonders whether the track has stopped after about 15 s of silence.
 MAX_SILENCE = 14.0
+# A warm-up's changeover between moves done on your feet is walked (ACSM: the warm-up is continuous activity).
+WALKED_POSITIONS = ("standing", "any")
 # A word of encouragement heard again within a minute sounds like a recording, not a coach.
 FRESH_WORDS = 60.0
 # Walking or running, your own steps and breath fill the quiet: a word every half minute keeps company without nagging.

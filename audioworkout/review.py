@@ -278,13 +278,9 @@ def wording(plan: Plan, script: Script) -> Iterable[Finding]:
             yield Finding(b.time, b.exercise or "script", f'"{b.text[:60]}" said twice in a row', "wording")
     last_said: dict[str, float] = {}
     for cue in spoken:
-        if (
-            cue.kind == "encourage"
-            and cue.text in WORK_WORDS
-            and not any(w.start <= cue.time <= w.end for w in script.work)
-        ):
-            yield Finding(cue.time, cue.exercise or "script", f'"{cue.text[:60]}" said in a rest', "wording")
         if cue.kind == "encourage":
+            if cue.text in WORK_WORDS and not any(w.start <= cue.time <= w.end for w in script.work):
+                yield Finding(cue.time, cue.exercise or "script", f'"{cue.text[:60]}" said in a rest', "wording")
             if cue.time - last_said.get(cue.text, -math.inf) < coaching.FRESH_WORDS:
                 since = cue.time - last_said[cue.text]
                 yield Finding(
@@ -310,7 +306,7 @@ def warm_up_builds(plan: Plan, script: Script) -> Iterable[Finding]:
     short session that leaves the stretch out. Such a warm-up walks its changeovers between standing
     moves ("Walk for 30 seconds."), never stands still and cools."""
     warming = {s.name for s in plan.sections if s.register == "warming"}
-    standing = {ex.name for ex in plan.exercises if ex.exercise.position in ("standing", "any")}
+    standing = {ex.name for ex in plan.exercises if ex.exercise.position in coaching.WALKED_POSITIONS}
     walk = say("rest_moving", length="|").split("|")[0]
     for cue in _spoken(script):
         if cue.kind == "rest" and cue.section in warming and cue.exercise in standing and not cue.text.startswith(walk):

@@ -651,7 +651,7 @@ def _keeps_moving(tl: _Timeline, planned: PlannedExercise) -> bool:
     return (
         planned.register == "warming"
         and tl.work[-1].section == planned.section
-        and planned.exercise.position in ("standing", "any")
+        and planned.exercise.position in coaching.WALKED_POSITIONS
     )
 
 
