@@ -577,7 +577,10 @@ def _given_back(plan: Plan, durations: PhraseDurations, speak: Callable[[Script]
     if easier is not None:  # levels keep their order: not less work than the easier level's build on these lengths
         try:
             base = _fit_on_estimates(plan.routine, plan.minutes, easier, durations.chimes, None, False)
-            below, _ = _as_the_voice_speaks(base, durations, lambda script: False, None, None)
+            # On the real lengths of its own phrases too (`speak` makes those it lacks): laid out on
+            # estimates for them, the easier level may land without the step this one gives back,
+            # and the length be refused or made by which phrases the cache happened to hold.
+            below, _ = _as_the_voice_speaks(base, durations, speak, None, None)
             least = max(least, below.work_seconds() - coaching.STEP_SHORT)
         except UnreachableLength:
             pass
