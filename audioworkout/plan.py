@@ -523,14 +523,16 @@ def _grow_balanced(
     fits: Callable[[], bool],
     shares: Callable[[], list[float]],
     capped: bool = True,
+    balanced: bool = True,
 ) -> None:
-    """Take each section's steps in order, each time in the section furthest below its share, while they fit."""
+    """Take each section's steps in order, each time in the section furthest below its share, while they
+    fit; a section past its share stops growing (not where `balanced` is False: steps taken while they fit)."""
     pools = [list(steps) for steps in phase]
     wanted = _target_shares(structure)
     now = shares()
     while any(pools):
         k = min((k for k, pool in enumerate(pools) if pool), key=lambda k: now[k] - wanted[k])
-        if now[k] > wanted[k] + (coaching.SHARE_SLACK if capped else coaching.SHARE_HARD_SLACK):
+        if balanced and now[k] > wanted[k] + (coaching.SHARE_SLACK if capped else coaching.SHARE_HARD_SLACK):
             pools[k].clear()  # this section has its share already: grow the others
             continue
         undo = pools[k].pop(0)()
@@ -586,10 +588,37 @@ def fit(
                 least[key] = max(least.get(key, 0), p.amount)
         except UsageError:
             floor = 0.0
-    plan = _fit(routine, minutes, level, layout, floor, explain, least)
+    plan = _fit_either(routine, minutes, level, layout, floor, explain, least)
     if fitted is not None:
         fitted[level] = plan
     return plan
+
+
+def _fit_either(
+    routine: Routine,
+    minutes: float,
+    level: str,
+    layout: Callable[[Plan], Script],
+    floor: float,
+    explain: bool = True,
+    least: dict[tuple[str, str], int] | None = None,
+) -> Plan:
+    """`_fit` grown in balance; where that lands on no plan and the routine has a circuit, grown with
+    the circuit's rounds first (`rounds_first`).
+
+    Grown in balance, a circuit's rounds come before a warm-up or a cool-down exists, when the
+    circuit is most of the session, past its share: they are left for last, and by then the warm-up
+    and cool-down have grown so far that a round no longer fits. So the seven-minute circuit could not
+    be made from 18 to 24 minutes at intermediate level (one round with a warm-up past its share, or
+    two rounds past the length) nor from 20 to 25 at advanced. A coach gives the rounds first and
+    fits the warm-up and cool-down around them. Tried second, so every length made before keeps its plan.
+    """
+    if not any(max(s.rounds.values()) > 1 for s in routine.sections):
+        return _fit(routine, minutes, level, layout, floor, explain, least)
+    try:
+        return _fit(routine, minutes, level, layout, floor, False, least)
+    except UsageError:
+        return _fit(routine, minutes, level, layout, floor, explain, least, rounds_first=True)
 
 
 def _fit(
@@ -600,6 +629,7 @@ def _fit(
     floor: float,
     explain: bool = True,
     least: dict[tuple[str, str], int] | None = None,
+    rounds_first: bool = False,
 ) -> Plan:
     if level not in LEVELS:
         raise UsageError(f"level: got {level!r}; allowed: {' | '.join(LEVELS)}")
@@ -666,7 +696,10 @@ def _fit(
         return True
 
     for index, phase in enumerate(_ladder(structure, level, least)):
-        _grow_balanced(structure, phase, fits, shares, capped=index > 0)
+        # rounds_first: the level's own rounds (phase 0) and a circuit's extra rounds (phase 3) while they fit
+        _grow_balanced(
+            structure, phase, fits, shares, capped=index > 0, balanced=not (rounds_first and index in (0, 3))
+        )
     if length() + coaching.REST_STEP * _pad_capacity(structure, routine, level) < target - tol:
         for phase in _ladder(structure, level, least):  # too short in balance: let any section grow
             _grow_balanced(structure, phase, fits, shares, capped=False)
@@ -690,6 +723,8 @@ def _fit(
     # (a circuit's whole rounds leave some lengths only a warm-up out of proportion, or less work, can fill).
     if work() < floor or not _in_shape(structure, shares(), minutes):
         raise _unreachable(routine, minutes, level, layout, explain)
+    if rounds_first and not _framed(structure):  # rounds that leave no room for a warm-up or a cool-down
+        raise _unreachable(routine, minutes, level, layout, explain)
     return build_plan(routine, level, structure, target, exact=False)
 
 
@@ -702,6 +737,11 @@ def _in_shape(structure: _Structure, shares: list[float], minutes: float) -> boo
     return all(
         low <= shares[k] <= high for k in present if coaching.is_warm_or_cool(structure.sections[k].section.name)
     )
+
+
+def _framed(structure: _Structure) -> bool:
+    """Every warm-up and cool-down the routine has is in the session (with exercises)."""
+    return all(any(i.included for i in s.items) for s in structure.sections if coaching.is_warm_or_cool(s.section.name))
 
 
 def _pad_capacity(structure: _Structure, routine: Routine, level: str) -> int:
@@ -932,7 +972,7 @@ def unreachable(
         for other in sorted(range(low, high + 1), key=lambda m: (abs(m - minutes), m))[1:7]:
             try:
                 for each in layouts:
-                    _fit(routine, other, level, each, 0.0, explain=False)
+                    _fit_either(routine, other, level, each, 0.0, explain=False)
                 near.append(other)
             except UsageError:
                 continue

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from audioworkout import api, coaching, review
-from audioworkout.content import load_routine, routine_names
+from audioworkout.content import LEVELS, load_routine, routine_names
 from audioworkout.errors import UsageError
 from audioworkout.phrases import ENCOURAGEMENT, Pool
 from audioworkout.plan import tolerance
@@ -243,12 +243,12 @@ def test_an_extra_that_overruns_at_the_levels_amount_comes_in_shorter_but_not_be
 
 
 def test_a_length_only_a_lopsided_or_lesser_session_would_fill_is_not_offered():
-    """The circuit's rounds are eight minutes each. At 20 minutes advanced a second round overruns, and
-    one round left the warm-up 28 % of the session; at 25 minutes advanced two rounds worked less than
-    intermediate's two. Neither is offered now: the error names the nearest lengths that can be
-    made, and each of those keeps every rule."""
+    """The circuit's rounds are eight minutes each. At 20 minutes advanced two rounds leave no room for
+    a cool-down, and one round left the warm-up 28 % of the session; at 24 minutes advanced two rounds
+    leave the cool-down under 7 % of it. Neither is offered: the error names the nearest lengths that
+    can be made, and each of those keeps every rule."""
     routine = load_routine("seven-minute-circuit")
-    for minutes in (20, 25):
+    for minutes in (20, 24):
         with pytest.raises(UsageError, match=r"the nearest that can be made: \d+") as refused:
             api.plan_session(routine, minutes, "advanced")
         named = [int(m) for m in re.findall(r"(\d+)", str(refused.value).split("the nearest that can be made:")[1])]
@@ -723,7 +723,7 @@ def test_the_easier_level_a_step_given_back_is_held_to_is_timed_on_its_real_spee
     intermediate = api._fit_on_estimates(routine, 12, "intermediate", None, None, False)
     own = set(lay_out(advanced, api.PhraseDurations()).spoken_texts())
     theirs = set(lay_out(intermediate, api.PhraseDurations()).spoken_texts()) - own
-    speaker = _MadeWhenSpoken(own, opening_lines(routine)[0], theirs, 0.5)
+    speaker = _MadeWhenSpoken(own, opening_lines(routine)[0], theirs, 0.2)
     durations = api.PhraseDurations(speaker)
 
     def speak(script) -> bool:
@@ -772,3 +772,29 @@ def test_a_circuit_changeover_says_how_the_move_is_done_and_its_care_follows_go(
     assert len(timed) >= 8
     assert taught == len(timed), f"{taught} of {len(timed)} moves taught"
     assert not review.review(plan, script)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "level"), [(24, "intermediate"), (23, "advanced"), (25, "advanced"), (26, "beginner")]
+)
+def test_a_circuit_length_between_rounds_gets_its_rounds_first_and_a_warm_up_and_cool_down_around_them(minutes, level):
+    """Grown in balance, a circuit's rounds came before any warm-up existed, when the circuit was past
+    its share of the session, so they were left for last, and by then a round no longer fitted: the
+    circuit could not be made from 18 to 24 minutes intermediate, 20 to 25 advanced, nor at 23 and 26
+    beginner. Where the balanced fit lands on nothing, the rounds now come first and the warm-up and
+    cool-down are fitted around them: two rounds, both framed, every rule kept, the levels in order."""
+    routine = load_routine("seven-minute-circuit")
+    plan, script = api.plan_session(routine, minutes, level)
+    rounds = [s for s in plan.sections if s.name == "Circuit" and s.exercises]
+    assert len(rounds) == 2
+    assert [s.name for s in plan.sections if s.exercises][0] == "Warm-up"
+    assert [s.name for s in plan.sections if s.exercises][-1] == "Cool-down"
+    assert abs(script.total_seconds - 60 * minutes) <= tolerance(60 * minutes)
+    assert review.review(plan, script) == []
+    sessions = {level: (plan, script)}
+    for other in LEVELS:
+        try:
+            sessions[other] = api.plan_session(routine, minutes, other)
+        except UsageError:
+            continue
+    assert review.review_levels(sessions) == []
