@@ -418,9 +418,10 @@ def bench_stream(lengths: list[int]) -> None:
 COLD_OTHERS = [("seven-minute-circuit", 45, "intermediate"), ("desk-break", 30, "advanced")]
 
 # The sessions a cold stream with Piper serves by making some of their speech first (no plan laid out
-# in slots kept every rule; swept again at stop 34, after a stretch held again lost its "other side"),
-# desk-break 5 advanced and 8 beginner, which were two of them until then, and the circuit at 35
-# minutes, which was one at both levels before stop 32: `--only made-first`.
+# in slots kept every rule; swept again at stop 34, after a stretch held again lost its "other side";
+# since stop 35 they make first the phrases whose slots hold them back most), desk-break 5 advanced
+# and 8 beginner, which were two of them until then, and the circuit at 35 minutes, which was one at
+# both levels before stop 32: `--only made-first`.
 MADE_FIRST = [
     ("back-pain", 5, "beginner"),
     ("back-pain", 8, "intermediate"),
