@@ -703,6 +703,13 @@ def _fit(
     if length() + coaching.REST_STEP * _pad_capacity(structure, routine, level) < target - tol:
         for phase in _ladder(structure, level, least):  # too short in balance: let any section grow
             _grow_balanced(structure, phase, fits, shares, capped=False)
+    if length() + coaching.REST_STEP * _pad_capacity(structure, routine, level) < target - tol:
+        # Still short, so refused as it stands: the sections the session has grow past their share. Below
+        # ten minutes the middle is out, and a warm-up and cool-down alone are each half the session;
+        # the next whole exercise overruns (back-pain, 5 minutes intermediate: 276 s, or 349 s with a
+        # stretch), where a coach gives the march and the last stretch longer.
+        for phase in _ladder(structure, level, least):
+            _grow_balanced(structure, phase, fits, shares, balanced=False)
 
     if work() < floor:
 

@@ -727,3 +727,20 @@ def test_a_cold_stream_whose_file_build_this_voice_cannot_make_still_ends_well(m
     cli_module._warm_after_stream(api.load_routine("seven-minute-circuit"), 12, "advanced", None, None)
     err = capsys.readouterr().err
     assert f"Streamed in full, but not kept for a next play: {reason}" in err
+
+
+def test_the_shortest_intermediate_session_back_pain_names_is_built_with_the_real_voice(cli, tmp_path):
+    """`list` says back-pain supports 5 to 60 minutes at intermediate level, and 5 was refused: the
+    warm-up and cool-down alone ran 276 s, and with a stretch 349 s. Now the two grow past their share."""
+    result = cli("build", "back-pain", "-m", 5, "-l", "intermediate", "-o", tmp_path)
+    assert result.exit_code == 0, result.output
+    stem = tmp_path / "back-pain-5min-intermediate"
+    samples, rate = decode_mp3(stem.with_suffix(".mp3"))
+    assert abs(len(samples) / rate - 300) <= 10
+    sheet = json.loads(stem.with_suffix(".json").read_text())
+    assert [e["name"] for e in sheet["exercises"]][0] == "Marching in Place"
+    assert sheet["exercises"][-1]["name"] == "Child's Pose"
+    worked = {w["exercise"]: w["end"] - w["start"] for w in sheet["work"]}
+    # grown past intermediate's own amounts (90 s and 45 s) by what the voice left room for
+    assert worked["Marching in Place"] + worked["Child's Pose"] > 135 + 4.9, worked
+    assert abs(dual_mono_loudness(samples, rate) + 16) <= 0.3
