@@ -962,11 +962,18 @@ def _unreachable(
 
 
 def unreachable(
-    routine: Routine, minutes: float, level: str, layouts: Sequence[Callable[[Plan], Script]], why: str = ""
+    routine: Routine,
+    minutes: float,
+    level: str,
+    layouts: Sequence[Callable[[Plan], Script]],
+    why: str = "",
+    confirm: Callable[[int, Plan], bool] | None = None,
 ) -> UnreachableLength:
     """The error for a length no plan lands on: the range the first layout supports, and the nearest
     lengths that every layout makes (a file build's plan is fitted on estimates, then perhaps again
-    on its voice's real lengths: a length named must survive both). `why` follows the length."""
+    on its voice's real lengths: a length named must survive both), and that `confirm` passes, given
+    the last layout's plan (a build makes that plan's phrases and fits it on them). `why` follows the
+    length."""
     layout = layouts[0]
     low, high = minutes_range(*supported_range(routine, level, layout))
     can = (
@@ -979,10 +986,11 @@ def unreachable(
         for other in sorted(range(low, high + 1), key=lambda m: (abs(m - minutes), m))[1:7]:
             try:
                 for each in layouts:
-                    _fit_either(routine, other, level, each, 0.0, explain=False)
-                near.append(other)
+                    fitted = _fit_either(routine, other, level, each, 0.0, explain=False)
             except UsageError:
                 continue
+            if confirm is None or confirm(other, fitted):
+                near.append(other)
             if len(near) == 2:
                 break
         if near:

@@ -424,20 +424,21 @@ def test_bad_build_options_are_one_line(cli, tmp_path):
 
 @pytest.mark.slow
 def test_a_length_the_voice_cannot_make_says_why_in_one_line(tmp_path):
-    """`build back-pain -m 5 --pace 0.85`, the real voice: 5 minutes is planned on estimates, but
-    spoken this slowly the talk leaves no session that lands on 5 minutes. The one line says so and
-    why (the range it names is the one shown before the speech existed), and nothing is written. The
-    lengths it names instead are ones that build."""
+    """`build seven-minute-circuit -m 10 --pace 0.7`, the real voice: 10 minutes is planned on
+    estimates, but spoken this slowly the talk leaves no session that lands on 10 minutes (one whole
+    round, its changeovers fixed). The one line says so and why (the range it names is the one shown
+    before the speech existed), and nothing is written. The lengths it names instead are ones that
+    build. (It was back-pain at 5 minutes and pace 0.85, which a longer march now makes.)"""
     env = dict(os.environ, AUDIOWORKOUT_CACHE_DIR=str(tmp_path / "cache"))
-    command = [sys.executable, "-m", "audioworkout", "build", "back-pain", "-m", "5", "--pace", "0.85"]
+    command = [sys.executable, "-m", "audioworkout", "build", "seven-minute-circuit", "-m", "10", "--pace", "0.7"]
     proc = subprocess.run([*command, "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "cannot make 5 minutes at beginner level as this voice speaks it" in lines[0]
+    assert len(lines) == 1 and "cannot make 10 minutes at beginner level as this voice speaks it" in lines[0]
     assert "faster pace" in lines[0]
     assert not any((tmp_path / "out").glob("*.mp3"))
     # The dry run, its phrases now in the cache, makes the build's own corrections and says the same
-    # (it printed a 5:30 plan before: the plan on estimates, not as this voice speaks it).
+    # (it once printed the plan on estimates, not as this voice speaks it).
     dry = subprocess.run([*command, "--dry-run"], env=env, capture_output=True, text=True, timeout=300)
     assert dry.returncode == 2 and dry.stderr.strip() == proc.stderr.strip() and not dry.stdout
     # The lengths it names instead make a plan on estimates and as this voice speaks (it once named a
@@ -445,13 +446,13 @@ def test_a_length_the_voice_cannot_make_says_why_in_one_line(tmp_path):
     named = re.search(r"the nearest that can be made: (\d+)(?: or (\d+))? minutes", lines[0])
     assert named is not None
     nearer = int(named.group(1))
-    assert api.plan_session(api.load_routine("back-pain"), nearer, "beginner")
-    command[command.index("5")] = str(nearer)  # the minutes
+    assert api.plan_session(api.load_routine("seven-minute-circuit"), nearer, "beginner")
+    command[command.index("10")] = str(nearer)  # the minutes
     built = subprocess.run(
         [*command, "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=300
     )
     assert built.returncode == 0, built.stderr
-    assert len(list((tmp_path / "out").glob(f"back-pain-{nearer}min-beginner*.mp3"))) == 1
+    assert len(list((tmp_path / "out").glob(f"seven-minute-circuit-{nearer}min-beginner*.mp3"))) == 1
 
 
 def test_offline_gtts_fails_fast_and_writes_nothing(tmp_path):
