@@ -450,7 +450,8 @@ def _made_first_order(plan: Plan, speaker, chimes: ChimeBank | None, unmade: set
         for t in sounding
     }
     freeing = sorted((t for t in sounding if frees[t] > 0.01), key=lambda t: -frees[t] / (1.0 + expected[t]))
-    freeing += [t for t in sounding if t not in set(freeing)]
+    chosen = set(freeing)
+    freeing += [t for t in sounding if t not in chosen]
 
     def cost_to_land(order: list[str], most: float) -> float:  # seconds of speech (and 1 s a phrase) made first
         cost = 0.0
@@ -1110,7 +1111,8 @@ def stream(
         sample: list[str] = []
         if pending:
             sample = _level_sample(script, pending)
-            pending = sample + [t for t in pending if t not in set(sample)]
+            sampled = set(sample)
+            pending = sample + [t for t in pending if t not in sampled]
             ahead.add(pending, first=True)  # in the order they sound, whatever order made some first
             ahead.add(sample, first=True)
             # Then the file build's phrases, its real-speech corrections included, for the next play:

@@ -406,7 +406,8 @@ class _Timeline:
                 parts.append(levels.k_energy[: -(-levels.samples // block)])
                 energy += levels.energy
                 count += levels.samples
-            self._stand_ins([t for t in texts if t not in set(made)], made_levels)
+            known = set(made)
+            self._stand_ins([t for t in texts if t not in known], made_levels)
             for levels in self.phrases.stand_ins.values():
                 parts.append(levels.k_energy)
                 energy += levels.energy
