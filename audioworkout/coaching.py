@@ -59,6 +59,16 @@ CARE_SAID_WITHIN = 5.0
 HOLD_QUIET_SHARE = 0.70
 # Warm-up and cool-down are each roughly 10-20 % of a session; the review allows this band around it.
 SHARE_BAND = (0.07, 0.27)
+# ACSM advises at least 5-10 minutes each of warm-up and cool-down (Garber et al. 2011): where no plan keeps
+# SHARE_BAND (a circuit's whole rounds), one may run to ten minutes, but never past a third of the session.
+WARM_COOL_LONGEST = 600.0
+WARM_COOL_MOST_SHARE = 1 / 3
+
+
+def warm_cool_most(session_seconds: float) -> float:
+    """The largest share of a session a warm-up or a cool-down may take: SHARE_BAND's top, or more
+    where ACSM's ten minutes allow it (a third of a 20-minute session: 6:40, where 27 % is 5:24)."""
+    return max(SHARE_BAND[1], min(WARM_COOL_LONGEST / max(session_seconds, 1.0), WARM_COOL_MOST_SHARE))
 
 
 def is_warm_or_cool(section_name: str) -> bool:

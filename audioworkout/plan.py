@@ -612,13 +612,26 @@ def _fit_either(
     be made from 18 to 24 minutes at intermediate level (one round with a warm-up past its share, or
     two rounds past the length) nor from 20 to 25 at advanced. A coach gives the rounds first and
     fits the warm-up and cool-down around them. Tried second, so every length made before keeps its plan.
+
+    Where neither lands in proportion, the balanced plan is taken if its warm-up and cool-down stay within
+    ACSM's 5-10 minutes (`coaching.warm_cool_most`): the circuit at 20 minutes advanced, one round with a
+    5:40 warm-up (28 %), where two rounds leave no room for a cool-down.
     """
-    if not any(max(s.rounds.values()) > 1 for s in routine.sections):
-        return _fit(routine, minutes, level, layout, floor, explain, least)
+    wide: Plan | None = None  # a plan whose warm-up or cool-down is past SHARE_BAND, within ACSM's minutes
     try:
         return _fit(routine, minutes, level, layout, floor, False, least)
-    except UsageError:
-        return _fit(routine, minutes, level, layout, floor, explain, least, rounds_first=True)
+    except _PastShare as past:
+        wide = past.plan
+    except UnreachableLength:
+        pass
+    if any(max(s.rounds.values()) > 1 for s in routine.sections):
+        try:
+            return _fit(routine, minutes, level, layout, floor, False, least, rounds_first=True)
+        except UnreachableLength:
+            pass
+    if wide is not None:
+        return wide
+    raise _unreachable(routine, minutes, level, layout, explain)
 
 
 def _fit(
@@ -722,25 +735,41 @@ def _fit(
                 for k in range(len(now))
             )
 
-        _reach_floor(structure, level, floor, work, fits, balanced)
+        _reach_floor(structure, level, floor, work, fits, balanced, least)
     _settle_rests(structure, routine, level, target, length)
     if abs(length() - target) > tol:
         raise _unreachable(routine, minutes, level, layout, explain)
     # A plan the review would reject is not offered: this length is out of reach at this level instead
     # (a circuit's whole rounds leave some lengths only a warm-up out of proportion, or less work, can fill).
-    if work() < floor or not _in_shape(structure, shares(), minutes):
+    if work() < floor:
+        raise _unreachable(routine, minutes, level, layout, explain)
+    if not _in_shape(structure, shares(), minutes):
+        if not rounds_first and _in_shape(structure, shares(), minutes, widest=length()):
+            raise _PastShare(build_plan(routine, level, structure, target, exact=False))
         raise _unreachable(routine, minutes, level, layout, explain)
     if rounds_first and not _framed(structure):  # rounds that leave no room for a warm-up or a cool-down
         raise _unreachable(routine, minutes, level, layout, explain)
     return build_plan(routine, level, structure, target, exact=False)
 
 
-def _in_shape(structure: _Structure, shares: list[float], minutes: float) -> bool:
-    """From 10 minutes, with a middle to frame, the warm-up and cool-down each take a share in SHARE_BAND."""
+class _PastShare(UnreachableLength):
+    """A plan that lands, with a warm-up or cool-down past SHARE_BAND but within ACSM's minutes: taken
+    only where no plan in the band exists (`_fit_either`)."""
+
+    def __init__(self, plan: Plan) -> None:
+        super().__init__("a warm-up or cool-down past its share")
+        self.plan = plan
+
+
+def _in_shape(structure: _Structure, shares: list[float], minutes: float, widest: float = 0.0) -> bool:
+    """From 10 minutes, with a middle to frame, the warm-up and cool-down each take a share in SHARE_BAND
+    (with `widest`, the session's length: up to `coaching.warm_cool_most` of it)."""
     present = [k for k, s in enumerate(structure.sections) if any(i.included for i in s.items)]
     if minutes < coaching.ALL_SECTIONS_FROM_MINUTES or len(present) <= 2:
         return True
     low, high = coaching.SHARE_BAND
+    if widest:
+        high = coaching.warm_cool_most(widest)
     return all(
         low <= shares[k] <= high for k in present if coaching.is_warm_or_cool(structure.sections[k].section.name)
     )
@@ -763,11 +792,15 @@ def _reach_floor(
     work: Callable[[], float],
     fits: Callable[[], bool],
     balanced: Callable[[], bool],
+    least: dict[tuple[str, str], int] | None = None,
 ) -> None:
-    """More work for a harder level left short by whole steps: trade one talk-heavy step for work steps."""
+    """More work for a harder level left short by whole steps: trade one talk-heavy step for work steps.
+
+    `least` as in `_ladder`: an extra taken shorter keeps to the easier level's amount (without it, the
+    circuit at 11 minutes gave advanced 40 s of shoulder rolls where intermediate had 45)."""
 
     def grow() -> None:
-        ladder = _ladder(structure, level)
+        ladder = _ladder(structure, level, least)
         for step in [step for phase in (ladder[2], ladder[4], ladder[5], ladder[6]) for pool in phase for step in pool]:
             if work() >= floor:
                 return

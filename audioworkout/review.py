@@ -203,7 +203,7 @@ def shape(plan: Plan, script: Script) -> Iterable[Finding]:
         if name not in present:
             yield Finding(0.0, name, f"section left out of a {plan.minutes:g}-minute session", "shape")
     if plan.minutes >= coaching.ALL_SECTIONS_FROM_MINUTES and len(present) > 2:
-        low, high = coaching.SHARE_BAND
+        low, high = coaching.SHARE_BAND[0], coaching.warm_cool_most(script.total_seconds)
         for name in present:
             if not coaching.is_warm_or_cool(name):
                 continue
@@ -216,7 +216,12 @@ def shape(plan: Plan, script: Script) -> Iterable[Finding]:
                 / script.total_seconds
             )
             if not low <= share <= high:
-                yield Finding(0.0, name, f"takes {share:.0%} of the session (roughly 10–20 % wanted)", "shape")
+                yield Finding(
+                    0.0,
+                    name,
+                    f"takes {share:.0%} of the session (roughly 10–20 % wanted, or up to ACSM's ten minutes)",
+                    "shape",
+                )
     for ex in plan.exercises:
         if ex.sets > 1 and ex.exercise.category not in coaching.SETS_FOR and not ex.exercise.is_stretch:
             yield Finding(

@@ -257,11 +257,13 @@ def test_an_extra_that_overruns_at_the_levels_amount_comes_in_shorter_but_not_be
     assert review.review_levels(sessions) == []
 
 
-def test_a_length_only_a_lopsided_or_lesser_session_would_fill_is_not_offered():
+def test_a_length_only_a_lopsided_or_lesser_session_would_fill_is_not_offered(monkeypatch):
     """The circuit's rounds are eight minutes each. At 20 minutes advanced two rounds leave no room for
-    a cool-down, and one round left the warm-up 28 % of the session; at 24 minutes advanced two rounds
-    leave the cool-down under 7 % of it. Neither is offered: the error names the nearest lengths that
-    can be made, and each of those keeps every rule."""
+    a cool-down, and one round leaves the warm-up 28 % of the session; at 24 minutes advanced two rounds
+    leave the cool-down under 7 % of it. With no room past SHARE_BAND (ACSM's ten minutes taken away),
+    neither is offered: the error names the nearest lengths that can be made, and each keeps every rule."""
+    monkeypatch.setattr(coaching, "WARM_COOL_LONGEST", 0.0)
+    monkeypatch.setattr(api, "_FITS", type(api._FITS)())
     routine = load_routine("seven-minute-circuit")
     for minutes in (20, 24):
         with pytest.raises(UsageError, match=r"the nearest that can be made: \d+") as refused:
@@ -271,6 +273,37 @@ def test_a_length_only_a_lopsided_or_lesser_session_would_fill_is_not_offered():
         for length in named:
             plan, script = api.plan_session(routine, length, "advanced")
             assert review.review(plan, script) == [], length
+
+
+@pytest.mark.parametrize(("minutes", "level"), [(20, "advanced"), (22, "intermediate"), (24, "advanced")])
+def test_a_circuit_length_no_plan_in_proportion_fills_takes_a_warm_up_within_acsms_minutes(minutes, level):
+    """ACSM advises at least 5 to 10 minutes of warm-up and of cool-down. Where two rounds leave no room
+    for them and one round leaves one past 27 % of the session, that session is made: 20 minutes advanced
+    was refused, its warm-up 5:40 (28 %). It is still one round, framed, every rule and level kept."""
+    routine = load_routine("seven-minute-circuit")
+    plan, script = api.plan_session(routine, minutes, level)
+    assert abs(script.total_seconds - 60 * minutes) <= tolerance(60 * minutes)
+    assert [s.name for s in plan.sections if s.exercises] == ["Warm-up", "Circuit", "Cool-down"]
+    spans = {
+        name: sum(sp.end - sp.start for sp in script.spans if sp.kind == "section" and sp.title.split(",")[0] == name)
+        for name in ("Warm-up", "Cool-down")
+    }
+    widest = max(spans.values())
+    assert coaching.SHARE_BAND[1] * script.total_seconds < widest <= coaching.WARM_COOL_LONGEST
+    assert widest <= script.total_seconds / 3
+    assert min(spans.values()) >= coaching.SHARE_BAND[0] * script.total_seconds
+    assert review.review(plan, script) == []
+    sessions = {lv: api.plan_session(routine, minutes, lv) for lv in LEVELS}
+    assert review.review_levels(sessions) == []
+
+
+def test_a_harder_level_short_of_work_never_takes_an_extra_shorter_than_the_easier_level():
+    """Seven-minute circuit, 11 minutes: intermediate warmed up with 45 s of shoulder rolls; advanced,
+    short of intermediate's work, took them at 40 s (the floor's growth forgot the easier level's
+    amounts), and the review found "advanced works 40 s a set, intermediate 45 s"."""
+    routine = load_routine("seven-minute-circuit")
+    sessions = {lv: api.plan_session(routine, 11, lv) for lv in LEVELS}
+    assert review.review_levels(sessions) == []
 
 
 def test_a_warm_up_before_the_circuit_builds_rather_than_relaxes():
