@@ -1050,6 +1050,7 @@ def stream(
     options: BuildOptions | None = None,
     progress: Callable[[str, float], None] | None = None,
     cold: bool | None = None,
+    on_script: Callable[[Script], None] | None = None,
 ) -> StreamResult:
     """Plan one session and write its MP3 to `sink` while it renders: no file, no sidecars.
 
@@ -1065,6 +1066,8 @@ def stream(
     first, `_made_first`), synthesised in the order they sound by worker threads, and the
     render starts once the level's sample exists. With music, or an engine that cannot bound a
     phrase's length before making it (Pico, gTTS), every phrase is made first, as `cold=False` asks.
+    `on_script` is given the script that plays, before its first byte (the studio shows it: a cold
+    stream's may differ from the file build's).
     """
     report = progress or (lambda stage, fraction: None)
     options = options or BuildOptions()
@@ -1121,6 +1124,8 @@ def stream(
             _, script, minutes = session.plan(minutes, report)
         tags = session.tags(minutes, script, options)
         speaker.forget_audio()
+        if on_script is not None:
+            on_script(script)
         return stream_build(
             script,
             speaker,

@@ -788,7 +788,7 @@ def feed(output_dir, base_url, show_file):
 @click.option(
     "--no-studio",
     is_flag=True,
-    help="Serve the files only: no /studio, /stream.mp3, /plan.json or /save.",
+    help="Serve the files only: no /studio, /stream.mp3, /plan.json, /playing.json or /save.",
 )
 @click.option(
     "--base-url",

@@ -25,7 +25,7 @@ import pytest
 from test_webpage import _browser_unavailable, headless_chromium
 
 from audioworkout import api
-from audioworkout.audio.mp3 import decode_mp3
+from audioworkout.audio.mp3 import decode_mp3, read_chapters
 from audioworkout.content import content_root
 from audioworkout.publish.serve import make_server
 from audioworkout.publish.studio import Studio
@@ -176,7 +176,7 @@ def handler_threads() -> list[threading.Thread]:
         ("routine=back-pain&routine=desk-break", "routine", "'desk-break'"),
     ],
 )
-@pytest.mark.parametrize("endpoint", ["/stream.mp3", "/plan.json"])
+@pytest.mark.parametrize("endpoint", ["/stream.mp3", "/plan.json", "/playing.json"])
 def test_bad_parameters_are_a_400_with_one_line(site, endpoint, query, name, shown):
     port, studio, _ = site
     resp, body = get(port, f"{endpoint}?{query}")
@@ -409,6 +409,36 @@ def test_a_cold_stream_read_at_once_still_leaves_the_next_play_warm(site, monkey
     assert not parts(Path(os.environ["AUDIOWORKOUT_CACHE_DIR"]))
 
 
+def test_playing_json_is_the_plan_the_stream_plays(site, monkeypatch, tmp_path):
+    """A stream made while its speech is synthesised lays its session out in slots, so it lands a
+    little differently from the file build's plan, which /plan.json gives and the page showed.
+    /playing.json is the one it plays: its length is the streamed audio's, its chapters the ones in
+    the stream's own tag. None has played before: a 404 with one line."""
+    port, studio, _ = site
+    query = f"routine=back-pain&minutes=15&level=intermediate&{FAKE}"
+    resp, body = get(port, "/playing.json?" + query)
+    assert resp.status == 404 and body.decode().strip() == "no stream of these choices has played yet"
+    _slow_fake(monkeypatch, 0.01, tmp_path / "cache")
+    resp, streamed = get(port, "/stream.mp3?" + query)
+    assert resp.status == 200 and streamed.startswith(b"ID3")
+    resp, body = get(port, "/playing.json?" + query)
+    assert resp.status == 200 and resp.getheader("Content-Type") == "application/json"
+    played = json.loads(body)
+    path = tmp_path / "streamed.mp3"
+    path.write_bytes(streamed)
+    decoded, rate = decode_mp3(path)
+    extra = decoded.size - played["total_seconds"] * rate
+    assert LAME_DELAY - 2 <= extra <= LAME_DELAY + 2 * FRAME, (decoded.size, played["total_seconds"])
+    tagged = read_chapters(path)
+    assert [round(c.start, 2) for c in tagged] == [round(c["start"], 2) for c in played["chapters"]]
+    assert [c.title.split(" (")[0] for c in tagged] == [c["title"] for c in played["chapters"]]
+    resp, body = get(port, "/plan.json?" + query)  # the file build's: its phrases made, laid out as spoken
+    assert resp.status == 200
+    planned = json.loads(body)
+    assert planned["total_seconds"] != played["total_seconds"]  # what the page showed before it played
+    assert wait_idle(studio, 30) < 30
+
+
 def test_warming_after_a_stream_gives_way_to_the_next_stream(site, monkeypatch, tmp_path):
     """Making the phrases for the next play stops once another stream renders (its listener is
     waiting for the first bytes): the phrases not made by then stay for that session's next play."""
@@ -569,6 +599,10 @@ def test_the_studio_in_headless_chromium(tmp_path, cli, capsys):
         print(f"\nChromium: Play to 'playing' in {waited:.0f} ms")
         assert 0 <= waited < 3000, waited
         assert "stream.mp3?routine=back-pain&minutes=10&level=beginner" in page.locator("#player").get_attribute("src")
+        # Its phrases were made for the plan shown, so the stream plays that plan: the page keeps it.
+        expect(page.locator("#status")).to_have_text("Playing.", timeout=10_000)
+        assert page.locator("#plan").get_attribute("data-source") == "plan"
+        assert float(page.locator("#total").get_attribute("data-seconds")) == expected["total_seconds"]
 
         page.click("#save")
         page.wait_for_selector("#links a", timeout=180_000)
@@ -581,3 +615,43 @@ def test_the_studio_in_headless_chromium(tmp_path, cli, capsys):
         page.click("#stop")
         assert not errors, errors
     assert wait_idle(studio, 10) < 10 and not ffmpeg_children()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_browser_unavailable() is not None, reason=str(_browser_unavailable()))
+def test_the_studio_shows_the_plan_a_cold_stream_plays(tmp_path, fake_voice, monkeypatch):
+    """Play pressed before the plan's phrases exist: the stream is made while its speech is, laid out
+    in slots, and lands differently from the plan shown. Once it plays, the page shows its plan (the
+    one in /playing.json) and says why. /plan.json is answered here without making any phrase, as it
+    is while a listener presses Play before the plan request has made them."""
+    from playwright.sync_api import expect
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    _slow_fake(monkeypatch, 0.01, tmp_path / "cache")
+    speaker = api.make_speaker(api.SpeechSettings(engine="fake"))
+    _, planned = api.plan_session(api.load_routine("back-pain"), 15, "intermediate", speaker, synthesise=False)
+    with studio_page(folder) as (page, errors, port, studio):
+        page.wait_for_selector("body[data-ready='1']")
+        page.route(
+            "**/plan.json?*",
+            lambda route: route.fulfill(status=200, content_type="application/json", body=planned.to_json()),
+        )
+        page.select_option("#voice", "fake\ttone")
+        page.select_option("#level", "intermediate")
+        page.fill("#minutes", "15")
+        page.dispatch_event("#minutes", "input")
+        expect(page.locator("#total")).to_have_text(re.compile(r"^Total 1[45]:"), timeout=30_000)
+        assert float(page.locator("#total").get_attribute("data-seconds")) == planned.total_seconds
+        page.click("#play")
+        expect(page.locator("#plan")).to_have_attribute("data-source", "stream", timeout=30_000)
+        expect(page.locator("#status")).to_have_text(re.compile(r"^Playing\. Made while its speech"))
+        resp, body = get(port, "/playing.json?" + page.locator("#player").get_attribute("src").split("?")[1])
+        played = json.loads(body)
+        assert resp.status == 200 and played["total_seconds"] != planned.total_seconds
+        assert float(page.locator("#total").get_attribute("data-seconds")) == played["total_seconds"]
+        names = [c["title"] for c in played["chapters"] if c["kind"] == "exercise"]
+        assert page.locator("#plan li.exercise .name").all_text_contents() == names
+        page.click("#stop")
+        assert not errors, errors
+    assert wait_idle(studio, 30) < 30 and not ffmpeg_children()

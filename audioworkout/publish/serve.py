@@ -6,7 +6,7 @@ the folder (no `..`, no symlinks pointing out), answers Range requests (podcast
 apps and browsers need them to seek in MP3s) and sends the MIME types and
 CORS headers podcast apps expect for feeds, chapters and transcripts.
 
-With a `studio.Studio`, the paths it owns (/studio, /stream.mp3, /plan.json,
+With a `studio.Studio`, the paths it owns (/studio, /stream.mp3, /plan.json, /playing.json,
 /routines.json, /save) go to it; everything else stays a static file.
 """
 

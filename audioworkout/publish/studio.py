@@ -4,6 +4,8 @@
     GET  /routines.json   what the page offers: routines with their lengths per level, voices, paces, music
     GET  /plan.json       the session's timed script, as `audioworkout script ... --format json` prints it
     GET  /stream.mp3      the session's MP3, written to the socket as it renders (`api.stream`)
+    GET  /playing.json    the timed script the last stream of these choices plays (404 if none has):
+                          a stream made while its speech is synthesised may land differently
     POST /save            `api.build` into the served folder, then the feed and page as `audioworkout feed`
 
 Every choice comes from a fixed list, so a request can only name what the server offers:
@@ -34,6 +36,7 @@ import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from http import HTTPStatus
@@ -57,6 +60,7 @@ PLAN_WAIT = 30.0  # seconds a plan request waits for a free planning slot before
 MAX_FORM = 4096  # bytes of a /save body
 MAX_FIELDS = 20
 PAGE = "studio.html"
+PLAYED_KEPT = 32  # the scripts of the last streams, by their choices: small JSON each
 
 
 class Refused(Exception):
@@ -127,7 +131,7 @@ class Session:
 class Studio:
     """The studio's request handling; `serve.Handler` hands it the requests for its paths."""
 
-    GET_PATHS = ("/studio", "/studio/", "/routines.json", "/plan.json", "/stream.mp3")
+    GET_PATHS = ("/studio", "/studio/", "/routines.json", "/plan.json", "/playing.json", "/stream.mp3")
     POST_PATHS = ("/save",)
 
     def __init__(
@@ -159,6 +163,7 @@ class Studio:
         self._lock = threading.Lock()
         self._active = 0
         self._routines: dict[tuple[Path, int], Any] = {}
+        self._played: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()  # by `_played_key`, newest last
         self._ranges: dict[tuple[Path, int, str], tuple[int, int]] = {}
         self.page = resources.files(__package__).joinpath(PAGE).read_bytes()
         self.page_policy = _content_security_policy(self.page)
@@ -367,6 +372,8 @@ class Studio:
                 _send_json(handler, self.catalogue(), body)
             elif path == "/plan.json":
                 self._plan(handler, _parameters(split.query), body)
+            elif path == "/playing.json":
+                self._playing(handler, _parameters(split.query), body)
             else:
                 self._stream(handler, _parameters(split.query), body)
         except Refused as exc:
@@ -399,6 +406,24 @@ class Studio:
             self._planning.release()
         data = (script.to_json() + "\n").encode("utf-8")
         _send(handler, HTTPStatus.OK, data, "application/json", body)
+
+    def _playing(self, handler: BaseHTTPRequestHandler, params: dict[str, str], body: bool) -> None:
+        """The script the last stream of these choices plays, as /plan.json gives the file build's."""
+        key = _played_key(self.session(params))
+        with self._lock:
+            data = self._played.get(key)
+        if data is None:
+            raise Refused("no stream of these choices has played yet", HTTPStatus.NOT_FOUND)
+        _send(handler, HTTPStatus.OK, data, "application/json", body)
+
+    def _played_script(self, session: Session, script: Any) -> None:
+        data = (script.to_json() + "\n").encode("utf-8")
+        key = _played_key(session)
+        with self._lock:
+            self._played[key] = data
+            self._played.move_to_end(key)
+            while len(self._played) > PLAYED_KEPT:
+                self._played.popitem(last=False)
 
     def _slot(self) -> Callable[[], None]:
         """A render slot, or a 429; returns its release."""
@@ -448,6 +473,7 @@ class Studio:
                 session.speech,
                 api.BuildOptions(music=session.music),
                 progress=_ClientWatch(handler.connection),
+                on_script=lambda script: self._played_script(session, script),
             )
         except (ConnectionError, TimeoutError):
             pass  # the listener went away (or stopped reading for stall_timeout): the render and ffmpeg stopped
@@ -655,6 +681,11 @@ def _busy(what: str, retry_after: int, limit: int | None = None) -> Refused:
         HTTPStatus.TOO_MANY_REQUESTS,
         [("Retry-After", str(retry_after))],
     )
+
+
+def _played_key(session: Session) -> tuple[Any, ...]:
+    """A session's choices, as /playing.json finds the stream they played."""
+    return (session.name, session.minutes, session.level, session.speech, session.music)
 
 
 def _stem(session: Session) -> str:
