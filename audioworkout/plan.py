@@ -716,7 +716,7 @@ def _fit(
     if length() + coaching.REST_STEP * _pad_capacity(structure, routine, level) < target - tol:
         for phase in _ladder(structure, level, least):  # too short in balance: let any section grow
             _grow_balanced(structure, phase, fits, shares, capped=False)
-    if length() + coaching.REST_STEP * _pad_capacity(structure, routine, level) < target - tol:
+    if length() + _rest_reach(structure, routine, level) < target - tol:
         # Still short, so refused as it stands: the sections the session has grow past their share. Below
         # ten minutes the middle is out, and a warm-up and cool-down alone are each half the session;
         # the next whole exercise overruns (back-pain, 5 minutes intermediate: 276 s, or 349 s with a
@@ -778,6 +778,14 @@ def _in_shape(structure: _Structure, shares: list[float], minutes: float, widest
 def _framed(structure: _Structure) -> bool:
     """Every warm-up and cool-down the routine has is in the session (with exercises)."""
     return all(any(i.included for i in s.items) for s in structure.sections if coaching.is_warm_or_cool(s.section.name))
+
+
+def _rest_reach(structure: _Structure, routine: Routine, level: str) -> float:
+    """Seconds `_settle_rests` may still add: the rests between rounds, then those between exercises."""
+    rounds = sum(max(0, s.rounds - 1) for s in structure.sections if any(i.included for i in s.items))
+    most = int(coaching.rest_pad_limits(routine, level)["round_pad"] // coaching.REST_STEP)
+    steps = rounds * max(0, most - structure.round_steps) + _pad_capacity(structure, routine, level)
+    return coaching.REST_STEP * steps
 
 
 def _pad_capacity(structure: _Structure, routine: Routine, level: str) -> int:
