@@ -46,7 +46,7 @@ from .plan import (
 )
 from .plan_store import PlanStore
 from .review import Finding, review, review_levels
-from .script import GAP, LEAD_IN, Script, lay_out, opening_lines
+from .script import GAP, LEAD_IN, Script, SpokenCue, lay_out, opening_lines
 from .speech import SpeechSettings, estimate_duration, make_speaker  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -168,8 +168,9 @@ def as_spoken(routine: Routine, level: str, shown: Plan, speaker, chimes: ChimeB
 COLD_WORK_SHARE = 0.9
 
 
-# A brief is reserved a slot the changeover has no room for before it is made: a cold stream's changeover
-# may name the move alone, as the published circuit's did (the file build, made on real lengths, has room).
+# A brief is reserved a slot the changeover has no room for before it is made: a plan laid out in slots may
+# leave a move untaught and still be chosen; the stream then makes those changeovers' lines first and lays
+# the plan out on their real lengths, as the file build does (`_taught_first`).
 COLD_EXEMPT = {"taught"}
 
 
@@ -222,6 +223,45 @@ class _ColdChecks:
         if self._easier_work is None:
             self._easier_work = _stream_work(self.routine, self.minutes, easier, self.speaker, self.chimes, self.unmade)
         return plan.work_seconds() < self._easier_work - coaching.STEP_SHORT  # amounts move in 5 s steps
+
+
+def _untaught_lines(plan: Plan, script: Script) -> list[str]:
+    """The lines of each changeover that leaves a move untaught (`review.taught`), and the move's brief."""
+    untaught = {f.subject for f in review(plan, script) if f.rule == "taught"}
+    texts: list[str] = []
+    for ex in plan.exercises:
+        if not ex.first or ex.name not in untaught:
+            continue
+        bell = next(w.start for w in script.work if w.title == ex.name)
+        since = max((w.end for w in script.work if w.end <= bell), default=0.0)
+        texts += [c.text for c in script.cues if isinstance(c, SpokenCue) and since <= c.time < bell]
+        texts.append(ex.exercise.brief)
+    return [t for t in dict.fromkeys(texts) if t]
+
+
+def _taught_first(
+    plan: Plan, script: Script, checks: _ColdChecks, ahead: _SpeechAhead, unmade: Collection[str]
+) -> tuple[Script, set[str]]:
+    """The session laid out again with the lines of the changeovers that leave a move untaught in
+    slots made first (the move's brief, "Next: ...", the side): where the session keeps every rule
+    then, that script and the phrases made, else `script` as it is.
+
+    A fixed changeover (the circuit's 10 s) has room for the brief as the voice speaks it, not in
+    the slots of its upper-bound lengths: the seven-minute circuit's cold stream at 20 minutes
+    advanced said "Next: Straight-leg Triceps Dips." and no word of how (`review.taught`)."""
+    texts = _untaught_lines(plan, script)
+    if not texts:
+        return script, set()
+    made = [t for t in texts if t in unmade or not ahead.made(t)]
+    ahead.add(made, first=True)
+    if not all(ahead.made_soon(t) for t in made):
+        return script, set()
+    slots = ReservedDurations(ahead.speaker, checks.chimes, set(unmade) - set(made))
+    relaid = lay_out(plan, slots)
+    if not checks.keep(plan, relaid) or any(f.rule == "taught" for f in review(plan, relaid)):
+        log.info("%s: a move left untaught in slots (its brief made first did not fit)", plan.routine.id)
+        return script, set()
+    return relaid, set(made)
 
 
 def cold_session(
@@ -1093,6 +1133,9 @@ def stream(
                     unmade = [t for t in dict.fromkeys(draft.spoken_texts()) if t in fresh or not ahead.made(t)]
                     if unmade:
                         ahead.add(_level_sample(draft, unmade), first=True)
+                    ahead.add(
+                        _untaught_lines(shown, draft), first=True
+                    )  # most often the final plan's too (`_taught_first`)
 
                 shown, _ = plan_session(
                     session.routine, minutes, session.level, speaker, session.chimes, synthesise=False
@@ -1103,7 +1146,12 @@ def stream(
                 )
                 if laid is not None:
                     plan, script = laid
-                    pending = [t for t in dict.fromkeys(script.spoken_texts()) if t in fresh or not ahead.made(t)]
+                    script, taught = _taught_first(plan, script, checks, ahead, fresh)
+                    pending = [
+                        t
+                        for t in dict.fromkeys(script.spoken_texts())
+                        if (t in fresh and t not in taught) or not ahead.made(t)
+                    ]
                 else:  # no plan keeps every rule in slots: the file build's, with its first phrases made
                     first = _made_first(checks, ahead, report)  # as_spoken's plan, found already, is kept
                     if first is not None:

@@ -437,10 +437,13 @@ def test_a_length_the_voice_cannot_make_says_why_in_one_line(tmp_path):
     assert len(lines) == 1 and "cannot make 10 minutes at beginner level as this voice speaks it" in lines[0]
     assert "faster pace" in lines[0]
     assert not any((tmp_path / "out").glob("*.mp3"))
-    # The dry run, its phrases now in the cache, makes the build's own corrections and says the same
-    # (it once printed the plan on estimates, not as this voice speaks it).
+    # The dry run, its phrases now in the cache, makes the build's own corrections and refuses it the
+    # same way (it once printed the plan on estimates, not as this voice speaks it). The lengths it
+    # names instead may differ: the build makes their phrases to check them, the dry run makes none
+    # (one CI run: the build named 12 or 13, the dry run 11 or 12).
     dry = subprocess.run([*command, "--dry-run"], env=env, capture_output=True, text=True, timeout=300)
-    assert dry.returncode == 2 and dry.stderr.strip() == proc.stderr.strip() and not dry.stdout
+    assert dry.returncode == 2 and not dry.stdout
+    assert dry.stderr.strip().split("; the nearest")[0] == proc.stderr.strip().split("; the nearest")[0]
     # The lengths it names instead make a plan on estimates and as this voice speaks (it once named a
     # length that failed on estimates before any speech); the nearer one builds.
     named = re.search(r"the nearest that can be made: (\d+)(?: or (\d+))? minutes", lines[0])
