@@ -1133,9 +1133,8 @@ def stream(
                     unmade = [t for t in dict.fromkeys(draft.spoken_texts()) if t in fresh or not ahead.made(t)]
                     if unmade:
                         ahead.add(_level_sample(draft, unmade), first=True)
-                    ahead.add(
-                        _untaught_lines(shown, draft), first=True
-                    )  # most often the final plan's too (`_taught_first`)
+                    # The moves its changeovers leave untaught: most often the final plan's too (`_taught_first`).
+                    ahead.add(_untaught_lines(shown, draft), first=True)
 
                 shown, _ = plan_session(
                     session.routine, minutes, session.level, speaker, session.chimes, synthesise=False

@@ -780,10 +780,15 @@ def _framed(structure: _Structure) -> bool:
     return all(any(i.included for i in s.items) for s in structure.sections if coaching.is_warm_or_cool(s.section.name))
 
 
+def _round_rests(structure: _Structure, routine: Routine, level: str) -> tuple[int, int]:
+    """The rests between rounds in the session, and the 5 s steps each may grow by in all."""
+    rounds = sum(max(0, s.rounds - 1) for s in structure.sections if any(i.included for i in s.items))
+    return rounds, int(coaching.rest_pad_limits(routine, level)["round_pad"] // coaching.REST_STEP)
+
+
 def _rest_reach(structure: _Structure, routine: Routine, level: str) -> float:
     """Seconds `_settle_rests` may still add: the rests between rounds, then those between exercises."""
-    rounds = sum(max(0, s.rounds - 1) for s in structure.sections if any(i.included for i in s.items))
-    most = int(coaching.rest_pad_limits(routine, level)["round_pad"] // coaching.REST_STEP)
+    rounds, most = _round_rests(structure, routine, level)
     steps = rounds * max(0, most - structure.round_steps) + _pad_capacity(structure, routine, level)
     return coaching.REST_STEP * steps
 
@@ -863,10 +868,8 @@ def _settle_rests(
 
     Rests between rounds grow first (a circuit's recovery), then the rests between exercises.
     """
-    bounds = coaching.rest_pad_limits(routine, level)
-    rounds = sum(max(0, s.rounds - 1) for s in structure.sections if any(i.included for i in s.items))
+    rounds, most = _round_rests(structure, routine, level)
     if rounds:
-        most = int(bounds["round_pad"] // coaching.REST_STEP)
         while structure.round_steps < most and length() + coaching.REST_STEP * rounds <= target:
             structure.round_steps += 1
     deficit = target - length()
@@ -1053,7 +1056,7 @@ def supported_range(routine: Routine, level: str, layout: Callable[[Plan], Scrip
         for steps in phase:
             for step in steps:
                 step()
-    structure.round_steps = int(coaching.rest_pad_limits(routine, level)["round_pad"] // coaching.REST_STEP)
+    structure.round_steps = _round_rests(structure, routine, level)[1]
     structure.pad_steps = _pad_capacity(structure, routine, level)
     longest = layout(build_plan(routine, level, structure, 0.0, exact=False)).total_seconds
     return shortest, longest
